@@ -1,0 +1,20 @@
+/**
+ * What a BullMQ job carries: the validated payload plus metadata the pipeline needs across processes.
+ * Keeping metadata beside (not inside) the payload means processors and the API's GET see the payload
+ * exactly as the client sent it.
+ */
+export interface JobMeta {
+  /** W3C trace context (traceparent/tracestate) of the producer span, so the consumer continues the trace. */
+  trace?: Record<string, string>;
+  /** Client's Idempotency-Key, kept so side effects (the payment ledger) can be deduplicated too. */
+  idempotencyKey?: string;
+}
+
+export interface JobEnvelope<P = Record<string, unknown>> {
+  payload: P;
+  meta: JobMeta;
+}
+
+export function isEnvelope(data: unknown): data is JobEnvelope {
+  return typeof data === 'object' && data !== null && 'payload' in data && 'meta' in data;
+}

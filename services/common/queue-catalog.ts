@@ -1,0 +1,118 @@
+/**
+ * The queue catalog: the one place that defines each queue — its name, payload schema and policy.
+ * API (validation, job options) and worker (concurrency, timeouts, stall settings) both read it.
+ * Adding a queue = one entry here + one file in services/worker/processors/<name>.ts.
+ */
+
+/** BullMQ priorities: lower number runs first. */
+export const PRIORITIES = {
+  critical: 1,
+  high: 3,
+  normal: 5,
+  low: 7,
+  background: 10,
+} as const;
+export type PriorityName = keyof typeof PRIORITIES;
+export const DEFAULT_PRIORITY: PriorityName = 'normal';
+
+export interface QueuePolicy {
+  /** Jobs processed in parallel by one worker process. Overridable by WORKER_CONCURRENCY_<QUEUE>. */
+  concurrency: number;
+  /** Total attempts, first one included. */
+  attempts: number;
+  /** One attempt is aborted and counted as a timeout failure after this long. */
+  timeoutMs: number;
+  /** Exponential backoff base delay; BullMQ doubles it each retry and applies jitter. */
+  backoffDelayMs: number;
+  /** 0..1, share of the backoff that is randomised so retries from a burst do not align. */
+  backoffJitter: number;
+  /**
+   * Stalled-job detection. A job whose lock is not renewed within lockDurationMs (its worker died or its
+   * event loop was blocked) is moved back to wait at the next check; after maxStalledCount such moves it fails.
+   * The lock must outlive the job timeout's event-loop hiccups, so it is longer than a renewal period.
+   */
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+}
+
+export interface QueueDefinition {
+  name: string;
+  description: string;
+  /** JSON Schema of the job payload (`data` in the API body). Unknown fields are rejected. */
+  payloadSchema: Record<string, unknown>;
+  policy: QueuePolicy;
+}
+
+/** Retention shared by all queues: completed jobs 1 h (bounded by count), failed jobs 24 h. */
+export const RETENTION = {
+  completed: { age: 3600, count: 10_000 },
+  failed: { age: 24 * 3600 },
+} as const;
+
+const stallDefaults = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 };
+
+export const QUEUE_CATALOG = {
+  payments: {
+    name: 'payments',
+    description: 'Charges through the payment provider; applied at most once per idempotency key.',
+    payloadSchema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['amount', 'currency', 'account'],
+      properties: {
+        amount: { type: 'integer', minimum: 1, description: 'minor units (cents)' },
+        currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+        account: { type: 'string', minLength: 1, maxLength: 128 },
+        reference: { type: 'string', minLength: 1, maxLength: 128 },
+      },
+    },
+    policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
+  },
+  notifications: {
+    name: 'notifications',
+    description: 'Email, SMS and push messages through the notification provider.',
+    payloadSchema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['channel', 'to', 'template'],
+      properties: {
+        channel: { type: 'string', enum: ['email', 'sms', 'push'] },
+        to: { type: 'string', minLength: 1, maxLength: 320 },
+        template: { type: 'string', minLength: 1, maxLength: 128 },
+        variables: { type: 'object' },
+      },
+    },
+    policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
+  },
+  webhooks: {
+    name: 'webhooks',
+    description: 'Signed HTTP POST deliveries to customer endpoints.',
+    payloadSchema: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'event', 'payload'],
+      properties: {
+        url: { type: 'string', format: 'uri', pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 },
+        event: { type: 'string', minLength: 1, maxLength: 128 },
+        payload: { type: 'object' },
+      },
+    },
+    // Lock longer than the 30 s timeout so a slow but live delivery is never taken for stalled.
+    policy: {
+      concurrency: 8, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5,
+      ...stallDefaults, lockDurationMs: 45_000,
+    },
+  },
+} satisfies Record<string, QueueDefinition>;
+
+export type QueueName = keyof typeof QUEUE_CATALOG;
+export const QUEUE_NAMES = Object.keys(QUEUE_CATALOG) as QueueName[];
+
+export function isQueueName(name: string): name is QueueName {
+  return Object.prototype.hasOwnProperty.call(QUEUE_CATALOG, name);
+}
+
+export function queueDefinition(name: QueueName): QueueDefinition {
+  return QUEUE_CATALOG[name];
+}

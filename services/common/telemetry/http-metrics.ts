@@ -1,0 +1,60 @@
+/**
+ * API metrics. http_request_duration_seconds is written by our own Fastify hook (services/api/plugins/app/
+ * telemetry.ts) rather than fastify-metrics: that library's current release needs Node 22 and cannot attach
+ * trace-id exemplars, which are the point of this project.
+ */
+import { Counter, Histogram } from 'prom-client';
+import { BUCKETS, MetricsRegistry, traceExemplar } from './registry';
+
+// Shutdown refusals (503 while closing) are answered by Fastify before any hook runs and cannot be counted
+// here; they last at most the shutdown grace period.
+export const REJECTION_REASONS = ['rate_limited', 'overloaded'] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+export interface ApiMetrics {
+  observeRequest(method: string, route: string, statusCode: number, seconds: number, traceId?: string): void;
+  enqueued(queue: string): void;
+  rejected(reason: RejectionReason): void;
+}
+
+export function createApiMetrics(registry: MetricsRegistry, queues: readonly string[]): ApiMetrics {
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route pattern and status code.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [...BUCKETS.http],
+    enableExemplars: true,
+    registers: [registry],
+  });
+  const enqueued = new Counter({
+    name: 'bullmq_jobs_enqueued_total',
+    help: 'Jobs accepted by the API and added to their queue.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: 'api_requests_rejected_total',
+    help: 'Requests refused before reaching a route: per-key rate limit (429) or load shedding (503).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const queue of queues) enqueued.inc({ queue }, 0);
+  for (const reason of REJECTION_REASONS) rejected.inc({ reason }, 0);
+
+  return {
+    observeRequest: (method, route, statusCode, seconds, traceId) =>
+      duration.observe({
+        labels: { method, route, status_code: String(statusCode) },
+        value: seconds,
+        exemplarLabels: traceExemplar(traceId),
+      }),
+    enqueued: (queue) => enqueued.inc({ queue }),
+    rejected: (reason) => rejected.inc({ reason }),
+  };
+}
+
+export const noopApiMetrics: ApiMetrics = {
+  observeRequest: () => undefined,
+  enqueued: () => undefined,
+  rejected: () => undefined,
+};

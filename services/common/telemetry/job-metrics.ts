@@ -1,0 +1,101 @@
+/**
+ * Job metrics (worker side): the contract of issue 3. Base units (seconds), bounded labels (queue names from
+ * the catalog, fixed status and reason sets). Histograms carry the trace id as an exemplar when the attempt
+ * was sampled, so Grafana can jump from a slow bucket to the trace of one slow job.
+ */
+import { Counter, Histogram } from 'prom-client';
+import { BUCKETS, MetricsRegistry, traceExemplar as exemplar } from './registry';
+
+export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'other'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+export interface JobMetrics {
+  observeWait(queue: string, seconds: number, traceId?: string): void;
+  observeProcessing(queue: string, status: 'completed' | 'failed', seconds: number, traceId?: string): void;
+  retried(queue: string): void;
+  rateLimited(queue: string): void;
+  completed(queue: string): void;
+  failed(queue: string, reason: FailureReason): void;
+  stalled(queue: string): void;
+}
+
+export function createJobMetrics(registry: MetricsRegistry, queues: readonly string[]): JobMetrics {
+  const wait = new Histogram({
+    name: 'bullmq_job_wait_seconds',
+    help: 'Time from when a job became eligible (enqueue + delay) to the start of its first attempt.',
+    labelNames: ['queue'] as const,
+    buckets: [...BUCKETS.jobWait],
+    enableExemplars: true,
+    registers: [registry],
+  });
+  const processing = new Histogram({
+    name: 'bullmq_job_processing_seconds',
+    help: 'Duration of each processing attempt, by outcome.',
+    labelNames: ['queue', 'status'] as const,
+    buckets: [...BUCKETS.jobProcessing],
+    enableExemplars: true,
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'bullmq_job_retries_total',
+    help: 'Failed attempts that will be retried.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
+  const rateLimitHits = new Counter({
+    name: 'bullmq_rate_limit_hits_total',
+    help: 'Attempts stopped by a rate limit (provider 429 or the queue limiter); retried without using an attempt.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
+  const completed = new Counter({
+    name: 'bullmq_jobs_completed_total',
+    help: 'Jobs completed.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
+  const failed = new Counter({
+    name: 'bullmq_jobs_failed_total',
+    help: 'Jobs failed for good (no attempt left or not retryable), by reason.',
+    labelNames: ['queue', 'reason'] as const,
+    registers: [registry],
+  });
+  const stalled = new Counter({
+    name: 'bullmq_jobs_stalled_total',
+    help: 'Jobs found stalled (lock lost: worker died or blocked) and moved back to wait.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
+
+  // Pre-create every series so rates start at 0 rather than appearing on the first event.
+  for (const queue of queues) {
+    retries.inc({ queue }, 0);
+    rateLimitHits.inc({ queue }, 0);
+    completed.inc({ queue }, 0);
+    stalled.inc({ queue }, 0);
+    for (const reason of FAILURE_REASONS) failed.inc({ queue, reason }, 0);
+  }
+
+  return {
+    observeWait: (queue, seconds, traceId) =>
+      wait.observe({ labels: { queue }, value: Math.max(0, seconds), exemplarLabels: exemplar(traceId) }),
+    observeProcessing: (queue, status, seconds, traceId) =>
+      processing.observe({ labels: { queue, status }, value: seconds, exemplarLabels: exemplar(traceId) }),
+    retried: (queue) => retries.inc({ queue }),
+    rateLimited: (queue) => rateLimitHits.inc({ queue }),
+    completed: (queue) => completed.inc({ queue }),
+    failed: (queue, reason) => failed.inc({ queue, reason }),
+    stalled: (queue) => stalled.inc({ queue }),
+  };
+}
+
+/** For processes with metrics disabled by config: same interface, no work. */
+export const noopJobMetrics: JobMetrics = {
+  observeWait: () => undefined,
+  observeProcessing: () => undefined,
+  retried: () => undefined,
+  rateLimited: () => undefined,
+  completed: () => undefined,
+  failed: () => undefined,
+  stalled: () => undefined,
+};

@@ -1,0 +1,66 @@
+/**
+ * Queue state gauges, read from Redis at scrape time. Every worker replica exports them for every queue, and
+ * all of them read the same Redis, so replicas report identical values: dashboards and rules aggregate with
+ * `max by (queue, state)`, never `sum` (docs/architecture.md). No home-made collector process to keep alive.
+ */
+import { Gauge } from 'prom-client';
+import type { Queue } from 'bullmq';
+import type { MetricsRegistry } from './registry';
+import { readQueueState, QUEUE_STATES } from '../queue-stats';
+
+export function registerQueueStateMetrics(registry: MetricsRegistry, queues: readonly Queue[]): void {
+  // One read serves the three gauges: prom-client calls each metric's collect during a scrape, so the first
+  // call refreshes all of them and the others reuse that read.
+  let inflight: Promise<void> | undefined;
+  let lastRead = 0;
+  const refresh = async (): Promise<void> => {
+    if (inflight) return inflight;
+    if (Date.now() - lastRead < 500) return;
+    inflight = (async () => {
+      const states = await Promise.all(queues.map((q) => readQueueState(q)));
+      jobs.reset();
+      states.forEach((s, i) => {
+        const queue = queues[i]!.name;
+        for (const state of QUEUE_STATES) jobs.set({ queue, state }, s.counts[state]);
+        oldest.set({ queue }, s.oldestWaitingAgeSeconds);
+        workers.set({ queue }, s.workers);
+      });
+      lastRead = Date.now();
+    })().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  };
+  const collect = async (): Promise<void> => {
+    try {
+      await refresh();
+    } catch {
+      // Redis unreachable: export nothing rather than stale values; RedisDown and TargetDown alert on absence.
+      jobs.reset();
+      oldest.reset();
+      workers.reset();
+    }
+  };
+
+  const jobs = new Gauge({
+    name: 'bullmq_queue_jobs',
+    help: 'Jobs in the queue by state (every worker replica reports the same value: aggregate with max).',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    collect,
+  });
+  const oldest = new Gauge({
+    name: 'bullmq_queue_oldest_waiting_age_seconds',
+    help: 'Age of the oldest job waiting to be processed (0 when none waits).',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    collect,
+  });
+  const workers = new Gauge({
+    name: 'bullmq_queue_workers',
+    help: 'Worker connections consuming the queue, across all replicas.',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+    collect,
+  });
+}

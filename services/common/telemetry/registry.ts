@@ -1,0 +1,31 @@
+/**
+ * One explicit registry per process, exposed in OpenMetrics format so histogram exemplars (trace ids) reach
+ * Prometheus. Default Node.js metrics are registered without a prefix so standard dashboards work.
+ */
+import { Registry, collectDefaultMetrics, OpenMetricsContentType } from 'prom-client';
+
+export type MetricsRegistry = Registry<OpenMetricsContentType>;
+
+export function createRegistry(opts: { defaultMetrics?: boolean } = {}): MetricsRegistry {
+  const registry = new Registry<OpenMetricsContentType>();
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/**
+ * Buckets per signal, in seconds.
+ * - job wait: from a few ms (idle worker picks up at once) to 10 minutes (a real backlog).
+ * - job processing: 5 ms to 60 s (webhook timeout is 30 s; anything beyond is a timeout).
+ * - HTTP: 1 ms to 10 s (API answers in ms; the request timeout is 10 s).
+ */
+export const BUCKETS = {
+  jobWait: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+  jobProcessing: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  http: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+} as const;
+
+/** Exemplar labels for a sampled trace (none otherwise: an exemplar must lead to a trace that exists). */
+export function traceExemplar(traceId: string | undefined): Record<string, string> | undefined {
+  return traceId ? { trace_id: traceId } : undefined;
+}
