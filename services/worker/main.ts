@@ -1,0 +1,123 @@
+/**
+ * Worker process: one BullMQ Worker per queue in WORKER_QUEUES (default all), a metrics listener, memory limits,
+ * and graceful shutdown on SIGTERM/SIGINT: stop taking jobs, let active ones finish within SHUTDOWN_GRACE_MS,
+ * exit 0. Past the grace period it exits 1; BullMQ's stalled-job check then hands the unfinished jobs to
+ * another worker.
+ */
+import closeWithGrace from 'close-with-grace';
+import { Queue, Worker } from 'bullmq';
+import { Counter } from 'prom-client';
+import { loadConfig } from '../common/config';
+import { createLogger } from '../common/logger';
+import { QUEUE_NAMES } from '../common/queue-catalog';
+import { assertNoEviction, createWorkerConnection } from '../common/redis';
+import { CachedFaults, FaultStore } from '../common/faults';
+import { createRegistry } from '../common/telemetry/registry';
+import { createJobMetrics, noopJobMetrics } from '../common/telemetry/job-metrics';
+import { registerQueueStateMetrics } from '../common/telemetry/queue-state-metrics';
+import { startMetricsServer, MetricsServer } from '../common/telemetry/metrics-server';
+import { shutdownTracing } from '../common/telemetry/tracing';
+import { createQueueWorker } from './queue-worker';
+import { PaymentLedger } from './payment-ledger';
+import { SimulatedNotificationProvider, SimulatedPaymentProvider } from './providers/simulated';
+import { WebhookClient } from './webhook/client';
+import { startMemoryGuard } from './memory-guard';
+
+const DEFAULT_METRICS_PORT = 9465;
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger({ name: 'worker', level: config.logLevel });
+  const connection = createWorkerConnection(config.redisUrl);
+  connection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+
+  try {
+    await assertNoEviction(connection);
+  } catch (err) {
+    log.fatal({ err }, (err as Error).message);
+    process.exit(1);
+  }
+
+  if (config.worker.queues.includes('webhooks') && !config.webhooks.signingSecret) {
+    log.fatal('WEBHOOK_SIGNING_SECRET is required to run the webhooks queue (receivers verify it); set it or leave webhooks out of WORKER_QUEUES');
+    process.exit(1);
+  }
+
+  const registry = createRegistry();
+  const metrics = config.metrics.enabled ? createJobMetrics(registry, config.worker.queues) : noopJobMetrics;
+  const memoryEvents = new Counter({
+    name: 'worker_memory_limit_events_total',
+    help: 'Worker memory limit crossings (soft: warned; hard: worker drains and exits for a restart).',
+    labelNames: ['level'] as const,
+    registers: [registry],
+  });
+  for (const level of ['soft', 'hard']) memoryEvents.inc({ level }, 0);
+  // Queue state for every queue (not only the ones consumed here), read from Redis at scrape time.
+  const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: config.queuePrefix }));
+  if (config.metrics.enabled) registerQueueStateMetrics(registry, stateQueues);
+
+  const faults = new CachedFaults(new FaultStore(connection, config.queuePrefix), QUEUE_NAMES);
+  await faults.start();
+  const webhookClient = config.webhooks.signingSecret
+    ? new WebhookClient({
+        signingSecret: config.webhooks.signingSecret,
+        allowPrivate: config.webhooks.allowPrivate,
+        maxRetryAfterMs: config.webhooks.maxRetryAfterMs,
+      })
+    : undefined;
+  const processorDeps = {
+    paymentProvider: new SimulatedPaymentProvider(connection, config.queuePrefix, faults),
+    notificationProvider: new SimulatedNotificationProvider(faults),
+    ledger: new PaymentLedger(connection, config.queuePrefix),
+    webhookClient: webhookClient as WebhookClient,
+  };
+
+  const workers: Worker[] = config.worker.queues.map((queue) =>
+    createQueueWorker(queue, { connection, config, metrics, log, processorDeps }),
+  );
+
+  let metricsServer: MetricsServer | undefined;
+  if (config.metrics.enabled) {
+    metricsServer = await startMetricsServer(registry, config.metrics.host, config.metrics.port ?? DEFAULT_METRICS_PORT);
+  }
+
+  let shuttingDown = false;
+  const drain = async (reason: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ reason, graceMs: config.shutdownGraceMs }, 'shutting down: no new jobs, finishing active ones');
+    await Promise.all(workers.map((w) => w.close()));
+    faults.stop();
+    stopMemoryGuard();
+    await webhookClient?.close();
+    await metricsServer?.close();
+    await Promise.all(stateQueues.map((q) => q.close()));
+    await shutdownTracing();
+    await connection.quit().catch(() => undefined);
+    log.info('shutdown complete');
+  };
+
+  const stopMemoryGuard = startMemoryGuard({
+    softLimitBytes: config.worker.memorySoftLimitBytes,
+    hardLimitBytes: config.worker.memoryHardLimitBytes,
+    events: memoryEvents,
+    onSoft: (rss) => log.warn({ rss, limit: config.worker.memorySoftLimitBytes }, 'worker memory above soft limit'),
+    onHard: (rss) => {
+      log.error({ rss, limit: config.worker.memoryHardLimitBytes }, 'worker memory above hard limit: draining and exiting for restart');
+      void drain('memory hard limit').then(() => process.exit(0));
+    },
+  });
+
+  closeWithGrace({ delay: config.shutdownGraceMs, logger: false }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'fatal error, shutting down');
+    await drain(signal ?? 'error');
+  });
+
+  for (const w of workers) void w.run().catch((err) => log.error({ err }, 'worker run loop failed'));
+  log.info(
+    { queues: config.worker.queues, concurrency: config.worker.concurrency, metricsPort: metricsServer?.port },
+    'worker started',
+  );
+}
+
+void main();

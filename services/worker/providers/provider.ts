@@ -1,0 +1,33 @@
+/**
+ * Provider adapters: what the payments and notifications processors call. A real integration (a PSP, an email
+ * or SMS gateway) implements these; the built-in SimulatedProvider stands in for demos, tests and alert drills.
+ * Adapters report transient failures as ProviderError, 429s as RateLimitedError, and honour the abort signal.
+ */
+export interface ChargeRequest {
+  amount: number;
+  currency: string;
+  account: string;
+  /** Same key ⇒ same charge: the provider applies it at most once (as real PSPs do with Idempotency-Key). */
+  idempotencyKey: string;
+}
+
+export interface ChargeResult {
+  chargeId: string;
+  /** True when the provider had already applied this key and returned the original charge. */
+  replayed: boolean;
+}
+
+export interface PaymentProvider {
+  charge(req: ChargeRequest, signal: AbortSignal): Promise<ChargeResult>;
+}
+
+export interface NotificationRequest {
+  channel: 'email' | 'sms' | 'push';
+  to: string;
+  template: string;
+  variables?: Record<string, unknown>;
+}
+
+export interface NotificationProvider {
+  send(req: NotificationRequest, signal: AbortSignal): Promise<{ messageId: string }>;
+}

@@ -1,0 +1,61 @@
+/**
+ * The simulated provider: behaves like a remote API whose latency, failures, timeouts and 429s are injected at
+ * runtime through PUT /v1/admin/faults/:queue (read from Redis by every replica). Charges are durable and
+ * idempotent per key in Redis (one expiring key each) — like a real PSP — so at-most-once can be proven across
+ * worker crashes.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import type { CachedFaults, FaultSettings } from '../../common/faults';
+import type { QueueName } from '../../common/queue-catalog';
+import { ProviderError, RateLimitedError } from '../errors';
+import type { ChargeRequest, ChargeResult, NotificationProvider, NotificationRequest, PaymentProvider } from './provider';
+import { LEDGER_TTL_SECONDS } from '../payment-ledger';
+
+export const SIMULATED_RETRY_AFTER_MS = 1_000;
+
+/** Applies the queue's injected faults to one call; resolves when the call "succeeds". */
+export async function simulateCall(faults: FaultSettings, signal: AbortSignal, random: () => number = Math.random): Promise<void> {
+  if (faults.latencyMs > 0) await sleep(faults.latencyMs, undefined, { signal });
+  if (random() < faults.rateLimitRate) throw new RateLimitedError(SIMULATED_RETRY_AFTER_MS, 'simulated provider: 429 Too Many Requests');
+  if (random() < faults.timeoutRate) {
+    // Hang like an unresponsive upstream until the job timeout aborts the attempt.
+    await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+  }
+  if (random() < faults.failureRate) throw new ProviderError('simulated provider: 503 Service Unavailable', 503);
+  signal.throwIfAborted();
+}
+
+export class SimulatedPaymentProvider implements PaymentProvider {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly faults: CachedFaults,
+    private readonly queue: QueueName = 'payments',
+  ) {}
+
+  /** The provider's own record of an applied charge (what "applied once" is checked against), one key each. */
+  chargeKey(idempotencyKey: string): string {
+    return `${this.prefix}:simulated-provider:charges:${idempotencyKey}`;
+  }
+
+  async charge(req: ChargeRequest, signal: AbortSignal): Promise<ChargeResult> {
+    await simulateCall(this.faults.get(this.queue), signal);
+    const chargeId = `ch_${randomUUID()}`;
+    // Like a PSP's idempotency window: kept as long as our ledger, then forgotten (bounded memory).
+    const created = await this.redis.set(this.chargeKey(req.idempotencyKey), chargeId, 'EX', LEDGER_TTL_SECONDS, 'NX');
+    if (created === 'OK') return { chargeId, replayed: false };
+    const existing = await this.redis.get(this.chargeKey(req.idempotencyKey));
+    return { chargeId: existing ?? chargeId, replayed: true };
+  }
+}
+
+export class SimulatedNotificationProvider implements NotificationProvider {
+  constructor(private readonly faults: CachedFaults, private readonly queue: QueueName = 'notifications') {}
+
+  async send(_req: NotificationRequest, signal: AbortSignal): Promise<{ messageId: string }> {
+    await simulateCall(this.faults.get(this.queue), signal);
+    return { messageId: `msg_${randomUUID()}` };
+  }
+}

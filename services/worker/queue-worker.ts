@@ -1,0 +1,69 @@
+/**
+ * Wiring of one BullMQ Worker for one catalog queue: policy → Worker options, the processor file by name,
+ * the attempt runner, and the listeners every production worker needs ('error' above all: an unhandled
+ * 'error' event would crash the process).
+ */
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../common/config';
+import { QUEUE_CATALOG, QueueName } from '../common/queue-catalog';
+import type { JobMetrics } from '../common/telemetry/job-metrics';
+import { createAttemptRunner, AttemptRunnerDeps } from './run-attempt';
+import { STALLED_FAILURE_MESSAGE } from './errors';
+import type { Processor } from './processors/types';
+
+/** processors/<queue>.ts exports `processor`: adding a queue needs no edit here. */
+export function loadProcessor(queue: QueueName): Processor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require(`./processors/${queue}`) as { processor?: Processor };
+  if (typeof mod.processor !== 'function') {
+    throw new Error(`services/worker/processors/${queue}.ts must export "processor" (queue "${queue}" is in the catalog)`);
+  }
+  return mod.processor;
+}
+
+export interface QueueWorkerDeps {
+  connection: Redis;
+  config: Config;
+  metrics: JobMetrics;
+  log: Logger;
+  processorDeps: AttemptRunnerDeps['processorDeps'];
+}
+
+export function createQueueWorker(queue: QueueName, deps: QueueWorkerDeps): Worker {
+  const def = QUEUE_CATALOG[queue];
+  const { config } = deps;
+  const log = deps.log.child({ queue });
+  let worker: Worker | undefined;
+  const runAttempt = createAttemptRunner(def, loadProcessor(queue), {
+    metrics: deps.metrics,
+    log,
+    rateLimit: async (ms) => worker?.rateLimit(ms),
+    processorDeps: deps.processorDeps,
+  }, config.worker.timeoutMs[queue]);
+
+  worker = new Worker(queue, runAttempt, {
+    connection: deps.connection,
+    prefix: config.queuePrefix,
+    concurrency: config.worker.concurrency[queue],
+    lockDuration: config.worker.lockDurationMs ?? def.policy.lockDurationMs,
+    stalledInterval: config.worker.stalledIntervalMs ?? def.policy.stalledIntervalMs,
+    maxStalledCount: config.worker.maxStalledCount ?? def.policy.maxStalledCount,
+    autorun: false,
+  });
+
+  worker.on('error', (err) => log.error({ err }, 'worker error'));
+  worker.on('stalled', (jobId) => {
+    deps.metrics.stalled(queue);
+    log.warn({ jobId }, 'job stalled: lock lost, moved back to wait');
+  });
+  worker.on('failed', (job, err) => {
+    // A job that stalled too often is failed by BullMQ before any processor runs: count it here.
+    if (err?.message === STALLED_FAILURE_MESSAGE) {
+      deps.metrics.failed(queue, 'stalled');
+      log.error({ jobId: job?.id }, 'job failed: stalled more than allowed');
+    }
+  });
+  return worker;
+}
