@@ -1,0 +1,59 @@
+/**
+ * Native configs derived from the compose ones (observability/prometheus/prometheus.yml and
+ * observability/alertmanager/alertmanager.yml): same jobs, rules, routes and templates, with targets rewritten
+ * to loopback ports. An unknown scrape job fails loudly so the two never drift apart silently.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { repoPath } from '../../observability/generate/thresholds';
+
+export interface StackPorts {
+  redis: number;
+  redisExporter: number;
+  prometheus: number;
+  alertmanager: number;
+  api: number;
+  apiMetrics: number;
+  workerMetrics: number[];
+  receiver: number;
+  slack: number;
+}
+
+export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string) {
+  const cfg = YAML.parse(readFileSync(repoPath('observability/prometheus/prometheus.yml'), 'utf8'));
+  if (scrapeInterval) {
+    cfg.global.scrape_interval = scrapeInterval;
+    cfg.global.evaluation_interval = scrapeInterval;
+  }
+  cfg.rule_files = [path.join(rulesDir, '*.yml')];
+  cfg.alerting.alertmanagers = [{ static_configs: [{ targets: [`127.0.0.1:${ports.alertmanager}`] }] }];
+  const targets: Record<string, string[]> = {
+    prometheus: [`127.0.0.1:${ports.prometheus}`],
+    api: [`127.0.0.1:${ports.apiMetrics}`],
+    worker: ports.workerMetrics.map((p) => `127.0.0.1:${p}`),
+    redis: [`127.0.0.1:${ports.redisExporter}`],
+    alertmanager: [`127.0.0.1:${ports.alertmanager}`],
+  };
+  for (const job of cfg.scrape_configs) {
+    const t = targets[job.job_name];
+    if (!t) throw new Error(`prometheus.yml has scrape job "${job.job_name}" the native stack does not know`);
+    delete job.dns_sd_configs;
+    job.static_configs = [{ targets: t }];
+  }
+  return cfg;
+}
+
+export function alertmanagerConfig(slackUrlFile: string, fast: boolean) {
+  const cfg = YAML.parse(readFileSync(repoPath('observability/alertmanager/alertmanager.yml'), 'utf8'));
+  cfg.templates = [repoPath('observability/alertmanager/templates/*.tmpl')];
+  for (const r of cfg.receivers) for (const s of r.slack_configs ?? []) s.api_url_file = slackUrlFile;
+  if (fast) {
+    // Drill timings: notify within seconds instead of minutes.
+    for (const route of [cfg.route, ...(cfg.route.routes ?? [])]) {
+      route.group_wait = '1s';
+      route.group_interval = '2s';
+    }
+  }
+  return cfg;
+}
