@@ -1,0 +1,38 @@
+/** An in-process API (buildApp) on the shared Redis with its own prefix, for app.inject() tests. */
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../services/api/app';
+import { parseConfig } from '../../services/common/config';
+import { createLogger } from '../../services/common/logger';
+import { createRegistry, MetricsRegistry } from '../../services/common/telemetry/registry';
+import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from './redis';
+import { API_KEY, SIGNING_SECRET } from './services';
+
+export interface TestApp {
+  app: FastifyInstance;
+  prefix: string;
+  registry: MetricsRegistry;
+  auth: { authorization: string };
+}
+
+export async function buildTestApp(
+  t: { teardown(fn: () => unknown): void },
+  env: Record<string, string> = {},
+): Promise<TestApp> {
+  const prefix = uniquePrefix('api');
+  const config = parseConfig({
+    REDIS_URL: SHARED_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    API_KEYS: API_KEY,
+    WEBHOOK_SIGNING_SECRET: SIGNING_SECRET,
+    LOG_LEVEL: 'silent',
+    API_MAX_EVENT_LOOP_DELAY_MS: '0',
+    ...env,
+  });
+  const registry = createRegistry({ defaultMetrics: false });
+  const app = await buildApp({ config, registry, logger: createLogger({ name: 'api', level: 'silent' }) });
+  t.teardown(async () => {
+    await app.close();
+    await deletePrefix(SHARED_REDIS_URL, prefix);
+  });
+  return { app, prefix, registry, auth: { authorization: `Bearer ${API_KEY}` } };
+}

@@ -1,0 +1,159 @@
+/**
+ * Live checks against the native stack (real redis-server, Prometheus, Alertmanager, redis_exporter, API, two
+ * workers), in drill mode (1 s scrapes, `for: 0s`, 30 s rate windows, fast Alertmanager grouping):
+ * 1. after a short load with injected latency, failures and 429s, every query of every panel of every dashboard
+ *    (but k6's) returns at least one series;
+ * 2. alert drill: payments failure rate 50 % → BullMQJobErrorRateHigh{queue="payments"} reaches the Slack-compatible
+ *    receiver with labels and runbook link; back to 0 → the resolved message; a stopped worker → TargetDown;
+ * 3. an evicting maxmemory-policy set at runtime → RedisEvictionPolicyUnsafe (the exporter's label is right).
+ */
+import t from 'tap';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { startStack, Stack } from '../../scripts/stack/stack';
+import { runLoad } from '../../loadtest/run';
+import { REPO_ROOT } from '../../observability/generate/thresholds';
+import { waitFor } from '../helpers/wait';
+
+// About 2.5 minutes alone (two timed loads, alert round trips); more on a loaded CI box than .taprc's 240 s allows.
+t.setTimeout(480_000);
+
+let stack: Stack;
+
+t.before(async () => {
+  stack = await startStack({ drill: true, env: { WORKER_TIMEOUT_MS_NOTIFICATIONS: '200' } });
+});
+t.teardown(() => stack?.stop());
+
+async function api(method: string, url: string, body?: unknown) {
+  const res = await fetch(`${stack.urls.api}${url}`, {
+    method,
+    headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return res.json() as Promise<any>;
+}
+
+async function query(expr: string): Promise<unknown[]> {
+  const res = await fetch(`${stack.urls.prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await res.json()) as { status: string; data: { result: unknown[] }; error?: string };
+  if (body.status !== 'success') throw new Error(`${expr}: ${body.error}`);
+  return body.data.result;
+}
+
+t.test('every dashboard panel query returns data from the live Prometheus', async (t) => {
+  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0.3, rateLimitRate: 0.2, latencyMs: 30 });
+  await api('PUT', '/v1/admin/faults/notifications', { timeoutRate: 0.1 });
+  const report = await runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '20s', quiet: true });
+  t.ok(report.queues.every((q) => q.requests > 0), 'load reached every queue');
+  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0, rateLimitRate: 0, latencyMs: 0 });
+  await api('PUT', '/v1/admin/faults/notifications', { timeoutRate: 0 });
+
+  const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
+  const empty: string[] = [];
+  let checked = 0;
+  // Recording rules and rates need a few evaluations: poll until every query has data (bounded).
+  await waitFor(
+    async () => {
+      empty.length = 0;
+      checked = 0;
+      for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'k6.json')) {
+        const d = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
+        for (const p of d.panels) {
+          for (const target of p.targets) {
+            const expr = String(target.expr).replace(/\$queue/g, '.+');
+            checked++;
+            if ((await query(expr)).length === 0) empty.push(`${file} / ${p.title}: ${expr}`);
+          }
+        }
+      }
+      return empty.length === 0;
+    },
+    { timeoutMs: 60_000, intervalMs: 3_000, what: 'every panel query to return data' },
+  ).catch(() => undefined);
+  t.same(empty, [], `all ${checked} panel queries return at least one series`);
+});
+
+t.test('dashboard variables have values; exemplars carry the trace id label Grafana links to Jaeger', async (t) => {
+  const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'k6.json')) {
+    for (const v of JSON.parse(readFileSync(path.join(dir, file), 'utf8')).templating.list) {
+      const m = /^label_values\((\w+), (\w+)\)$/.exec(v.definition);
+      t.ok(m, `${file} $${v.name}: a label_values() query`);
+      const res = await fetch(`${stack.urls.prometheus}/api/v1/label/${m![2]}/values?match[]=${encodeURIComponent(m![1]!)}`);
+      const values = ((await res.json()) as { data: string[] }).data;
+      t.ok(values.length > 0, `${file} $${v.name} has values (${values.join(', ')})`);
+    }
+  }
+  const ds = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/grafana/provisioning/datasources/datasources.yml'), 'utf8'));
+  const label: string = ds.datasources.find((d: { uid: string }) => d.uid === 'prometheus').jsonData.exemplarTraceIdDestinations[0].name;
+  const end = Date.now() / 1000;
+  for (const metric of ['bullmq_job_wait_seconds_bucket', 'bullmq_job_processing_seconds_bucket', 'http_request_duration_seconds_bucket']) {
+    const res = await fetch(`${stack.urls.prometheus}/api/v1/query_exemplars?query=${metric}&start=${end - 600}&end=${end}`);
+    const series = ((await res.json()) as { data: { exemplars: { labels: Record<string, string> }[] }[] }).data;
+    const ids = series.flatMap((x) => x.exemplars.map((e) => e.labels[label])).filter(Boolean);
+    t.ok(ids.length > 0 && ids.every((id) => /^[0-9a-f]{32}$/.test(id!)), `${metric}: ${ids.length} exemplars with a ${label} label`);
+  }
+});
+
+t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker → TargetDown', async (t) => {
+  const slack = stack.slack!;
+  const titles = () => slack.messages.flatMap((m) => (m.attachments ?? []).map((a) => `${a.title}\n${a.text}`));
+  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0.5 });
+  const load = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '40s', quiet: true });
+  const firing = await waitFor(() => titles().find((x) => /^\[FIRING:\d+\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
+    timeoutMs: 60_000,
+    intervalMs: 500,
+    what: 'BullMQJobErrorRateHigh firing message',
+  });
+  t.match(firing, /\((warning|critical)\)/, 'severity in the title');
+  t.match(firing, /#bullmqjoberrorratehigh/, 'runbook link');
+  t.match(firing, /\/d\/bullmq-queues/, 'dashboard link');
+  t.match(firing, /\d+(\.\d+)?% of payments jobs failed over 30s, above the (warning|critical) threshold/, 'description with the value and the drill window');
+  await load;
+  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0 });
+  // Successful traffic so the ratio falls below the threshold.
+  const recovery = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '45s', quiet: true });
+  const resolved = await waitFor(() => titles().find((x) => /^\[RESOLVED\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
+    timeoutMs: 90_000,
+    intervalMs: 500,
+    what: 'BullMQJobErrorRateHigh resolved message',
+  });
+  t.match(resolved, /\*Resolved\*/);
+  await recovery;
+
+  t.same(titles().filter((x) => /TargetDown|BullMQNoWorkers/.test(x)), [], 'no target was reported down while everything ran (startup included)');
+  // Only messages sent after the stop count (a TargetDown from earlier would prove nothing).
+  const stoppedAt = Date.now();
+  await stack.stopWorker(0);
+  const after = () => slack.messages.filter((m) => m.receivedAt >= stoppedAt).flatMap((m) => (m.attachments ?? []).map((a) => `${a.title}\n${a.text}`));
+  const down = await waitFor(() => after().find((x) => /^\[FIRING:\d+\] TargetDown/.test(x) && x.includes(`127.0.0.1:${stack.ports.workerMetrics[0]}`)), {
+    timeoutMs: 60_000,
+    intervalMs: 500,
+    what: 'TargetDown for the stopped worker',
+  });
+  t.match(down, /FIRING/);
+});
+
+t.test('unsafe eviction policy → RedisEvictionPolicyUnsafe reaches Slack and /readyz says why', async (t) => {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis({ port: stack.ports.redis, host: '127.0.0.1', lazyConnect: true });
+  await redis.connect();
+  t.teardown(async () => {
+    await redis.config('SET', 'maxmemory-policy', 'noeviction');
+    redis.disconnect();
+  });
+  await redis.config('SET', 'maxmemory-policy', 'allkeys-lru');
+  const texts = () => stack.slack!.messages.flatMap((m) => (m.attachments ?? []).map((a) => `${a.title}\n${a.text}`));
+  const msg = await waitFor(() => texts().find((x) => /^\[FIRING:1\] RedisEvictionPolicyUnsafe \(critical\)/.test(x)), {
+    timeoutMs: 30_000,
+    intervalMs: 500,
+    what: 'RedisEvictionPolicyUnsafe firing message',
+  });
+  t.match(msg, /maxmemory-policy allkeys-lru/, 'the exporter label names the policy');
+  t.match(msg, /#redisevictionpolicyunsafe\|Runbook/, 'runbook link');
+  const ready = await fetch(`${stack.urls.api}/readyz`);
+  t.equal(ready.status, 503, '/readyz refuses');
+  t.match(await ready.text(), /REDIS_EVICTION_POLICY_UNSAFE/);
+});

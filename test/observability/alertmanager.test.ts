@@ -1,0 +1,137 @@
+/** Alertmanager config through the real amtool: valid, routes by severity, inhibition, Slack URL from a file. */
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { REPO_ROOT } from '../../observability/generate/thresholds';
+import { tool } from './tools';
+
+const CONFIG = path.join(REPO_ROOT, 'observability/alertmanager/alertmanager.yml');
+const amtool = (...args: string[]) => tool('amtool', args);
+
+t.test('amtool check-config accepts the config and its templates', async (t) => {
+  const res = amtool('check-config', CONFIG);
+  t.equal(res.status, 0, res.stdout + res.stderr);
+  t.match(res.stdout, /1 templates/);
+});
+
+t.test('routes: critical → slack-critical, warning → slack-warning, grouped by alertname and queue', async (t) => {
+  const route = (...labels: string[]) => amtool('config', 'routes', 'test', `--config.file=${CONFIG}`, ...labels).stdout.trim();
+  t.equal(route('alertname=BullMQJobErrorRateHigh', 'queue=payments', 'severity=critical'), 'slack-critical');
+  t.equal(route('alertname=BullMQJobErrorRateHigh', 'queue=payments', 'severity=warning'), 'slack-warning');
+  t.equal(route('alertname=TargetDown', 'severity=critical'), 'slack-critical');
+  t.equal(route('alertname=Unknown'), 'slack-warning', 'default receiver');
+  const cfg = YAML.parse(readFileSync(CONFIG, 'utf8'));
+  t.same(cfg.route.group_by, ['alertname', 'queue']);
+  t.same(cfg.inhibit_rules, [{ source_matchers: ['severity="critical"'], target_matchers: ['severity="warning"'], equal: ['alertname', 'queue'] }]);
+});
+
+t.test('Slack: URL only from a file, resolved messages sent, templates have firing/resolved, links', async (t) => {
+  const cfg = YAML.parse(readFileSync(CONFIG, 'utf8'));
+  const text = readFileSync(CONFIG, 'utf8');
+  t.notMatch(text, /hooks\.slack\.com/, 'no Slack URL in the repo');
+  for (const r of cfg.receivers) {
+    for (const s of r.slack_configs) {
+      t.ok(s.api_url_file, `${r.name} reads its URL from a file`);
+      t.notOk(s.api_url, `${r.name} has no literal URL`);
+      t.equal(s.send_resolved, true, `${r.name} sends resolved`);
+    }
+  }
+  const tmpl = readFileSync(path.join(REPO_ROOT, 'observability/alertmanager/templates/slack.tmpl'), 'utf8');
+  for (const needle of ['*Firing*', '*Resolved*', '.Labels.queue', '.Annotations.runbook_url', '.Annotations.dashboard_url', '.Annotations.description']) {
+    t.ok(tmpl.includes(needle), `template contains ${needle}`);
+  }
+});
+
+t.test('the real Alertmanager: critical inhibits the warning of the same alert and queue only; Slack gets firing then resolved', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { spawn } = await import('node:child_process');
+  const { alertmanagerConfig } = await import('../../scripts/stack/configs');
+  const { startSlackReceiver } = await import('../../scripts/stack/slack-receiver');
+  const { freePort } = await import('../../scripts/stack/ports');
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'obs-am-'));
+  const slack = await startSlackReceiver(0);
+  writeFileSync(path.join(dir, 'slack_webhook_url'), slack.url);
+  writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(path.join(dir, 'slack_webhook_url'), true)));
+  const port = await freePort();
+  const am = spawn('prometheus-alertmanager', [
+    `--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${dir}`,
+    `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=',
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  am.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const spawnError = new Promise<Error>((resolve) => {
+    am.once('error', resolve);
+    am.once('exit', (code) => resolve(new Error(`exited with ${code}: ${stderr.slice(-2000)}`)));
+  });
+  t.teardown(async () => {
+    am.removeAllListeners('exit');
+    // Wait for it to exit: on shutdown it writes its state to the directory removed below.
+    const exited = am.exitCode !== null ? Promise.resolve() : new Promise((r) => am.once('exit', r));
+    am.kill('SIGTERM');
+    await exited;
+    await slack.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const base = `http://127.0.0.1:${port}/api/v2`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(r, 200, undefined))]);
+    if (failed) throw new Error(`prometheus-alertmanager could not start (${failed.message}): apt-get install -y prometheus-alertmanager`);
+    // Ours, not whatever else might listen there: the status carries the config we wrote.
+    const status = await fetch(`${base}/status`).then((r) => (r.ok ? (r.json() as Promise<{ config?: { original?: string } }>) : undefined), () => undefined);
+    if (status?.config?.original?.includes('slack-critical')) break;
+    if (Date.now() > deadline) throw new Error('prometheus-alertmanager not ready after 20 s');
+  }
+
+  const alert = (severity: string, queue: string, endsAt?: string) => ({
+    labels: { alertname: 'BullMQJobErrorRateHigh', severity, queue },
+    annotations: {
+      summary: `Jobs failing in ${queue}`,
+      description: `12% of ${queue} jobs failed over 5 minutes, above the ${severity} threshold.`,
+      runbook_url: 'https://example.test/docs/runbooks.md#bullmqjoberrorratehigh',
+      dashboard_url: 'http://127.0.0.1:3001/d/bullmq-queues',
+    },
+    ...(endsAt ? { endsAt } : {}),
+  });
+  const post = (alerts: unknown[]) => fetch(`${base}/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alerts) });
+  t.equal((await post([alert('critical', 'payments'), alert('warning', 'payments'), alert('warning', 'webhooks')])).status, 200);
+
+  const state = async () => {
+    const list = (await (await fetch(`${base}/alerts`)).json()) as { labels: Record<string, string>; status: { state: string; inhibitedBy: string[] } }[];
+    return Object.fromEntries(list.map((a) => [`${a.labels.queue}/${a.labels.severity}`, a.status]));
+  };
+  let s = await state();
+  for (let i = 0; i < 100 && s['payments/warning']?.state !== 'suppressed'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    s = await state();
+  }
+  t.equal(s['payments/warning']?.state, 'suppressed', 'payments warning inhibited by payments critical');
+  t.ok(s['payments/warning']?.inhibitedBy.length, 'inhibitedBy names the critical alert');
+  t.equal(s['payments/critical']?.state, 'active');
+  t.equal(s['webhooks/warning']?.state, 'active', 'another queue is not inhibited');
+
+  const texts = () => slack.messages.flatMap((m) => (m.attachments ?? []).map((a) => ({ channel: m.channel, text: `${a.title}\n${a.text}` })));
+  const waitFor = async (what: string, f: () => boolean) => {
+    const until = Date.now() + 20_000;
+    while (!f()) {
+      if (Date.now() > until) throw new Error(`not received: ${what}; got ${JSON.stringify(texts())}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await waitFor('critical payments', () => texts().some((x) => x.text.startsWith('[FIRING:1] BullMQJobErrorRateHigh — queue payments (critical)')));
+  await waitFor('warning webhooks', () => texts().some((x) => x.text.startsWith('[FIRING:1] BullMQJobErrorRateHigh — queue webhooks (warning)')));
+  const critical = texts().find((x) => x.text.includes('queue payments (critical)'))!;
+  t.equal(critical.channel, '#alerts-critical', 'critical routed to the critical receiver');
+  t.equal(texts().find((x) => x.text.includes('queue webhooks (warning)'))!.channel, '#alerts', 'warning routed to the warning receiver');
+  t.match(critical.text, /\*Firing\*\n• \*Jobs failing in payments\* \(queue `payments`\)\n\s+12% of payments jobs failed/, 'firing section, summary, queue, value');
+  t.match(critical.text, /<https:\/\/example\.test\/docs\/runbooks\.md#bullmqjoberrorratehigh\|Runbook> · <http:\/\/127\.0\.0\.1:3001\/d\/bullmq-queues\|Dashboard>/, 'runbook and dashboard links');
+  t.notOk(texts().some((x) => x.text.includes('queue payments (warning)')), 'the inhibited warning was never sent');
+
+  const past = new Date(Date.now() - 1000).toISOString();
+  await post([alert('critical', 'payments', past)]);
+  await waitFor('resolved payments', () => texts().some((x) => x.text.startsWith('[RESOLVED] BullMQJobErrorRateHigh — queue payments (critical)')));
+  t.match(texts().find((x) => x.text.startsWith('[RESOLVED]'))!.text, /\*Resolved\*\n• \*Jobs failing in payments\*/, 'resolved section');
+});

@@ -1,0 +1,106 @@
+/** Grafana provisioning and dashboards: stable uids, datasource uids, threshold lines equal thresholds.yaml. */
+import t from 'tap';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { loadThresholds, PerQueueKey, REPO_ROOT } from '../../observability/generate/thresholds';
+import { dashboards } from '../../observability/generate/dashboards';
+
+const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
+const load = (f: string) => JSON.parse(readFileSync(path.join(dir, f), 'utf8'));
+
+t.test('datasources: Prometheus and Jaeger with fixed uids; exemplars link trace_id to Jaeger', async (t) => {
+  const ds = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/grafana/provisioning/datasources/datasources.yml'), 'utf8'));
+  const prom = ds.datasources.find((d: any) => d.type === 'prometheus');
+  const jaeger = ds.datasources.find((d: any) => d.type === 'jaeger');
+  t.equal(prom.uid, 'prometheus');
+  t.equal(jaeger.uid, 'jaeger');
+  t.same(prom.jsonData.exemplarTraceIdDestinations, [{ name: 'trace_id', datasourceUid: 'jaeger' }]);
+  const prov = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/grafana/provisioning/dashboards/dashboards.yml'), 'utf8'));
+  t.equal(prov.providers[0].type, 'file');
+});
+
+t.test('dashboards: stable unique uids, every panel on the prometheus datasource with a query', async (t) => {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  t.same(files, ['api.json', 'k6.json', 'queues.json', 'redis.json', 'workers.json']);
+  const uids = files.map((f) => load(f).uid);
+  t.same(uids, ['bullmq-api', 'bullmq-k6', 'bullmq-queues', 'bullmq-redis', 'bullmq-workers']);
+  for (const f of files) {
+    const d = load(f);
+    const ids = d.panels.map((p: any) => p.id);
+    t.equal(new Set(ids).size, ids.length, `${f}: panel ids unique`);
+    for (const p of d.panels) {
+      t.equal(p.datasource.uid, 'prometheus', `${f} "${p.title}" datasource`);
+      t.ok(p.targets.length > 0 && p.targets.every((q: any) => q.expr && q.refId), `${f} "${p.title}" has queries`);
+    }
+  }
+  const queues = load('queues.json');
+  const text = JSON.stringify(queues);
+  t.notMatch(text, /sum by \(queue, state\) \(bullmq_queue_jobs/, 'queue state never summed across replicas');
+});
+
+t.test('panel ids are stable: adding a per-queue override adds panels without renumbering the others', async (t) => {
+  const th = loadThresholds();
+  const before = dashboards(th);
+  const more = dashboards({ ...th, queues: { ...th.queues, payments: { ...th.queues.payments, queue_depth: { warning: 100, critical: 200 } } } });
+  const ids = (d: { panels: { id: number; title: string }[] }) => new Map(d.panels.map((p) => [p.title, p.id]));
+  const a = ids(before.queues);
+  const b = ids(more.queues);
+  t.ok(b.size > a.size, 'the override added panels');
+  for (const [title, id] of a) if (b.has(title)) t.equal(b.get(title), id, `"${title}" keeps id ${id}`);
+  for (const [name, d] of Object.entries(before)) {
+    t.ok(d.panels.every((p: { id: number }) => Number.isInteger(p.id) && p.id > 0), `${name}: positive integer ids`);
+  }
+  t.same(load('queues.json').panels.map((p: { id: number }) => p.id), before.queues.panels.map((p) => p.id), 'committed ids are the generated ones');
+});
+
+t.test('threshold lines: every line is the thresholds.yaml value for what the panel shows, per queue', async (t) => {
+  const th = loadThresholds();
+  const lv = (l: { warning: number; critical: number }) => [l.warning, l.critical];
+  // Signal shown by a panel (recognised in its query) → the thresholds.yaml entry its lines must equal.
+  const perQueue: [RegExp, PerQueueKey | 'http_p95_ms'][] = [
+    [/queue:bullmq_queue_depth:max/, 'queue_depth'],
+    [/queue:bullmq_queue_active:max/, 'active_jobs'],
+    [/queue:bullmq_job_error_ratio:rate5m/, 'job_error_ratio'],
+    [/queue:bullmq_job_timeout_ratio:rate5m/, 'job_timeout_ratio'],
+    [/queue:bullmq_job_e2e_seconds:p95/, 'job_latency_p95_seconds'],
+    [/k6_http_req_duration_p95|histogram_quantile\(0\.95,[^{]*http_request_duration_seconds_bucket\{[^}]*method="POST"/, 'http_p95_ms'],
+  ];
+  const global: [RegExp, number[]][] = [
+    [/process_resident_memory_bytes\{job="worker"\}/, lv(th.worker_memory_bytes)],
+    [/instance:redis_memory_used_ratio/, lv(th.redis_memory_ratio)],
+    [/job:http_5xx_ratio:rate5m/, lv(th.api_5xx_ratio)],
+    [/k6_http_req_failed_rate/, [th.loadtest_error_ratio]],
+  ];
+  const expectedFor = (key: PerQueueKey | 'http_p95_ms', queue?: string): number[] | undefined => {
+    if (key === 'http_p95_ms') {
+      const v = queue ? th.queues[queue]?.http_p95_ms ?? th.defaults.http_p95_ms : th.defaults.http_p95_ms;
+      const overridden = Object.values(th.queues).some((q) => q.http_p95_ms !== undefined && q.http_p95_ms !== th.defaults.http_p95_ms);
+      return queue || !overridden ? [v / 1000] : undefined;
+    }
+    if (queue) return lv(th.queues[queue]?.[key] ?? th.defaults[key]);
+    // A panel for all queues may only draw the default lines when no queue has other values.
+    const overridden = Object.values(th.queues).some((q) => q[key] && lv(q[key]!).join() !== lv(th.defaults[key]).join());
+    return overridden ? undefined : lv(th.defaults[key]);
+  };
+  const seen = new Set<string>();
+  let withLines = 0;
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
+    for (const p of load(f).panels) {
+      const lines = p.fieldConfig.defaults.thresholds.steps.filter((s: any) => s.value !== null).map((s: any) => s.value);
+      const expr = p.targets.map((q: any) => q.expr).join(' ');
+      const queue = /queue="([^"]+)"/.exec(expr)?.[1] ?? /route="\/v1\/queues\/([^/"]+)\/jobs"/.exec(expr)?.[1];
+      const pq = perQueue.find(([re]) => re.test(expr));
+      const g = global.find(([re]) => re.test(expr));
+      const expected = pq ? expectedFor(pq[1], queue) : g?.[1];
+      if (pq && queue) seen.add(`${pq[1]}/${queue}`);
+      if (lines.length) withLines++;
+      t.same(lines, expected ?? [], `${f} "${p.title}": threshold lines ${JSON.stringify(expected ?? 'none')}`);
+      t.equal(p.fieldConfig.defaults.custom.thresholdsStyle.mode, lines.length ? 'line+area' : 'off', `${f} "${p.title}" draws its lines`);
+    }
+  }
+  for (const [q, over] of Object.entries(th.queues)) {
+    for (const key of Object.keys(over)) t.ok(seen.has(`${key}/${q}`), `a panel draws ${q}'s own ${key} lines`);
+  }
+  t.ok(withLines >= 10, `threshold lines drawn (${withLines} panels)`);
+});

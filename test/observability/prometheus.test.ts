@@ -1,0 +1,57 @@
+/**
+ * prometheus.yml keeps the scrape contract (docs/contracts.md: job names, ports, DNS discovery of every worker
+ * replica), and the configs the native stack derives from the compose ones are valid for the real promtool and
+ * amtool, with the rules and templates actually found.
+ */
+import t from 'tap';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { REPO_ROOT } from '../../observability/generate/thresholds';
+import { alertmanagerConfig, prometheusConfig } from '../../scripts/stack/configs';
+import { tool } from './tools';
+
+const cfg = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/prometheus/prometheus.yml'), 'utf8'));
+const job = (name: string) => cfg.scrape_configs.find((j: { job_name: string }) => j.job_name === name);
+
+t.test('scrape jobs and targets of the contract', async (t) => {
+  t.same(cfg.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'worker']);
+  t.same(job('api').static_configs, [{ targets: ['api:9464'] }]);
+  t.same(job('redis').static_configs, [{ targets: ['redis_exporter:9121'] }]);
+  t.same(job('alertmanager').static_configs, [{ targets: ['alertmanager:9093'] }]);
+  t.same(job('prometheus').static_configs, [{ targets: ['localhost:9090'] }]);
+  // Every replica of the compose service "worker" is one A record: each is scraped on its own.
+  t.notOk(job('worker').static_configs, 'workers are discovered, not listed');
+  t.match(job('worker').dns_sd_configs, [{ names: ['worker'], type: 'A', port: 9465 }]);
+  t.same(cfg.alerting.alertmanagers, [{ static_configs: [{ targets: ['alertmanager:9093'] }] }]);
+  t.same(cfg.rule_files, ['/etc/prometheus/rules/*.yml'], 'compose mounts observability/prometheus/rules there');
+});
+
+t.test('native stack configs (derived from the compose ones) pass promtool and amtool', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'obs-native-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, 'rules'));
+  copyFileSync(path.join(REPO_ROOT, 'observability/prometheus/rules/bullmq.rules.yml'), path.join(dir, 'rules', 'bullmq.rules.yml'));
+  const ports = { redis: 7001, redisExporter: 7002, prometheus: 7003, alertmanager: 7004, api: 7005, apiMetrics: 7006, workerMetrics: [7007, 7008], receiver: 7009, slack: 7010 };
+  const prom = prometheusConfig(ports, path.join(dir, 'rules'), '1s');
+  t.same(prom.scrape_configs.find((j: { job_name: string }) => j.job_name === 'worker').static_configs, [{ targets: ['127.0.0.1:7007', '127.0.0.1:7008'] }]);
+  writeFileSync(path.join(dir, 'prometheus.yml'), YAML.stringify(prom));
+  const checked = tool('promtool', ['check', 'config', path.join(dir, 'prometheus.yml')]);
+  t.equal(checked.status, 0, checked.stdout + checked.stderr);
+  t.match(checked.stdout + checked.stderr, /SUCCESS: \d+ rules found/, 'the rule file is found and valid');
+
+  writeFileSync(path.join(dir, 'slack_webhook_url'), 'http://127.0.0.1:7010/slack');
+  writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(path.join(dir, 'slack_webhook_url'), true)));
+  const am = tool('amtool', ['check-config', path.join(dir, 'alertmanager.yml')]);
+  t.equal(am.status, 0, am.stdout + am.stderr);
+  t.match(am.stdout, /1 templates/, 'templates found through the absolute path');
+});
+
+t.test('promtool check config fails on a broken config (the check can fail)', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'obs-broken-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const broken = { ...cfg, scrape_configs: [...cfg.scrape_configs, { job_name: 'api', static_configs: [{ targets: ['x:1'] }] }] };
+  writeFileSync(path.join(dir, 'p.yml'), YAML.stringify(broken));
+  t.not(tool('promtool', ['check', 'config', path.join(dir, 'p.yml')]).status, 0, 'duplicate job name rejected');
+});

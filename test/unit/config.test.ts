@@ -1,0 +1,60 @@
+import t from 'tap';
+import { parseConfig, ConfigError } from '../../services/common/config';
+import { QUEUE_CATALOG } from '../../services/common/queue-catalog';
+import { loadThresholds } from '../../observability/generate/thresholds';
+
+t.test('defaults come from the catalog and the issue contract', async (t) => {
+  const c = parseConfig({});
+  t.equal(c.redisUrl, 'redis://127.0.0.1:6379');
+  t.equal(c.api.host, '127.0.0.1');
+  t.equal(c.api.port, 3000);
+  t.same(c.api.keys, []);
+  t.equal(c.queuePrefix, 'bull');
+  t.same(c.worker.queues, ['payments', 'notifications', 'webhooks']);
+  t.same(c.worker.concurrency, { payments: 5, notifications: 10, webhooks: 8 });
+  t.same(c.worker.timeoutMs, { payments: 10_000, notifications: 5_000, webhooks: 30_000 });
+  t.equal(c.webhooks.allowPrivate, false);
+  t.equal(c.api.bodyLimitBytes, 64 * 1024);
+  const thresholds = loadThresholds();
+  t.equal(c.worker.memorySoftLimitBytes, thresholds.worker_memory_bytes.warning, 'memory soft limit from thresholds.yaml');
+  t.equal(c.worker.memoryHardLimitBytes, thresholds.worker_memory_bytes.critical, 'memory hard limit from thresholds.yaml');
+});
+
+t.test('values are parsed and per-queue overrides apply', async (t) => {
+  const c = parseConfig({
+    API_KEYS: ' a , b ,,c',
+    API_PORT: '8080',
+    WORKER_QUEUES: 'webhooks,payments',
+    WORKER_CONCURRENCY_PAYMENTS: '12',
+    WORKER_TIMEOUT_MS_WEBHOOKS: '1500',
+    WEBHOOK_ALLOW_PRIVATE: 'true',
+    QUEUE_PREFIX: '{bull}',
+  });
+  t.same(c.api.keys, ['a', 'b', 'c']);
+  t.equal(c.api.port, 8080);
+  t.same(c.worker.queues, ['webhooks', 'payments']);
+  t.equal(c.worker.concurrency.payments, 12);
+  t.equal(c.worker.concurrency.notifications, QUEUE_CATALOG.notifications.policy.concurrency);
+  t.equal(c.worker.timeoutMs.webhooks, 1500);
+  t.equal(c.webhooks.allowPrivate, true);
+  t.equal(c.queuePrefix, '{bull}', 'hash-tagged prefix for Redis Cluster is accepted');
+});
+
+t.test('bad values are refused with a message naming the variable', async (t) => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ API_PORT: 'http' }, /API_PORT/],
+    [{ API_PORT: '70000' }, /API_PORT/],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL/],
+    [{ WORKER_QUEUES: 'payments,emails' }, /WORKER_QUEUES.*emails/],
+    [{ WORKER_CONCURRENCY_WEBHOOKS: '0' }, /WORKER_CONCURRENCY_WEBHOOKS/],
+    [{ WEBHOOK_ALLOW_PRIVATE: 'maybe' }, /WEBHOOK_ALLOW_PRIVATE/],
+    [{ WEBHOOK_SIGNING_SECRET: 'short' }, /WEBHOOK_SIGNING_SECRET/],
+    [{ QUEUE_PREFIX: 'a:b' }, /QUEUE_PREFIX/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ WORKER_MEMORY_SOFT_LIMIT_BYTES: '2000', WORKER_MEMORY_HARD_LIMIT_BYTES: '1000' }, /SOFT_LIMIT/],
+  ];
+  for (const [env, pattern] of cases) {
+    t.throws(() => parseConfig(env), ConfigError, JSON.stringify(env));
+    t.throws(() => parseConfig(env), pattern, JSON.stringify(env));
+  }
+});
