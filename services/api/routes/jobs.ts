@@ -94,14 +94,23 @@ export default async function jobRoutes(app: FastifyInstance) {
       response: { 200: jobSchema, '4xx': errorSchema, '5xx': errorSchema },
     },
     // Before the body is read or parsed: anonymous clients get 401, never parse errors.
-      onRequest: (request) => app.authenticate(request),
+    onRequest: (request) => app.authenticate(request),
     handler: async (request) => {
       const { queue, id } = request.params;
       if (!isQueueName(queue)) throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"`);
       const { job, state } = await app.withRedis(async () => {
-        const found = await Job.fromId(app.queues[queue as QueueName], id);
-        if (!found) throw new ApiError(404, 'JOB_NOT_FOUND', `no job "${id}" in queue "${queue}" (it may have expired after its retention period)`);
-        return { job: found, state: await found.getState() };
+        const q = app.queues[queue as QueueName];
+        const notFound = () =>
+          new ApiError(404, 'JOB_NOT_FOUND', `no job "${id}" in queue "${queue}" (it may have expired after its retention period)`);
+        // The job hash and its state are two reads; a worker can finish the job in between. Reading the state
+        // first, then the hash, means the hash is never older than the state ("completed" with no return value).
+        // If the hash shows a finish the state has not caught up with, the state is read once more.
+        let jobState = await q.getJobState(id);
+        if (jobState === 'unknown') throw notFound();
+        const found = await Job.fromId(q, id);
+        if (!found) throw notFound();
+        if (found.finishedOn && jobState !== 'completed' && jobState !== 'failed') jobState = await found.getState();
+        return { job: found, state: jobState };
       });
       return {
         id: String(job.id),
