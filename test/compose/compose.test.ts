@@ -56,7 +56,8 @@ t.test('the services the stack needs: pinned images, memory limits, one network'
   t.same(services.k6.profiles, ['loadtest']);
   const redis = services.redis.command.join(' ');
   t.match(redis, /--maxmemory-policy noeviction/);
-  t.match(redis, /--appendonly yes --appendfsync everysec/);
+  t.match(redis, /--appendonly yes --appendfsync "\$\$REDIS_APPENDFSYNC"/);
+  t.match(services.redis.environment.REDIS_APPENDFSYNC, /^\$\{REDIS_APPENDFSYNC:-everysec\}$/, 'fsync policy is the operator’s choice, everysec by default');
   t.match(redis, /--requirepass/);
   const b = clone();
   b.services.redis.image = 'redis:latest';

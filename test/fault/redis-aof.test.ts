@@ -1,72 +1,142 @@
 /**
- * Fault test 4: Redis SIGKILLed in the middle of a 2,000-job burst through the real API, then restarted.
- * With AOF everysec every job the API acknowledged (202) is still there after the restart: Redis write()s the
- * AOF buffer before it replies, so a dead *process* loses nothing acknowledged (everysec only bounds the loss
- * on a machine/OS crash to about a second). The negative control runs the same burst against a Redis without
- * persistence — the guide's advice — and shows the acknowledged jobs gone, so the check can fail.
+ * Fault test 4: Redis SIGKILLed in the middle of a 2,000-job burst through the real API, then restarted, under
+ * each durability setting an operator can choose. What each setting promises, and what is asserted:
+ *
+ * - `appendfsync always`: Redis writes and fsyncs the AOF before it sends any reply, so nothing acknowledged
+ *   (202) is lost, whatever the disk is doing. Asserted: 0 lost.
+ * - `appendfsync everysec` (compose's default): Redis normally write()s the AOF before replying, so a dead
+ *   process loses nothing — but when the background fsync is slow (a busy disk), Redis postpones the write for
+ *   up to 2 s *while still replying*. A CI run on a busy disk lost 886 of 1,018 acknowledged jobs that way.
+ *   So the promise is a time window, and that is what is asserted: every job acknowledged more than
+ *   EVERYSEC_WINDOW_MS before the kill survives, and every lost job was acknowledged inside that window.
+ * - no persistence (the guide's advice, see docs/reliability.md): the negative control. Even the jobs settled
+ *   long before the crash are gone, so the two checks above can fail.
+ *
  * The API is never restarted: after Redis is back the same process accepts jobs again.
  */
 import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { baseEnv, startApi } from '../helpers/services';
-import { startRedisServer, uniquePrefix } from '../helpers/redis';
+import { RedisServerOptions, startRedisServer, uniquePrefix } from '../helpers/redis';
 import { call } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 import { payment, pool, redisClient } from './lib';
 
+const SETTLED = 200;
 const BURST = 2000;
 const KILL_AFTER_ACKS = 1000;
+/**
+ * everysec's worst case: a write postponed for "2 seconds" measured on Redis's whole-second clock (so up to
+ * 3 s), then written. Jobs acknowledged earlier than this before the kill must be in the AOF.
+ */
+const EVERYSEC_WINDOW_MS = 3000;
+/** How long the settled batch rests before the burst: past the window, with a margin. */
+const SETTLE_MS = EVERYSEC_WINDOW_MS + 1000;
 
-async function burstAndCrash(t: { teardown(fn: () => unknown): void }, appendonly: boolean) {
-  const redis = await startRedisServer({ appendonly });
+interface CrashResult {
+  settledLost: number;
+  burstAcked: number;
+  burstLost: number;
+  refused: number;
+  /** For each lost burst job: how long before the kill its 202 arrived (ms; negative if just after the signal). */
+  lostAckAgesMs: number[];
+  afterStatus: number;
+}
+
+async function crashMidBurst(t: { teardown(fn: () => unknown): void }, durability: RedisServerOptions): Promise<CrashResult> {
+  const redis = await startRedisServer(durability);
   t.teardown(() => redis.stop());
-  const prefix = uniquePrefix(appendonly ? 'aof' : 'noaof');
+  const prefix = uniquePrefix(durability.appendonly ? `aof-${durability.appendfsync}` : 'noaof');
   const api = await startApi(baseEnv(redis.url, prefix, { API_RATE_LIMIT_MAX: '0' }));
   t.teardown(() => api.stop('SIGKILL'));
+  const enqueue = (i: number, tag: string) => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, tag));
 
-  const acked: string[] = [];
-  let refused = 0;
-  let killed = false;
-  const exited = new Promise((r) => redis.process.once('exit', r));
-  await pool(Array.from({ length: BURST }, (_, i) => i), 32, async (i) => {
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, 'burst'));
-    if (res.status === 202) acked.push(res.body.id);
-    else refused++;
-    if (!killed && acked.length >= KILL_AFTER_ACKS) {
-      killed = true;
-      redis.signal('SIGKILL');
-    }
+  // Phase 1: a batch acknowledged well before the crash.
+  const settled: string[] = [];
+  await pool(Array.from({ length: SETTLED }, (_, i) => i), 16, async (i) => {
+    const res = await enqueue(i, 'settled');
+    if (res.status === 202) settled.push(res.body.id);
   });
+  await sleep(SETTLE_MS);
+
+  // Phase 2: the burst; Redis is SIGKILLed once KILL_AFTER_ACKS jobs are acknowledged (or when the burst ends,
+  // if a slow disk made the API refuse that many).
+  const acked = new Map<string, number>();
+  let refused = 0;
+  let killedAt: number | undefined;
+  const exited = new Promise((r) => redis.process.once('exit', r));
+  const kill = () => {
+    killedAt = performance.now();
+    redis.signal('SIGKILL');
+  };
+  await pool(Array.from({ length: BURST }, (_, i) => i), 32, async (i) => {
+    const res = await enqueue(i, 'burst');
+    // A 202 that lands just after the kill signal was still replied by Redis before it died: it counts.
+    if (res.status === 202) acked.set(res.body.id, performance.now());
+    else refused++;
+    if (killedAt === undefined && acked.size >= KILL_AFTER_ACKS) kill();
+  });
+  if (killedAt === undefined) kill();
   await exited;
   await redis.restart();
 
   const client = redisClient(t, redis.url);
-  const pipeline = client.pipeline();
-  for (const id of acked) pipeline.exists(`${prefix}:payments:${id}`);
-  const found = ((await pipeline.exec()) ?? []).filter(([, v]) => v === 1).length;
+  const missing = async (ids: string[]) => {
+    const pipeline = client.pipeline();
+    for (const id of ids) pipeline.exists(`${prefix}:payments:${id}`);
+    const results = (await pipeline.exec()) ?? [];
+    return ids.filter((_, i) => results[i]?.[1] !== 1);
+  };
+  const settledLost = (await missing(settled)).length;
+  const burstIds = [...acked.keys()];
+  const lostIds = await missing(burstIds);
 
   // Same API process, no restart: it reconnects and accepts jobs again.
   const after = await waitFor(
     async () => {
-      const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(9999, 'after'));
+      const res = await enqueue(9999, 'after');
       return res.status === 202 ? res : undefined;
     },
     { what: 'API accepting jobs after the Redis restart', timeoutMs: 10_000, intervalMs: 200 },
   );
-  return { acked: acked.length, refused, lost: acked.length - found, afterStatus: after.status };
+  return {
+    settledLost,
+    burstAcked: acked.size,
+    burstLost: lostIds.length,
+    refused,
+    lostAckAgesMs: lostIds.map((id) => Math.round(killedAt! - acked.get(id)!)),
+    afterStatus: after.status,
+  };
 }
 
-t.test('4. SIGKILL Redis (AOF everysec) during a 2,000-job burst: 0 acknowledged jobs lost', async (t) => {
-  const r = await burstAndCrash(t, true);
-  t.ok(r.acked >= KILL_AFTER_ACKS, `${r.acked} jobs acknowledged before/around the kill`);
-  t.ok(r.refused > 0, `${r.refused} requests after the kill refused (503), not acknowledged`);
-  t.equal(r.lost, 0, 'every acknowledged job survived the crash');
+const summary = (name: string, r: CrashResult) =>
+  `${name}: lost ${r.settledLost} of ${SETTLED} settled and ${r.burstLost} of ${r.burstAcked} burst jobs acknowledged ` +
+  `(${r.refused} of ${BURST} refused with 503 around/after the SIGKILL)` +
+  (r.burstLost ? `; lost jobs were acknowledged ${Math.min(...r.lostAckAgesMs)}–${Math.max(...r.lostAckAgesMs)} ms before the kill` : '');
+
+t.test('4. SIGKILL Redis with AOF appendfsync always during a 2,000-job burst: 0 acknowledged jobs lost', async (t) => {
+  const r = await crashMidBurst(t, { appendonly: true, appendfsync: 'always' });
+  t.equal(r.settledLost, 0, 'every settled job survived');
+  t.ok(r.burstAcked >= 100, `${r.burstAcked} burst jobs acknowledged before the kill`);
+  t.equal(r.burstLost, 0, 'every acknowledged burst job survived the crash');
+  t.ok(r.refused > 0, 'requests after the kill were refused (503), never acknowledged');
   t.equal(r.afterStatus, 202, 'API accepts jobs again without a restart');
-  t.comment(`AOF everysec: lost ${r.lost} of ${r.acked} acknowledged jobs (${r.refused} of ${BURST} refused with 503 after the SIGKILL)`);
+  t.comment(summary('appendfsync always', r));
 });
 
-t.test('4 (negative control). same burst, Redis without persistence: acknowledged jobs are lost', async (t) => {
-  const r = await burstAndCrash(t, false);
-  t.ok(r.acked >= KILL_AFTER_ACKS);
-  t.ok(r.lost > 0, 'the crash loses acknowledged jobs without AOF — the check above can fail');
-  t.comment(`no persistence (the guide's advice): lost ${r.lost} of ${r.acked} acknowledged jobs`);
+t.test('4. SIGKILL Redis with AOF appendfsync everysec: loss bounded to the last fsync window', async (t) => {
+  const r = await crashMidBurst(t, { appendonly: true, appendfsync: 'everysec' });
+  t.equal(r.settledLost, 0, `every job acknowledged ≥ ${SETTLE_MS} ms before the crash survived`);
+  t.ok(r.burstAcked >= 100, `${r.burstAcked} burst jobs acknowledged before the kill`);
+  const outside = r.lostAckAgesMs.filter((age) => age > EVERYSEC_WINDOW_MS);
+  t.same(outside, [], `no lost job was acknowledged more than ${EVERYSEC_WINDOW_MS} ms before the kill`);
+  t.equal(r.afterStatus, 202, 'API accepts jobs again without a restart');
+  t.comment(summary('appendfsync everysec', r));
+});
+
+t.test('4 (negative control). same crash, Redis without persistence: acknowledged jobs are lost', async (t) => {
+  const r = await crashMidBurst(t, { appendonly: false });
+  t.equal(r.settledLost, SETTLED, 'even the settled jobs are gone: the checks above can fail');
+  t.ok(r.burstLost > 0, 'acknowledged burst jobs are gone');
+  t.comment(summary("no persistence (the guide's advice)", r));
 });

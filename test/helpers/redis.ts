@@ -44,12 +44,20 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-export async function startRedisServer(opts: { appendonly?: boolean; maxmemoryPolicy?: string; port?: number } = {}): Promise<RedisServer> {
+export interface RedisServerOptions {
+  appendonly?: boolean;
+  /** AOF fsync policy when appendonly: `everysec` (what compose ships) unless a test asks for `always`. */
+  appendfsync?: 'always' | 'everysec';
+  maxmemoryPolicy?: string;
+  port?: number;
+}
+
+export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(path.join(tmpdir(), 'redis-test-'));
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-    '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', 'everysec',
+    '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'everysec',
     '--maxmemory-policy', opts.maxmemoryPolicy ?? 'noeviction',
   ];
   const server: RedisServer = {
