@@ -51,14 +51,25 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
   t.teardown(() => api.stop('SIGKILL'));
   const wsUrl = await waitFor(() => /Debugger listening on (ws:\/\/\S+)/.exec(api.stderr.join(''))?.[1], { what: 'inspector URL' });
   const post = () => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'elu'));
-  t.equal((await post()).status, 202, 'accepted before the block');
+  // A process that has just started (module loading, JIT, the inspector) can show a loop delay above this
+  // test's 50 ms limit in its first sampling windows, and rightly sheds then: wait until it accepts, and count
+  // those 503s for the counter check below.
+  let refusedBefore = 0;
+  await waitFor(
+    async () => {
+      const status = (await post()).status;
+      if (status === 503) refusedBefore++;
+      return status === 202;
+    },
+    { what: 'accepted before the block', timeoutMs: 10_000, intervalMs: 100 },
+  );
+  t.pass(`accepted before the block (${refusedBefore} shed while the process warmed up)`);
 
   // On a loaded CI box the scheduler can delay the inspector's block past the requests (they are then
   // answered 202 before it starts): the scenario is retried, at most 3 times, and the attempts are reported.
   let during: Awaited<ReturnType<typeof post>>[] = [];
   let duringMs = 0;
   let attempts = 0;
-  let refusedBefore = 0;
   for (attempts = 1; attempts <= 3; attempts++) {
     const blocked = blockEventLoop(wsUrl, BLOCK_MS);
     // The block starts as soon as the inspector message is dispatched; give it a moment before the requests

@@ -50,11 +50,13 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec';
   maxmemoryPolicy?: string;
   port?: number;
+  /** Where the server's data directory is created (default: the OS temp dir). */
+  parentDir?: string;
 }
 
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(path.join(tmpdir(), 'redis-test-'));
+  const dir = mkdtempSync(path.join(opts.parentDir ?? tmpdir(), 'redis-test-'));
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'everysec',
