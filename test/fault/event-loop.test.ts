@@ -51,18 +51,23 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
   t.teardown(() => api.stop('SIGKILL'));
   const wsUrl = await waitFor(() => /Debugger listening on (ws:\/\/\S+)/.exec(api.stderr.join(''))?.[1], { what: 'inspector URL' });
   const post = () => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'elu'));
+  /** Posts until one is accepted (202); returns how many were shed (503) on the way, for the counter check. */
+  const shedUntilAccepted = async (what: string, timeoutMs: number, intervalMs: number) => {
+    let shed = 0;
+    await waitFor(
+      async () => {
+        const status = (await post()).status;
+        if (status === 503) shed++;
+        return status === 202;
+      },
+      { what, timeoutMs, intervalMs },
+    );
+    return shed;
+  };
   // A process that has just started (module loading, JIT, the inspector) can show a loop delay above this
   // test's 50 ms limit in its first sampling windows, and rightly sheds then: wait until it accepts, and count
   // those 503s for the counter check below.
-  let refusedBefore = 0;
-  await waitFor(
-    async () => {
-      const status = (await post()).status;
-      if (status === 503) refusedBefore++;
-      return status === 202;
-    },
-    { what: 'accepted before the block', timeoutMs: 10_000, intervalMs: 100 },
-  );
+  let refusedBefore = await shedUntilAccepted('accepted before the block', 10_000, 100);
   t.pass(`accepted before the block (${refusedBefore} shed while the process warmed up)`);
 
   // On a loaded CI box the scheduler can delay the inspector's block past the requests (they are then
@@ -81,14 +86,7 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
     await blocked;
     if (during.every((r) => r.status === 503) || attempts === 3) break;
     refusedBefore += during.filter((r) => r.status === 503).length;
-    await waitFor(
-      async () => {
-        const status = (await post()).status;
-        if (status === 503) refusedBefore++;
-        return status === 202;
-      },
-      { what: 'recovered before retrying', timeoutMs: 5_000, intervalMs: 100 },
-    );
+    refusedBefore += await shedUntilAccepted('recovered before retrying', 5_000, 100);
   }
   t.comment(`block scenario attempts: ${attempts}`);
   t.same(during.map((r) => r.status), [503, 503, 503, 503, 503], 'every request that arrived during the block: 503');
@@ -96,15 +94,7 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
   t.ok(during.every((r) => r.headers['retry-after'] !== undefined), 'Retry-After on every 503');
 
   const recoveredAt = performance.now();
-  let refusedWhileRecovering = 0;
-  await waitFor(
-    async () => {
-      const status = (await post()).status;
-      if (status === 503) refusedWhileRecovering++;
-      return status === 202;
-    },
-    { what: 'accepting again', timeoutMs: 5_000, intervalMs: 50 },
-  );
+  const refusedWhileRecovering = await shedUntilAccepted('accepting again', 5_000, 50);
   const recoveryMs = ms(recoveredAt);
   t.ok(recoveryMs < 2_000, `accepting again ${recoveryMs} ms after the block`);
   const rejected = valueOf(await scrape(api.metricsUrl), 'api_requests_rejected_total', { reason: 'overloaded' });
