@@ -145,7 +145,7 @@ export function dashboards(t: Thresholds) {
       exemplar: true,
       targets: [50, 95, 99].map((p) => ({ expr: `${R.processingP(p)}{${Q}}`, legendFormat: `{{queue}} p${p}` })),
     },
-    ...perQueueThresholdPanels(t, 'job_latency_p95_seconds', 'End-to-end p95 (wait p95 + processing p95)', (sel) => [{ expr: `${R.e2eP95}{${sel}}`, legendFormat: '{{queue}}' }], 's'),
+    ...perQueueThresholdPanels(t, 'job_latency_p95_seconds', 'End-to-end p95 (wait p95 + processing p95)', (sel) => [{ expr: `${R.e2eP(95)}{${sel}}`, legendFormat: '{{queue}}' }], 's'),
     {
       title: 'Throughput: enqueued vs completed vs failed (jobs/s)',
       unit: 'reqps',
