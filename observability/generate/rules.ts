@@ -56,7 +56,17 @@ export interface AlertRule {
   expr: string;
   for: string;
   labels: { severity: 'warning' | 'critical'; job?: string; queue?: string };
-  annotations: { summary: string; description: string; runbook_url: string; dashboard_url?: string };
+  annotations: { summary: string; description: string; value?: string; runbook_url: string; dashboard_url?: string };
+}
+
+/**
+ * The `$value` of the description on its own (`value` annotation): Prometheus keeps the annotations of an
+ * alert's last firing evaluation when it resolves, so the resolved notification shows this as the value last
+ * measured (docs/observability.md, "Alert texts").
+ */
+function withValue(rule: AlertRule): AlertRule {
+  const m = /\{\{ \$value(?: \| \w+)? \}\}/.exec(rule.annotations.description);
+  return m ? { ...rule, annotations: { summary: rule.annotations.summary, description: rule.annotations.description, value: m[0], runbook_url: rule.annotations.runbook_url, ...(rule.annotations.dashboard_url ? { dashboard_url: rule.annotations.dashboard_url } : {}) } } : rule;
 }
 
 export const DASHBOARD_UIDS = {
@@ -118,6 +128,10 @@ export function perQueueConditions(t: Thresholds, metric: string, key: PerQueueK
 }
 
 export function alertRules(t: Thresholds, o: RuleOptions = {}): AlertRule[] {
+  return thresholdAlertRules(t, o).map(withValue);
+}
+
+function thresholdAlertRules(t: Thresholds, o: RuleOptions): AlertRule[] {
   const f = (d: string) => o.forOverride ?? d;
   const runbook = (name: string) => `${t.links.runbook_base_url}#${name.toLowerCase()}`;
   const dash = (uid: string) => `${t.links.grafana_base_url}/d/${uid}`;

@@ -125,11 +125,11 @@ export function sloRecordingRules(t: Thresholds, o: SloRuleOptions = {}) {
 const pct = (ratio: number) => `${Number((ratio * 100).toPrecision(10))}%`;
 
 /** What each SLO promises, in words (descriptions, docs, OpenSLO). */
-export function sloStatement(t: Thresholds, queue: string, kind: SloKind): string {
+export function sloStatement(t: Thresholds, queue: string, kind: SloKind, period = t.slo.period): string {
   const s = t.slo.queues[queue]!;
   return kind === 'errors'
-    ? `${pct(s.success)} of ${queue} jobs succeed over ${t.slo.period}`
-    : `${pct(s.latency)} of completed ${queue} jobs finish within ${s.latency_bound_seconds}s of becoming eligible over ${t.slo.period}`;
+    ? `${pct(s.success)} of ${queue} jobs succeed over ${period}`
+    : `${pct(s.latency)} of completed ${queue} jobs finish within ${s.latency_bound_seconds}s of becoming eligible over ${period}`;
 }
 
 export interface SloAlertRule {
@@ -150,6 +150,7 @@ export function sloAlertRules(t: Thresholds, o: SloRuleOptions = {}): SloAlertRu
     for (const a of BURN_RATE_ALERTS) {
       const long = evaluated(o, a.long, t);
       const short = evaluated(o, a.short, t);
+      const period = evaluated(o, 'period', t);
       for (const [queue, s] of Object.entries(t.slo.queues)) {
         const budget = budgetOf(objective(s, kind));
         const burn = (w: SloWindow) => `${S.ratio(kind, w)}{queue="${queue}"} / ${budget} >= ${a.burnRate}`;
@@ -164,8 +165,8 @@ export function sloAlertRules(t: Thresholds, o: SloRuleOptions = {}): SloAlertRu
           annotations: {
             summary: `{{ $labels.queue }} is burning its ${budgetWord} budget (${a.kind})`,
             description:
-              `SLO: ${sloStatement(t, queue, kind)}. {{ $labels.queue }} spends its ${budgetWord} budget {{ $value | printf "%.1f" }}x as fast as the SLO allows over ${long}, ` +
-              `and at least ${a.burnRate}x over ${short} too (${a.kind} threshold ${a.burnRate}x). ${budgetWord[0]!.toUpperCase()}${budgetWord.slice(1)} budget left over ${t.slo.period}: ${remaining}.`,
+              `SLO: ${sloStatement(t, queue, kind, period)}. {{ $labels.queue }} spends its ${budgetWord} budget {{ $value | printf "%.1f" }}x as fast as the SLO allows over ${long}, ` +
+              `and at least ${a.burnRate}x over ${short} too (${a.kind} threshold ${a.burnRate}x). ${budgetWord[0]!.toUpperCase()}${budgetWord.slice(1)} budget left over ${period}: ${remaining}.`,
             burn_rate: '{{ $value | printf "%.2f" }}',
             budget_remaining: remaining,
             runbook_url: `${t.links.runbook_base_url}#${alert.toLowerCase()}`,

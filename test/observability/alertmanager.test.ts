@@ -38,7 +38,7 @@ t.test('Slack: URL only from a file, resolved messages sent, templates have firi
     }
   }
   const tmpl = readFileSync(path.join(REPO_ROOT, 'observability/alertmanager/templates/slack.tmpl'), 'utf8');
-  for (const needle of ['*Firing*', '*Resolved*', '.Labels.queue', '.Annotations.runbook_url', '.Annotations.dashboard_url', '.Annotations.description']) {
+  for (const needle of ['*Firing*', '*Resolved*', '.Labels.queue', '.Annotations.runbook_url', '.Annotations.dashboard_url', '.Annotations.description', '.Annotations.value', '.Annotations.burn_rate']) {
     t.ok(tmpl.includes(needle), `template contains ${needle}`);
   }
 });
@@ -90,7 +90,8 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
     labels: { alertname: 'BullMQJobErrorRateHigh', severity, queue },
     annotations: {
       summary: `Jobs failing in ${queue}`,
-      description: `12% of ${queue} jobs failed over 5 minutes, above the ${severity} threshold.`,
+      description: `12% of ${queue} jobs failed over 5m, above its ${severity} threshold of 10%.`,
+      value: '12%',
       runbook_url: 'https://example.test/docs/runbooks.md#bullmqjoberrorratehigh',
       dashboard_url: 'http://127.0.0.1:3001/d/bullmq-queues',
     },
@@ -133,5 +134,8 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
   const past = new Date(Date.now() - 1000).toISOString();
   await post([alert('critical', 'payments', past)]);
   await waitFor('resolved payments', () => texts().some((x) => x.text.startsWith('[RESOLVED] BullMQJobErrorRateHigh — queue payments (critical)')));
-  t.match(texts().find((x) => x.text.startsWith('[RESOLVED]'))!.text, /\*Resolved\*\n• \*Jobs failing in payments\*/, 'resolved section');
+  const resolved = texts().find((x) => x.text.startsWith('[RESOLVED]'))!.text;
+  t.match(resolved, /\*Resolved\*\n• \*Resolved:\* Jobs failing in payments \(queue `payments`\)\n\s+Back within its threshold at \d\d:\d\d:\d\d UTC; value at the last evaluation: 12%\./, 'resolved section says resolved, when, and the value');
+  t.notMatch(resolved, /above its/, 'the firing description (a threshold crossed) is not repeated once resolved');
+  t.match(resolved, /\|Runbook>/, 'resolved keeps the runbook link');
 });
