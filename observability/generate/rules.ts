@@ -4,7 +4,7 @@
  * values), so they are aggregated with max, never sum.
  */
 import { forQueue, Level, PerQueueKey, Thresholds } from './thresholds';
-import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, sloRecordingRules, SloWindow } from './slo';
+import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, SLO_PERIOD_GROUP_INTERVAL, sloRecordingRules, SloWindow } from './slo';
 
 export interface RuleOptions {
   /** Replaces every `for:` (the live drill uses 0s/15s; shipped rules keep realistic values). */
@@ -304,14 +304,17 @@ function thresholdAlertRules(t: Thresholds, o: RuleOptions): AlertRule[] {
  * runs them in this order when a test says so (otherwise by name, and alerts would read the previous step's
  * recordings).
  */
-export const RULE_GROUP_ORDER = ['bullmq-recording', 'bullmq-slo-recording', 'bullmq-alerts', 'bullmq-slo-alerts'];
+export const RULE_GROUP_ORDER = ['bullmq-recording', 'bullmq-slo-recording', 'bullmq-slo-period', 'bullmq-alerts', 'bullmq-slo-alerts'];
 
 export function rulesFile(t: Thresholds, o: RuleOptions = {}) {
   const slo = { windows: o.sloWindows, forOverride: o.forOverride };
+  const sloRecording = sloRecordingRules(t, slo);
   return {
     groups: [
       { name: 'bullmq-recording', rules: recordingRules(o) },
-      { name: 'bullmq-slo-recording', rules: sloRecordingRules(t, slo) },
+      { name: 'bullmq-slo-recording', rules: sloRecording.windows },
+      // The drill's period is minutes long: it keeps the global (1 s) evaluation.
+      { name: 'bullmq-slo-period', ...(o.sloWindows ? {} : { interval: SLO_PERIOD_GROUP_INTERVAL }), rules: sloRecording.period },
       { name: 'bullmq-alerts', rules: alertRules(t, o) },
       { name: 'bullmq-slo-alerts', rules: sloAlertRules(t, slo) },
     ],

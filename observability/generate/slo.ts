@@ -88,14 +88,23 @@ export interface SloRuleOptions {
 
 const evaluated = (o: SloRuleOptions, w: SloWindow | 'period', t: Thresholds) => o.windows?.[w] ?? (w === 'period' ? t.slo.period : w);
 
-export function sloRecordingRules(t: Thresholds, o: SloRuleOptions = {}) {
-  const rules: { record: string; expr: string; labels?: Record<string, string> }[] = [];
+type RecordingRule = { record: string; expr: string; labels?: Record<string, string> };
+
+/**
+ * `windows`: the SLIs over the alerting windows and the budgets; `period`: the SLIs over the whole period and
+ * the budget left, which read 30 days of raw counters and change slowly, so their group runs once a minute
+ * (SLO_PERIOD_GROUP_INTERVAL) instead of at every evaluation.
+ */
+export function sloRecordingRules(t: Thresholds, o: SloRuleOptions = {}): { windows: RecordingRule[]; period: RecordingRule[] } {
+  const rules: RecordingRule[] = [];
+  const periodRules: RecordingRule[] = [];
   const windows: (SloWindow | 'period')[] = [...SLO_WINDOWS, 'period'];
+  const into = (w: SloWindow | 'period') => (w === 'period' ? periodRules : rules);
   for (const w of windows) {
     const name = w === 'period' ? t.slo.period : w;
     const r = evaluated(o, w, t);
     const failed = `sum by (queue) (rate(bullmq_jobs_failed_total[${r}]))`;
-    rules.push({
+    into(w).push({
       record: S.ratio('errors', name),
       expr: `${failed} / (sum by (queue) (rate(bullmq_jobs_completed_total[${r}])) + ${failed})`,
     });
@@ -106,7 +115,7 @@ export function sloRecordingRules(t: Thresholds, o: SloRuleOptions = {}) {
     // One rule per queue: each reads the bucket of its own bound.
     for (const [queue, s] of Object.entries(t.slo.queues)) {
       const sel = `queue="${queue}",status="completed"`;
-      rules.push({
+      into(w).push({
         record: S.ratio('slow', name),
         labels: { queue },
         expr: `1 - sum by (queue) (rate(bullmq_job_e2e_seconds_bucket{${sel},${leMatcher(s.latency_bound_seconds)}}[${r}])) / sum by (queue) (rate(bullmq_job_e2e_seconds_count{${sel}}[${r}]))`,
@@ -117,10 +126,12 @@ export function sloRecordingRules(t: Thresholds, o: SloRuleOptions = {}) {
     for (const [queue, s] of Object.entries(t.slo.queues)) {
       rules.push({ record: S.budget(kind), expr: `vector(${budgetOf(objective(s, kind))})`, labels: { queue } });
     }
-    rules.push({ record: S.remaining(kind), expr: `1 - ${S.ratio(kind, t.slo.period)} / on (queue) ${S.budget(kind)}` });
+    periodRules.push({ record: S.remaining(kind), expr: `1 - ${S.ratio(kind, t.slo.period)} / on (queue) ${S.budget(kind)}` });
   }
-  return rules;
+  return { windows: rules, period: periodRules };
 }
+
+export const SLO_PERIOD_GROUP_INTERVAL = '1m';
 
 const pct = (ratio: number) => `${Number((ratio * 100).toPrecision(10))}%`;
 
