@@ -1,5 +1,5 @@
 /**
- * Wiring of one BullMQ Worker for one catalog queue: policy → Worker options, the processor file by name,
+ * Wiring of one BullMQ Worker for one catalog queue: policy → Worker options, the queue's processor (processors/index.ts),
  * the attempt runner, and the listeners every production worker needs ('error' above all: an unhandled
  * 'error' event would crash the process).
  */
@@ -11,17 +11,7 @@ import { QUEUE_CATALOG, QueueName } from '../common/queue-catalog';
 import type { JobMetrics } from '../common/telemetry/job-metrics';
 import { createAttemptRunner, AttemptRunnerDeps } from './run-attempt';
 import { STALLED_FAILURE_MESSAGE } from './errors';
-import type { Processor } from './processors/types';
-
-/** processors/<queue>.ts exports `processor`: adding a queue needs no edit here. */
-export function loadProcessor(queue: QueueName): Processor {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(`./processors/${queue}`) as { processor?: Processor };
-  if (typeof mod.processor !== 'function') {
-    throw new Error(`services/worker/processors/${queue}.ts must export "processor" (queue "${queue}" is in the catalog)`);
-  }
-  return mod.processor;
-}
+import { PROCESSORS } from './processors';
 
 export interface QueueWorkerDeps {
   connection: Redis;
@@ -31,12 +21,12 @@ export interface QueueWorkerDeps {
   processorDeps: AttemptRunnerDeps['processorDeps'];
 }
 
-export function createQueueWorker(queue: QueueName, deps: QueueWorkerDeps): Worker {
+export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWorkerDeps): Worker {
   const def = QUEUE_CATALOG[queue];
   const { config } = deps;
   const log = deps.log.child({ queue });
   let worker: Worker | undefined;
-  const runAttempt = createAttemptRunner(def, loadProcessor(queue), {
+  const runAttempt = createAttemptRunner(def, PROCESSORS[queue], {
     metrics: deps.metrics,
     log,
     rateLimit: async (ms) => worker?.rateLimit(ms),

@@ -6,7 +6,7 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { QueueDefinition } from '../common/queue-catalog';
+import type { PayloadOf, QueueDefinition, QueueName } from '../common/queue-catalog';
 import type { JobMetrics } from '../common/telemetry/job-metrics';
 import { MESSAGING, contextWith, extractTraceContext, recordError, sampledTraceId, traceFields, tracer } from '../common/telemetry/trace-context';
 import { JobTimeoutError, RateLimitedError, failureReason } from './errors';
@@ -20,16 +20,16 @@ export interface AttemptRunnerDeps {
   processorDeps: Omit<ProcessorDeps, 'signal' | 'log' | 'traceContext'>;
 }
 
-export function createAttemptRunner(
+export function createAttemptRunner<Q extends QueueName>(
   def: QueueDefinition,
-  processor: Processor,
+  processor: Processor<Q>,
   deps: AttemptRunnerDeps,
   timeoutMs = def.policy.timeoutMs,
 ) {
   const queue = def.name;
   const defaultAttempts = def.policy.attempts;
 
-  return async function runAttempt(job: QueueJob): Promise<unknown> {
+  return async function runAttempt(job: QueueJob<PayloadOf<Q>>): Promise<unknown> {
     const startedAt = Date.now();
     const attempt = job.attemptsMade + 1;
     const parent = extractTraceContext(job.data?.meta?.trace);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { PRIORITIES, QUEUE_CATALOG, QUEUE_NAMES, RETENTION } from '../../services/common/queue-catalog';
-import { loadProcessor } from '../../services/worker/queue-worker';
+import { PROCESSORS } from '../../services/worker/processors';
 
 t.test('policy defaults are the operating guide table', async (t) => {
   const table = {
@@ -23,9 +23,19 @@ t.test('policy defaults are the operating guide table', async (t) => {
   t.equal(RETENTION.failed.age, 24 * 3600);
 });
 
-t.test('every catalog queue has exactly one processor file exporting `processor`', async (t) => {
+t.test('every catalog queue has its processor file, registered in the typed map', async (t) => {
+  t.same(Object.keys(PROCESSORS).sort(), [...QUEUE_NAMES].sort(), 'one processor per catalog queue, no extra');
   for (const name of QUEUE_NAMES) {
     t.ok(existsSync(path.join(__dirname, '../../services/worker/processors', `${name}.ts`)), `${name}.ts exists`);
-    t.type(loadProcessor(name), 'function', `${name} processor loads`);
+    t.type(PROCESSORS[name], 'function', `${name} processor registered`);
+  }
+});
+
+t.test('payload schemas are plain JSON Schema that any validator accepts', async (t) => {
+  // Fastify compiles them with ajv; the load tests and the bench validate their generated bodies with them too.
+  for (const name of QUEUE_NAMES) {
+    const schema = JSON.parse(JSON.stringify(QUEUE_CATALOG[name].payloadSchema)) as { type: string; additionalProperties: boolean };
+    t.equal(schema.type, 'object', `${name} payload is an object`);
+    t.equal(schema.additionalProperties, false, `${name} rejects unknown fields`);
   }
 });

@@ -1,15 +1,8 @@
 import type { Processor } from './types';
 import { ledgerKeyFor } from '../payment-ledger';
 
-interface PaymentPayload {
-  amount: number;
-  currency: string;
-  account: string;
-  reference?: string;
-}
-
 /** Charges once per ledger key, however many times the job runs. */
-export const processor: Processor<PaymentPayload> = async (job, deps) => {
+export const processor: Processor<'payments'> = async (job, deps) => {
   const { payload, meta } = job.data;
   const key = ledgerKeyFor(job, payload, meta.idempotencyKey);
   const recorded = await deps.ledger.get(key);

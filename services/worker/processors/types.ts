@@ -7,6 +7,7 @@ import type { Job } from 'bullmq';
 import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { JobEnvelope } from '../../common/job-envelope';
+import type { PayloadOf, QueueName } from '../../common/queue-catalog';
 import type { NotificationProvider, PaymentProvider } from '../providers/provider';
 import type { PaymentLedger } from '../payment-ledger';
 import type { WebhookClient } from '../webhook/client';
@@ -23,4 +24,5 @@ export interface ProcessorDeps {
 }
 
 export type QueueJob<P = Record<string, unknown>> = Job<JobEnvelope<P>>;
-export type Processor<P = Record<string, unknown>> = (job: QueueJob<P>, deps: ProcessorDeps) => Promise<unknown>;
+/** A queue's processor: its job's payload is typed from the queue's catalog schema. */
+export type Processor<Q extends QueueName> = (job: QueueJob<PayloadOf<Q>>, deps: ProcessorDeps) => Promise<unknown>;
