@@ -9,6 +9,8 @@ import YAML from 'yaml';
 import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from './queue-catalog';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export const TRACE_MODES = ['child', 'link'] as const;
+export type TraceMode = (typeof TRACE_MODES)[number];
 
 /**
  * Worker memory limits default to the warning/critical levels of the one threshold source
@@ -85,6 +87,12 @@ const schema = {
     OTEL_SDK_DISABLED: { type: 'boolean', default: false },
     OTEL_TRACES_SAMPLER: { type: 'string' },
     OTEL_TRACES_SAMPLER_ARG: { type: 'string' },
+    // child: each attempt's span is a child of the producer span (one trace per job in Jaeger) and links to it;
+    // link: each attempt starts its own trace and only links to the producer (long-lived or fan-in jobs).
+    OTEL_BULLMQ_TRACE_MODE: { type: 'string', enum: TRACE_MODES, default: 'child' },
+    // The standard variable of @opentelemetry/auto-instrumentations-node (e.g. "http,ioredis,undici"). Unset: no
+    // auto-instrumentation and no ambient context (the lean default, see telemetry/tracing.ts).
+    OTEL_NODE_ENABLED_INSTRUMENTATIONS: { type: 'string', pattern: '^[\\w.\\-\\s,]*$', default: '' },
     ...Object.fromEntries(
       QUEUE_NAMES.map((q) => [concurrencyVar(q), { type: 'integer', minimum: 1, maximum: 1000 }]),
     ),
@@ -126,7 +134,14 @@ export interface Config {
   faultsEnabled: boolean;
   shutdownGraceMs: number;
   logLevel: string;
-  tracing: { disabled: boolean; samplerFromEnv: boolean };
+  tracing: {
+    disabled: boolean;
+    samplerFromEnv: boolean;
+    /** How an attempt's span relates to the producer span (OTEL_BULLMQ_TRACE_MODE). */
+    mode: TraceMode;
+    /** Auto-instrumentations to load (OTEL_NODE_ENABLED_INSTRUMENTATIONS); empty = lean explicit mode. */
+    instrumentations: string[];
+  };
 }
 
 export class ConfigError extends Error {
@@ -222,7 +237,12 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     faultsEnabled: raw.FAULTS_ENABLED === true,
     shutdownGraceMs: num('SHUTDOWN_GRACE_MS')!,
     logLevel: str('LOG_LEVEL'),
-    tracing: { disabled: raw.OTEL_SDK_DISABLED === true, samplerFromEnv: raw.OTEL_TRACES_SAMPLER !== undefined },
+    tracing: {
+      disabled: raw.OTEL_SDK_DISABLED === true,
+      samplerFromEnv: raw.OTEL_TRACES_SAMPLER !== undefined,
+      mode: str('OTEL_BULLMQ_TRACE_MODE') as TraceMode,
+      instrumentations: parseList(str('OTEL_NODE_ENABLED_INSTRUMENTATIONS')),
+    },
   };
 }
 
