@@ -4,7 +4,7 @@
  *
  * The attempt first decides its outcome — completed · retried · failed{reason} · rate limited · deferred — and
  * only then records it (metrics, span, log), every recording call guarded: telemetry cannot turn a completed job
- * into a retry or hide a failure (test/unit/attempt-telemetry.test.ts).
+ * into a retry or hide a failure (test/telemetry/outcome-isolation.test.ts).
  */
 import { Context, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, context, trace, INVALID_SPAN_CONTEXT } from '@opentelemetry/api';
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
