@@ -178,6 +178,7 @@ t.test('OTEL_NODE_ENABLED_INSTRUMENTATIONS: Redis spans nest inside the send and
   // With http instrumented, our request span nests under the library's server span: one trace, not two roots.
   const requestSpan = otlp.spans.find((s) => s.spanId === send!.parentSpanId);
   t.equal(requestSpan?.name, 'POST /v1/queues/payments/jobs');
+  t.ok(childrenOf(requestSpan!, IOREDIS_SCOPE).length > 0, 'the handler runs in the request span context (its job.getState nests there)');
   const httpServer = otlp.spans.find((s) => s.spanId === requestSpan?.parentSpanId);
   t.equal(httpServer?.scope, HTTP_SCOPE, 'request span is the child of the http instrumentation server span');
   t.equal(httpServer?.kind, SPAN_KIND.SERVER);

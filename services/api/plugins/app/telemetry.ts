@@ -2,9 +2,9 @@
  * Request telemetry: one SERVER span per request (continuing an incoming traceparent), kept on the request so
  * handlers make their spans its children explicitly (contextWith(request.otelSpan)), and
  * http_request_duration_seconds with the route *pattern* as label (bounded; unmatched URLs are "unmatched").
- * Spans end on every path: response sent, client gone, or timeout. Every handler runs inside the request span's
- * context, so in auto-instrumentation mode (common/telemetry/tracing.ts) library spans nest under it; with
- * http instrumentation on, the request span is the child of its server span rather than a second root.
+ * Spans end on every path: response sent, client gone, or timeout. In auto-instrumentation mode
+ * (common/telemetry/tracing.ts) every handler runs inside the request span's context, so library spans nest
+ * under it, and with http instrumentation on the request span is the child of its server span, not a second root.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
@@ -60,12 +60,17 @@ export default fp(
     app.decorateRequest('startedAt', undefined);
     const safely = createTelemetryGuard((what, err) => app.log.error({ err, what }, 'telemetry call failed; ignored'));
 
-    app.addHook('onRoute', (route) => {
-      const handler = route.handler as (...args: unknown[]) => unknown;
-      route.handler = function (this: FastifyInstance, request, reply) {
-        return context.with(contextWith(request.otelSpan, context.active()), handler, this, request, reply);
-      } as RouteHandlerMethod;
-    });
+    // Auto-instrumentation mode only (the lean mode's context manager stores nothing, so there is nothing to
+    // carry): every handler runs in the request span's context, so library and user spans nest under it.
+    const { tracing } = app.config;
+    if (!tracing.disabled && tracing.instrumentations.length > 0) {
+      app.addHook('onRoute', (route) => {
+        const handler = route.handler as (...args: unknown[]) => unknown;
+        route.handler = function (this: FastifyInstance, request, reply) {
+          return context.with(contextWith(request.otelSpan, context.active()), handler, this, request, reply);
+        } as RouteHandlerMethod;
+      });
+    }
 
     app.addHook('onRequest', (request, _reply, done) => {
       request.startedAt = performance.now();
