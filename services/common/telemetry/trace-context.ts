@@ -44,7 +44,7 @@ export function producerLinks(producer: Context): Link[] {
   return sc && isSpanContextValid(sc) ? [{ context: sc }] : [];
 }
 
-/** Context holding `span` as the parent for what comes next (explicit: there is no ambient context, see tracing.ts). */
+/** Context holding `span` as the parent for what comes next (explicit: the lean mode keeps no ambient context, see tracing.ts). */
 export function contextWith(span: Span | undefined, parent: Context = ROOT_CONTEXT): Context {
   return span ? trace.setSpan(parent, span) : parent;
 }
@@ -76,11 +76,7 @@ export function recordError(span: Span, err: unknown): void {
  * outcomes observed without an attempt span, e.g. a job failed by the stalled check).
  */
 export function sampledTraceIdOf(carrier: Record<string, string> | undefined): string | undefined {
-  return sampledTraceIdOfContext(extractTraceContext(carrier));
-}
-
-function sampledTraceIdOfContext(ctx: Context): string | undefined {
-  const sc = trace.getSpanContext(ctx);
+  const sc = trace.getSpanContext(extractTraceContext(carrier));
   return sc && isSpanContextValid(sc) && (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? sc.traceId : undefined;
 }
 
