@@ -1,8 +1,7 @@
 /**
- * Adding a job: `send <queue>` PRODUCER span (child of the request span) whose context is injected into the job,
- * so every attempt's consumer span links to it (and, by default, joins its trace). With an Idempotency-Key the
- * job id is derived from the key, and BullMQ's atomic add returns the existing job instead of creating a second
- * one — safe under concurrency.
+ * Adding a job: PRODUCER span (child of the request span) whose context is injected into the job, so every
+ * attempt's consumer span joins the same trace. With an Idempotency-Key the job id is derived from the key,
+ * and BullMQ's atomic add returns the existing job instead of creating a second one — safe under concurrency.
  */
 import { createHash } from 'node:crypto';
 import { Context, SpanKind, context } from '@opentelemetry/api';
