@@ -12,6 +12,7 @@ import { PerQueueEnv, WorkerEnv, workerConfig } from './worker';
 
 export { ConfigError } from './errors';
 export type { ApiConfig } from './api';
+export { TRACE_MODES, type TraceMode } from './shared';
 
 const Env = Type.Composite([SharedEnv, ApiEnv, WorkerEnv]);
 
