@@ -15,7 +15,7 @@ export interface BenchOptions {
   concurrency: number;
   /** Run API and workers with --cpu-prof and summarize their profiles in the report. */
   profile: boolean;
-  /** Where the Markdown report is written; undefined = printed only. */
+  /** Where the Markdown report is written (--out); without it, docs/benchmarks.md for complete full runs only. */
   out: string | undefined;
   /** Also save the raw results (JSON) here, so the page can be rendered again with --render. */
   json: string | undefined;
@@ -29,8 +29,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --only LIST         stages to run, comma-separated: ${STAGES.join(',')} (default: all)
   --concurrency N     worker concurrency per queue, a positive integer (default 50)
   --profile           run API and workers with --cpu-prof; the report lists their hottest functions
-  --out FILE          write the Markdown report to FILE (default: docs/benchmarks.md for a full run of
-                      every stage; a quick or partial run only prints it unless --out is given)
+  --out FILE          write the Markdown report to FILE (default: docs/benchmarks.md when the results are
+                      of a full run of every stage; a quick or partial run is only printed)
   --json FILE         also save the raw results as JSON
   --render FILE       measure nothing: render the report from results saved with --json
   -h, --help          this text`;
@@ -54,7 +54,7 @@ function stageList(raw: string): Stage[] {
 }
 
 /** Parses argv (without node and script). Returns undefined for --help; throws UsageError on bad input. */
-export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions | undefined {
+export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
   let values;
   try {
     ({ values } = parseArgs({
@@ -81,15 +81,12 @@ export function parseBenchArgs(argv: string[], defaultOut: string): BenchOptions
     const v = values[name];
     if (v !== undefined && (v === '' || v.startsWith('-'))) throw new UsageError(`--${name} needs a file name, got "${v}"`);
   }
-  const stages = values.only === undefined ? [...STAGES] : stageList(values.only);
-  const quick = values.quick;
-  const complete = !quick && stages.length === STAGES.length;
   return {
-    quick,
-    stages,
+    quick: values.quick,
+    stages: values.only === undefined ? [...STAGES] : stageList(values.only),
     concurrency: positiveInt('concurrency', values.concurrency),
     profile: values.profile,
-    out: values.out ?? (complete || values.render ? defaultOut : undefined),
+    out: values.out,
     json: values.json,
     render: values.render,
   };

@@ -11,7 +11,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { killStartedProcesses } from '../scripts/lib/process';
-import { BenchOptions, USAGE, UsageError, parseBenchArgs } from './cli';
+import { BenchOptions, STAGES, USAGE, UsageError, parseBenchArgs } from './cli';
 import { CAPACITY_START, planFor } from './plan';
 import { cpuModel } from './proc';
 import { summarizeProfiles } from './profile';
@@ -35,6 +35,7 @@ async function measure(options: BenchOptions): Promise<BenchResults> {
     quick: options.quick,
     stages: options.stages,
     concurrency: options.concurrency,
+    idempotencyKeys: true,
     plan: planFor(options.quick),
     machine: { vcpus: cpus().length, cpuModel: cpuModel(), memGiB: totalmem() / 2 ** 30, kernel: release(), node: process.version },
     capacity: [],
@@ -75,7 +76,7 @@ function write(file: string, text: string): void {
 async function main(argv: string[]): Promise<number> {
   let options: BenchOptions | undefined;
   try {
-    options = parseBenchArgs(argv, path.join(ROOT, 'docs', 'benchmarks.md'));
+    options = parseBenchArgs(argv);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`bench: ${err.message}\n\n${USAGE}\n`);
@@ -86,13 +87,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const results = options.render
-    ? (JSON.parse(readFileSync(path.resolve(options.render), 'utf8')) as BenchResults)
+    ? // JSON has no NaN: a figure a run could not measure was saved as null and is "n/a" again.
+      (JSON.parse(readFileSync(path.resolve(options.render), 'utf8'), (_k, v: unknown) => (v === null ? NaN : v)) as BenchResults)
     : await measure(options);
   if (options.json) write(options.json, `${JSON.stringify(results, null, 2)}\n`);
-  const md = renderReport(results);
+  const md = renderReport(results, options.render ? { renderedFrom: path.relative(ROOT, path.resolve(options.render)) } : {});
   log('');
   log(md);
-  if (options.out) write(options.out, md);
+  // docs/benchmarks.md only ever shows a complete full run: a quick or partial one would replace real figures.
+  const complete = !results.quick && STAGES.every((s) => results.stages.includes(s));
+  const out = options.out ?? (complete ? path.join(ROOT, 'docs', 'benchmarks.md') : undefined);
+  if (out) write(out, md);
   return 0;
 }
 

@@ -104,6 +104,8 @@ export interface BenchResults {
   quick: boolean;
   stages: Stage[];
   concurrency: number;
+  /** Payments carried a unique Idempotency-Key each (absent in results of runs from before the bench sent one). */
+  idempotencyKeys?: boolean;
   plan: Plan;
   machine: Machine;
   baseline?: Baseline;
