@@ -18,6 +18,7 @@
  * Input: one JSON argument (LoadSpec). Output: one JSON line (LoadResult) on stdout.
  */
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import * as hdr from 'hdr-histogram-js';
 import { waitFor } from '../scripts/lib/wait';
 
@@ -25,7 +26,10 @@ export interface LoadTarget {
   origin: string;
   path: string;
   body: string;
-  /** When set, every request to this target carries `Idempotency-Key: <prefix><sequence number>`. */
+  /**
+   * When set, every request to this target carries `Idempotency-Key: <prefix><run tag>-<sequence number>`; the
+   * run tag is random per load generator run, so repeated runs against the same Redis never replay a key.
+   */
   idempotencyKeyPrefix?: string;
 }
 
@@ -138,8 +142,9 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
       const whole = Buffer.concat([head, rest]);
       return () => whole;
     }
+    const run = `${prefix}${randomBytes(6).toString('hex')}-`;
     let seq = 0;
-    return () => Buffer.concat([head, Buffer.from(`idempotency-key: ${prefix}${seq++}\r\n`), rest]);
+    return () => Buffer.concat([head, Buffer.from(`idempotency-key: ${run}${seq++}\r\n`), rest]);
   });
   const origins = [...new Set(spec.targets.map((t) => t.origin))];
   const targetOrigin = spec.targets.map((t) => origins.indexOf(t.origin));

@@ -1,5 +1,4 @@
 /** What `npm run bench` measures and against which targets: every figure of the report is defined here. */
-import { randomBytes } from 'node:crypto';
 import type { LoadTarget } from './loadgen';
 
 export interface Plan {
@@ -62,8 +61,8 @@ const BODIES: Record<BenchQueue, string> = {
 
 /**
  * Request i goes to targets[i % n]: alternating payments / notifications, spread over the API processes.
- * Every payment carries its own Idempotency-Key (the API requires one for payments): a fresh random prefix per
- * load run plus the request's sequence number, so no two payments of a bench ever share a key.
+ * Every payment carries its own Idempotency-Key (clients must send one for payments): the load generator makes
+ * it unique per run and request (bench/loadgen.ts), the port keeps the APIs' key spaces apart.
  */
 export function loadTargets(apiPorts: number[]): LoadTarget[] {
   return apiPorts.flatMap((port) =>
@@ -71,7 +70,7 @@ export function loadTargets(apiPorts: number[]): LoadTarget[] {
       origin: `http://127.0.0.1:${port}`,
       path: `/v1/queues/${q}/jobs`,
       body: BODIES[q],
-      ...(q === 'payments' ? { idempotencyKeyPrefix: `bench-${randomBytes(6).toString('hex')}-${port}-` } : {}),
+      ...(q === 'payments' ? { idempotencyKeyPrefix: `bench-${port}-` } : {}),
     })),
   );
 }
