@@ -26,9 +26,13 @@ const OPTIONS: Record<BaselineVariant, JobsOptions> = {
 const DATA = { payload: { channel: 'email', to: 'bench@example.com', template: 'welcome' } };
 
 async function main(): Promise<void> {
+  // Started only by bench/stages/baseline.ts with the positional protocol above; anything else is a bug there.
   const [role, url, arg, variant = 'plain'] = process.argv.slice(2);
+  if (role !== 'worker' && role !== 'bulk' && role !== 'add') throw new Error(`unknown role "${role}": worker, bulk or add`);
+  if (!url || !/^[1-9]\d*$/.test(arg ?? '')) throw new Error(`usage: baseline.js ${role} <redisUrl> <positive integer> [plain|product]`);
+  if (variant !== 'plain' && variant !== 'product') throw new Error(`unknown variant "${variant}": plain or product`);
   const n = Number(arg);
-  const connection = new Redis(url!, { maxRetriesPerRequest: null });
+  const connection = new Redis(url, { maxRetriesPerRequest: null });
   if (role === 'worker') {
     const worker = new Worker(BASELINE_QUEUE, async () => ({ ok: true }), { connection, prefix: BASELINE_PREFIX, concurrency: n });
     worker.on('error', () => undefined);
@@ -37,7 +41,6 @@ async function main(): Promise<void> {
     process.on('SIGTERM', () => void worker.close().then(() => process.exit(0)));
     return;
   }
-  if (variant !== 'plain' && variant !== 'product') throw new Error(`unknown variant "${variant}": plain or product`);
   const opts = OPTIONS[variant];
   const queue = new Queue(BASELINE_QUEUE, { connection, prefix: BASELINE_PREFIX });
   await queue.waitUntilReady();
