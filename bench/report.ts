@@ -190,7 +190,7 @@ function profiles(list: ProfileSummary[], L: (s?: string) => void): void {
   L('Self time of the hottest functions over every API / worker process of this run (all stages, both telemetry modes), as a share of the samples that ran code.');
   L();
   for (const p of list) {
-    L(`### ${p.kind} (${p.files} profile(s), ${fmt(p.totalMs / 1000, 1)} s sampled; garbage collector ${fmt(p.gcPct, 1)} %)`);
+    L(`### ${p.kind} (${p.files} profile(s), ${fmt(p.totalMs / 1000, 1)} s profiled; garbage collector ${fmt(p.gcPct, 1)} %)`);
     L();
     L('| self % | function | where |');
     L('|---|---|---|');
