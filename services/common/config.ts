@@ -51,6 +51,12 @@ const schema = {
     API_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     API_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
     API_KEYS: { type: 'string', default: '' },
+    // Operators' keys: only these reach /v1/admin/* and the console; never accepted as client keys.
+    ADMIN_API_KEYS: { type: 'string', default: '' },
+    // Fault injection into the simulated providers: off in production; the native stack, demo and tests turn it on.
+    FAULTS_ENABLED: { type: 'boolean', default: false },
+    // How long an Idempotency-Key is remembered, independent of completed-job retention.
+    IDEMPOTENCY_TTL_S: { type: 'integer', minimum: 60, maximum: 30 * 24 * 3600, default: 86_400 },
     API_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 65536 },
     API_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 10_000 },
     API_CONNECTION_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 5_000 },
@@ -72,6 +78,8 @@ const schema = {
     WEBHOOK_SIGNING_SECRET: { type: 'string', default: '' },
     WEBHOOK_ALLOW_PRIVATE: { type: 'boolean', default: false },
     WEBHOOK_MAX_RETRY_AFTER_MS: { type: 'integer', minimum: 1000, default: 60_000 },
+    // Deliveries to one target host running at once per worker, so slow targets cannot take every slot.
+    WEBHOOK_MAX_PER_HOST: { type: 'integer', minimum: 1, maximum: 1000, default: 2 },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, default: 30_000 },
     LOG_LEVEL: { type: 'string', enum: LOG_LEVELS, default: 'info' },
     OTEL_SDK_DISABLED: { type: 'boolean', default: false },
@@ -93,6 +101,8 @@ export interface Config {
     host: string;
     port: number;
     keys: string[];
+    adminKeys: string[];
+    idempotencyTtlS: number;
     bodyLimitBytes: number;
     requestTimeoutMs: number;
     connectionTimeoutMs: number;
@@ -111,7 +121,9 @@ export interface Config {
     memorySoftLimitBytes: number;
     memoryHardLimitBytes: number;
   };
-  webhooks: { signingSecret: string; allowPrivate: boolean; maxRetryAfterMs: number };
+  webhooks: { signingSecret: string; allowPrivate: boolean; maxRetryAfterMs: number; maxPerHost: number };
+  /** Fault injection into the simulated providers (admin API and workers); off unless FAULTS_ENABLED=true. */
+  faultsEnabled: boolean;
   shutdownGraceMs: number;
   logLevel: string;
   tracing: { disabled: boolean; samplerFromEnv: boolean };
@@ -160,6 +172,13 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('invalid configuration: WORKER_MEMORY_SOFT_LIMIT_BYTES must not exceed WORKER_MEMORY_HARD_LIMIT_BYTES');
   }
 
+  const clientKeys = parseList(str('API_KEYS'));
+  const adminKeys = parseList(str('ADMIN_API_KEYS'));
+  if (adminKeys.some((k) => clientKeys.includes(k))) {
+    // One key in both lists would make every client of it an operator: refuse rather than guess which was meant.
+    throw new ConfigError('invalid configuration: a key appears in both API_KEYS and ADMIN_API_KEYS; admin keys must be separate');
+  }
+
   const secret = str('WEBHOOK_SIGNING_SECRET');
   if (secret !== '' && secret.length < 16) {
     throw new ConfigError('invalid configuration: WEBHOOK_SIGNING_SECRET must be at least 16 characters');
@@ -171,7 +190,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
     api: {
       host: str('API_HOST'),
       port: num('API_PORT')!,
-      keys: parseList(str('API_KEYS')),
+      keys: clientKeys,
+      adminKeys,
+      idempotencyTtlS: num('IDEMPOTENCY_TTL_S')!,
       bodyLimitBytes: num('API_BODY_LIMIT_BYTES')!,
       requestTimeoutMs: num('API_REQUEST_TIMEOUT_MS')!,
       connectionTimeoutMs: num('API_CONNECTION_TIMEOUT_MS')!,
@@ -196,7 +217,9 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
       signingSecret: secret,
       allowPrivate: raw.WEBHOOK_ALLOW_PRIVATE === true,
       maxRetryAfterMs: num('WEBHOOK_MAX_RETRY_AFTER_MS')!,
+      maxPerHost: num('WEBHOOK_MAX_PER_HOST')!,
     },
+    faultsEnabled: raw.FAULTS_ENABLED === true,
     shutdownGraceMs: num('SHUTDOWN_GRACE_MS')!,
     logLevel: str('LOG_LEVEL'),
     tracing: { disabled: raw.OTEL_SDK_DISABLED === true, samplerFromEnv: raw.OTEL_TRACES_SAMPLER !== undefined },

@@ -8,6 +8,11 @@ export interface JobMeta {
   trace?: Record<string, string>;
   /** Client's Idempotency-Key, kept so side effects (the payment ledger) can be deduplicated too. */
   idempotencyKey?: string;
+  /**
+   * Key id (a digest prefix, never the key) of the client key that enqueued the job. Idempotency keys are scoped
+   * per client, so side effects are deduplicated by (clientId, idempotencyKey).
+   */
+  clientId?: string;
 }
 
 export interface JobEnvelope<P = Record<string, unknown>> {

@@ -9,6 +9,8 @@ import { waitFor } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const API_KEY = 'test-key-0123456789';
+/** Operator key: the only one accepted on /v1/admin/* and the console. */
+export const ADMIN_KEY = 'test-admin-key-0123456789';
 export const SIGNING_SECRET = 'test-signing-secret-0123456789';
 
 export interface ServiceProcess {
@@ -30,6 +32,8 @@ export function baseEnv(redisUrl: string, prefix: string, extra: Record<string, 
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: prefix,
     API_KEYS: API_KEY,
+    ADMIN_API_KEYS: ADMIN_KEY,
+    FAULTS_ENABLED: 'true',
     WEBHOOK_SIGNING_SECRET: SIGNING_SECRET,
     WEBHOOK_ALLOW_PRIVATE: 'true',
     OTEL_SDK_DISABLED: 'true',
