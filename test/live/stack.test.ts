@@ -11,7 +11,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { startStack, Stack } from '../../scripts/stack/stack';
+import { startStack, type Stack } from '../../scripts/stack/stack';
 import { runLoad } from '../../loadtest/run';
 import { REPO_ROOT } from '../../observability/generate/thresholds';
 import { waitFor } from '../helpers/wait';
@@ -26,12 +26,15 @@ t.before(async () => {
 });
 t.teardown(() => stack?.stop());
 
-async function api(method: string, url: string, body?: unknown) {
-  const res = await fetch(`${stack.urls.api}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+/** Fault settings go through the admin API with the stack's admin key (ADMIN_API_KEYS; FAULTS_ENABLED=true). */
+async function setFaults(queue: string, faults: Record<string, number>) {
+  const res = await fetch(`${stack.urls.api}/v1/admin/faults/${queue}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${stack.adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
   });
+  // A refused setting would make every check below meaningless: fail here, with the API's answer.
+  if (!res.ok) throw new Error(`PUT /v1/admin/faults/${queue}: ${res.status} ${await res.text()}`);
   return res.json() as Promise<any>;
 }
 
@@ -43,12 +46,12 @@ async function query(expr: string): Promise<unknown[]> {
 }
 
 t.test('every dashboard panel query returns data from the live Prometheus', async (t) => {
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0.3, rateLimitRate: 0.2, latencyMs: 30 });
-  await api('PUT', '/v1/admin/faults/notifications', { timeoutRate: 0.1 });
+  await setFaults('payments', { failureRate: 0.3, rateLimitRate: 0.2, latencyMs: 30 });
+  await setFaults('notifications', { timeoutRate: 0.1 });
   const report = await runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '20s', quiet: true });
   t.ok(report.queues.every((q) => q.requests > 0), 'load reached every queue');
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0, rateLimitRate: 0, latencyMs: 0 });
-  await api('PUT', '/v1/admin/faults/notifications', { timeoutRate: 0 });
+  await setFaults('payments', { failureRate: 0, rateLimitRate: 0, latencyMs: 0 });
+  await setFaults('notifications', { timeoutRate: 0 });
 
   const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
   const empty: string[] = [];
@@ -100,7 +103,7 @@ t.test('dashboard variables have values; exemplars carry the trace id label Graf
 t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker → TargetDown', async (t) => {
   const slack = stack.slack!;
   const titles = () => slack.messages.flatMap((m) => (m.attachments ?? []).map((a) => `${a.title}\n${a.text}`));
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0.5 });
+  await setFaults('payments', { failureRate: 0.5 });
   const load = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '40s', quiet: true });
   const firing = await waitFor(() => titles().find((x) => /^\[FIRING:\d+\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
     timeoutMs: 60_000,
@@ -112,7 +115,7 @@ t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker �
   t.match(firing, /\/d\/bullmq-queues/, 'dashboard link');
   t.match(firing, /\d+(\.\d+)?% of payments jobs failed over 30s, above the (warning|critical) threshold/, 'description with the value and the drill window');
   await load;
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0 });
+  await setFaults('payments', { failureRate: 0 });
   // Successful traffic so the ratio falls below the threshold.
   const recovery = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '45s', quiet: true });
   const resolved = await waitFor(() => titles().find((x) => /^\[RESOLVED\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
