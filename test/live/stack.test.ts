@@ -5,7 +5,9 @@
  *    (but k6's) returns at least one series;
  * 2. alert drill: payments failure rate 50 % → BullMQJobErrorRateHigh{queue="payments"} reaches the Slack-compatible
  *    receiver with labels and runbook link; back to 0 → the resolved message; a stopped worker → TargetDown;
- * 3. an evicting maxmemory-policy set at runtime → RedisEvictionPolicyUnsafe (the exporter's label is right).
+ * 3. the live status line (requests/s, depth and failing % per queue, firing alerts) reads that Prometheus, and every
+ *    process writes its output to its own log file;
+ * 4. an evicting maxmemory-policy set at runtime → RedisEvictionPolicyUnsafe (the exporter's label is right).
  */
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { startStack, type Stack } from '../../scripts/stack/stack';
 import { runLoad } from '../../loadtest/run';
 import { REPO_ROOT } from '../../observability/generate/thresholds';
 import { waitFor } from '../helpers/wait';
+import { formatStatus, loadedRecordingRules, readStatus, signalQueries, SIGNALS } from '../../scripts/stack/status';
 
 // About 2.5 minutes alone (two timed loads, alert round trips); more on a loaded CI box than .taprc's 240 s allows.
 t.setTimeout(480_000);
@@ -78,6 +81,28 @@ t.test('every dashboard panel query returns data from the live Prometheus', asyn
   t.same(empty, [], `all ${checked} panel queries return at least one series`);
 });
 
+t.test('live status line reads the stack Prometheus through the recording rules; process output is in log files', async (t) => {
+  const queries = signalQueries(await loadedRecordingRules(stack.urls.prometheus!));
+  t.same(queries, signalQueries(new Set(Object.values(SIGNALS).map((s) => s.recorded))), 'the drill rules have every recording rule the status uses');
+  // Under load every queue has a depth and a failing ratio (finished jobs in the window), the API a request rate.
+  const load = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '15s', quiet: true });
+  const status = await waitFor(
+    async () => {
+      const s = await readStatus(stack.urls.prometheus!, queries);
+      return s.requestsPerSecond !== undefined && s.queues.every((q) => q.depth !== undefined && q.failingRatio !== undefined) ? s : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 1_000, what: 'a status with every signal' },
+  );
+  await load;
+  t.ok(status.requestsPerSecond! > 0, `API requests/s from the recording rule: ${status.requestsPerSecond}`);
+  t.same(status.queues.map((q) => q.queue), ['payments', 'notifications', 'webhooks']);
+  t.match(formatStatus(status), /^\d\d:\d\d:\d\d {2}api [\d.]+ req\/s \| payments depth \d+ failing [\d.]+% \| notifications depth \d+ failing [\d.]+% \| webhooks depth \d+ failing [\d.]+% \| /);
+  const names = ['redis', 'redis_exporter', 'alertmanager', 'receiver', 'api', 'worker-1', 'worker-2', 'prometheus'];
+  t.same(Object.keys(stack.logs).sort(), names.sort(), 'one log file per process');
+  t.match(readFileSync(stack.logs.api!, 'utf8'), /"msg":"api listening"/, 'the API log has its startup line');
+  t.match(readFileSync(stack.logs.prometheus!, 'utf8'), /Server is ready to receive web requests/, 'the Prometheus log too');
+});
+
 t.test('dashboard variables have values; exemplars carry the trace id label Grafana links to Jaeger', async (t) => {
   const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'k6.json')) {
@@ -137,6 +162,8 @@ t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker �
     what: 'TargetDown for the stopped worker',
   });
   t.match(down, /FIRING/);
+  const status = await readStatus(stack.urls.prometheus!, signalQueries(await loadedRecordingRules(stack.urls.prometheus!)));
+  t.ok(status.firing.some((a) => a.alertname === 'TargetDown' && a.instance === `127.0.0.1:${stack.ports.workerMetrics[0]}`), 'the status line lists TargetDown as firing');
 });
 
 t.test('unsafe eviction policy → RedisEvictionPolicyUnsafe reaches Slack and /readyz says why', async (t) => {
