@@ -22,10 +22,10 @@ export interface ExitStatus {
   error?: Error;
 }
 
-/** "code 1", "signal SIGKILL", "spawn error: spawn redis-server ENOENT". */
+/** The exit code ("1"), else the signal ("SIGKILL"), else the spawn error ("spawn error: spawn x ENOENT"). */
 export function describeExit(status: ExitStatus): string {
   if (status.error) return `spawn error: ${status.error.message}`;
-  return status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+  return status.signal ?? String(status.code);
 }
 
 /** A process ended while something waited for it to become ready (or to reach some state). */
