@@ -61,7 +61,7 @@ export default defineConfig(
     files: ['loadtest/k6/**/*.js'],
     languageOptions: {
       sourceType: 'module',
-      globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', open: 'readonly', console: 'readonly', crypto: 'readonly' },
+      globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', open: 'readonly', console: 'readonly' },
     },
   },
   {
