@@ -1,15 +1,15 @@
 /**
  * Runs one attempt of a job around its processor: consumer span (child of the producer span carried in the
  * job), the queue's timeout (abort signal + race, so a stuck call cannot hold the slot), and the job metrics.
- * Every outcome is classified once, here: completed · retried · failed{reason} · rate limited.
+ * Every outcome is classified once, here: completed · retried · failed{reason} · rate limited · deferred.
  */
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { QueueDefinition } from '../common/queue-catalog';
 import type { JobMetrics } from '../common/telemetry/job-metrics';
 import { MESSAGING, contextWith, extractTraceContext, recordError, sampledTraceId, traceFields, tracer } from '../common/telemetry/trace-context';
-import { JobTimeoutError, RateLimitedError, failureReason } from './errors';
+import { JobDeferredError, JobTimeoutError, RateLimitedError, failureReason } from './errors';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {
@@ -29,7 +29,8 @@ export function createAttemptRunner(
   const queue = def.name;
   const defaultAttempts = def.policy.attempts;
 
-  return async function runAttempt(job: QueueJob): Promise<unknown> {
+  // `token` is the job's lock token, passed by BullMQ as the processor's 2nd argument (needed to move it to delayed).
+  return async function runAttempt(job: QueueJob, token?: string): Promise<unknown> {
     const startedAt = Date.now();
     const attempt = job.attemptsMade + 1;
     const parent = extractTraceContext(job.data?.meta?.trace);
@@ -83,6 +84,15 @@ export function createAttemptRunner(
       span.setStatus({ code: SpanStatusCode.OK });
       return result;
     } catch (err) {
+      if (err instanceof JobDeferredError) {
+        // Only this job waits (BullMQ's documented "delay a job while processing" pattern): no attempt consumed,
+        // the rest of the queue keeps running. Target 429s count as rate-limit hits (see deferral.ts).
+        if (err.kind === 'rate_limited') deps.metrics.rateLimited(queue);
+        span.addEvent('deferred', { 'bullmq.deferral': err.kind, delay_ms: err.delayMs });
+        span.setAttribute('bullmq.deferred', err.kind);
+        await job.moveToDelayed(Date.now() + err.delayMs, token);
+        throw new DelayedError();
+      }
       if (err instanceof RateLimitedError) {
         deps.metrics.rateLimited(queue);
         span.addEvent('rate_limited', { retry_after_ms: err.retryAfterMs });
