@@ -23,7 +23,7 @@ t.test('SSRF guard: only public unicast addresses', async (t) => {
 });
 
 t.test('Retry-After is parsed and bounded', async (t) => {
-  const c = new WebhookClient({ signingSecret: 'x'.repeat(16), allowPrivate: false, maxRetryAfterMs: 60_000 });
+  const c = new WebhookClient({ signingSecret: 'x'.repeat(16), allowPrivate: false, maxRetryAfterMs: 60_000, maxPerHost: 2 });
   t.equal(c.retryAfterMs('3'), 3000);
   t.equal(c.retryAfterMs('0'), 1000, 'lower bound');
   t.equal(c.retryAfterMs('86400'), 60_000, 'upper bound');
