@@ -128,3 +128,24 @@ t.test('8 targets that never answer: at most 2 deliveries per host, a healthy ta
     `10 deliveries to a healthy target: enqueue → delivered max ${Math.max(...delays)} ms, ` +
     `median ${[...delays].sort((a, b) => a - b)[5]} ms; ${deferrals} host-busy deferrals so far`);
 });
+
+t.test('a burst to one fast host: every delivery made, never more than 2 at once', async (t) => {
+  const p = await startPipeline(t);
+  const fast = await startTarget(t, (res) => res.writeHead(200).end());
+  const worker = await p.startWorker({ WORKER_QUEUES: 'webhooks' });
+  const N = 300;
+  const started = Date.now();
+  await p.app.queues.webhooks.addBulk(
+    Array.from({ length: N }, (_, i) => ({ name: 'webhooks', data: { payload: { url: fast.url, event: 'burst', payload: { i } }, meta: {} } })),
+  );
+  await waitFor(async () => (await p.app.queues.webhooks.getJobCounts('completed')).completed === N, {
+    what: `${N} deliveries completed`,
+    timeoutMs: 60_000,
+    intervalMs: 100,
+  });
+  const tookMs = Date.now() - started;
+  t.equal(fast.hits, N, 'each delivered once');
+  t.ok(fast.maxInFlight <= 2, `at most WEBHOOK_MAX_PER_HOST in flight (${fast.maxInFlight})`);
+  const deferrals = valueOf(await scrape(worker.metricsUrl), 'webhook_host_busy_deferrals_total');
+  t.comment(`${N} deliveries to one fast host, one worker: all delivered in ${tookMs} ms, max ${fast.maxInFlight} in flight, ${deferrals} host-busy deferrals`);
+});

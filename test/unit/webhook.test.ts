@@ -37,7 +37,7 @@ t.test('Retry-After is parsed and bounded', async (t) => {
   await c.close();
 });
 
-t.test('host slots: at most maxPerHost per host, first come first served, a waiter gives up after waitMs', async (t) => {
+t.test('host slots: at most maxPerHost per host, first come first served', async (t) => {
   const slots = new HostSlots(2);
   const a1 = await slots.acquire('a:80', 0);
   const a2 = await slots.acquire('a:80', 0);
@@ -51,10 +51,29 @@ t.test('host slots: at most maxPerHost per host, first come first served, a wait
   const handed = await waiting;
   t.ok(handed, 'a released slot goes to the first waiter');
   t.equal(slots.inUse('a:80'), 2, 'still 2 in use');
-  const timedOut = await slots.acquire('a:80', 20);
-  t.equal(timedOut, undefined, 'a waiter gives up after waitMs');
   a2!();
   t.ok(await late, 'the second waiter gets the next slot');
+});
+
+t.test('host slots: a waiter gives up only when its host finishes nothing for waitMs', async (t) => {
+  const slots = new HostSlots(1);
+  const busy = await slots.acquire('slow:80', 0);
+  const started = Date.now();
+  t.equal(await slots.acquire('slow:80', 30), undefined, 'no delivery finished in 30 ms: gave up');
+  t.ok(Date.now() - started >= 30, 'after waitMs');
+  busy!();
+
+  // A host finishing a delivery every 25 ms: the last of 12 waiters waits ~300 ms, past waitMs (200 ms).
+  let current = (await slots.acquire('fast:80', 0))!;
+  const queued = Array.from({ length: 12 }, () => slots.acquire('fast:80', 200));
+  for (let i = 0; i < 12; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    const next = queued[i]!;
+    current();
+    current = (await next)!;
+    t.ok(current, `waiter ${i + 1} served`);
+  }
+  current();
 });
 
 t.test('deferral bound: 10 deferrals or 1 h after the first, then rate_limited', async (t) => {

@@ -1,21 +1,24 @@
 /**
  * Per-host concurrency limit for webhook deliveries, in process (one worker): at most `maxPerHost` deliveries to
  * one target host (hostname and port) at once, so slow or hanging targets cannot take every delivery slot of the
- * worker. A delivery that finds its host full waits at most `waitMs` for a slot — a fast target frees one within
- * milliseconds — and otherwise gives up, so the caller can put the job back to delayed instead of holding a
- * worker slot while the host hangs. Waiters are served first come, first served.
+ * worker. A delivery that finds its host full waits for a slot as long as the host keeps finishing deliveries
+ * (one at least every `waitMs`): a burst to a fast target queues here for milliseconds. A host that finishes none
+ * for `waitMs` is slow or hanging: the waiter gives up, so the caller can put the job back to delayed instead of
+ * holding a worker slot while the host hangs. Waiters are served first come, first served.
  */
 export type ReleaseSlot = () => void;
 
 interface HostState {
   active: number;
   waiters: Array<(release: ReleaseSlot) => void>;
+  /** When a delivery to this host last finished (ms since epoch; 0: none yet). */
+  lastReleaseAt: number;
 }
 
 export class HostSlots {
   private readonly hosts = new Map<string, HostState>();
 
-  constructor(readonly maxPerHost: number) {
+  constructor(readonly maxPerHost: number, private readonly now: () => number = Date.now) {
     if (!Number.isInteger(maxPerHost) || maxPerHost < 1) throw new Error(`HostSlots: maxPerHost must be a positive integer, got ${maxPerHost}`);
   }
 
@@ -24,11 +27,14 @@ export class HostSlots {
     return this.hosts.get(host)?.active ?? 0;
   }
 
-  /** A slot for `host` (call the returned function exactly once when done), or undefined if none freed in time. */
+  /**
+   * A slot for `host` (call the returned function exactly once when done), or undefined if the host finished no
+   * delivery for `waitMs` while this one waited.
+   */
   acquire(host: string, waitMs: number): Promise<ReleaseSlot | undefined> {
     let state = this.hosts.get(host);
     if (!state) {
-      state = { active: 0, waiters: [] };
+      state = { active: 0, waiters: [], lastReleaseAt: 0 };
       this.hosts.set(host, state);
     }
     if (state.active < this.maxPerHost) {
@@ -38,15 +44,22 @@ export class HostSlots {
     if (waitMs <= 0) return Promise.resolve(undefined);
     const hostState = state;
     return new Promise((resolve) => {
+      let timer: NodeJS.Timeout;
       const waiter = (release: ReleaseSlot) => {
         clearTimeout(timer);
         resolve(release);
       };
-      const timer = setTimeout(() => {
+      const check = () => {
+        const sinceRelease = this.now() - hostState.lastReleaseAt;
+        if (sinceRelease < waitMs) {
+          timer = setTimeout(check, waitMs - sinceRelease); // the host is making progress: keep waiting
+          return;
+        }
         const i = hostState.waiters.indexOf(waiter);
         if (i >= 0) hostState.waiters.splice(i, 1);
         resolve(undefined);
-      }, waitMs);
+      };
+      timer = setTimeout(check, waitMs);
       hostState.waiters.push(waiter);
     });
   }
@@ -56,6 +69,7 @@ export class HostSlots {
     return () => {
       if (released) return;
       released = true;
+      state.lastReleaseAt = this.now();
       const next = state.waiters.shift();
       // Hand the slot straight to the next waiter (active stays the same), or free it.
       if (next) return next(this.releaser(host, state));
