@@ -61,7 +61,12 @@ t.test('host slots: a waiter gives up only when its host finishes nothing for wa
   const started = Date.now();
   t.equal(await slots.acquire('slow:80', 30), undefined, 'no delivery finished in 30 ms: gave up');
   t.ok(Date.now() - started >= 30, 'after waitMs');
+  const abort = new AbortController();
+  const aborted = slots.acquire('slow:80', 60_000, abort.signal);
+  abort.abort();
+  t.equal(await aborted, undefined, 'an aborted attempt stops waiting');
   busy!();
+  t.equal(slots.inUse('slow:80'), 0, 'the aborted waiter took no slot');
 
   // A host finishing a delivery every 25 ms: the last of 12 waiters waits ~300 ms, past waitMs (200 ms).
   let current = (await slots.acquire('fast:80', 0))!;

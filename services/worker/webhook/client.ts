@@ -101,8 +101,11 @@ export class WebhookClient {
     if (!this.opts.allowPrivate && literal && !isPublicAddress(literal)) {
       throw new UnrecoverableError(new BlockedTargetError(literal).message);
     }
-    const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs);
-    if (!release) throw new HostBusyError(url.host);
+    const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
+    if (!release) {
+      signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
+      throw new HostBusyError(url.host);
+    }
     try {
       return await this.send(url, d, signal, parent);
     } finally {

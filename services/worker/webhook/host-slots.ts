@@ -29,9 +29,9 @@ export class HostSlots {
 
   /**
    * A slot for `host` (call the returned function exactly once when done), or undefined if the host finished no
-   * delivery for `waitMs` while this one waited.
+   * delivery for `waitMs` while this one waited, or the attempt was aborted (its timeout) meanwhile.
    */
-  acquire(host: string, waitMs: number): Promise<ReleaseSlot | undefined> {
+  acquire(host: string, waitMs: number, signal?: AbortSignal): Promise<ReleaseSlot | undefined> {
     let state = this.hosts.get(host);
     if (!state) {
       state = { active: 0, waiters: [], lastReleaseAt: 0 };
@@ -41,12 +41,20 @@ export class HostSlots {
       state.active++;
       return Promise.resolve(this.releaser(host, state));
     }
-    if (waitMs <= 0) return Promise.resolve(undefined);
+    if (waitMs <= 0 || signal?.aborted) return Promise.resolve(undefined);
     const hostState = state;
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout;
+      const giveUp = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
+        const i = hostState.waiters.indexOf(waiter);
+        if (i >= 0) hostState.waiters.splice(i, 1);
+        resolve(undefined);
+      };
       const waiter = (release: ReleaseSlot) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
         resolve(release);
       };
       const check = () => {
@@ -55,11 +63,10 @@ export class HostSlots {
           timer = setTimeout(check, waitMs - sinceRelease); // the host is making progress: keep waiting
           return;
         }
-        const i = hostState.waiters.indexOf(waiter);
-        if (i >= 0) hostState.waiters.splice(i, 1);
-        resolve(undefined);
+        giveUp();
       };
       timer = setTimeout(check, waitMs);
+      signal?.addEventListener('abort', giveUp, { once: true });
       hostState.waiters.push(waiter);
     });
   }
