@@ -28,12 +28,12 @@ export interface WebhookDelivery {
 export interface WebhookClientOptions {
   signingSecret: string;
   allowPrivate: boolean;
-  /** Upper bound for a target's Retry-After, so one receiver cannot park the queue for hours. */
+  /** Upper bound for a target's Retry-After, so one receiver cannot park its jobs for hours per 429. */
   maxRetryAfterMs: number;
   /** Deliveries in flight per target host (hostname:port) in this worker (WEBHOOK_MAX_PER_HOST). */
   maxPerHost: number;
   defaultRetryAfterMs?: number;
-  /** How long a delivery waits for a slot of its host before giving up with HostBusyError. */
+  /** How long a host may finish no delivery while one waits for its slot, before HostBusyError (host-slots.ts). */
   hostSlotWaitMs?: number;
   /**
    * A target must accept the connection within connectTimeoutMs and send its response headers within
