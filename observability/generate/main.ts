@@ -7,10 +7,10 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { assertSloBoundsAreBuckets, loadThresholds, repoPath, Thresholds } from './thresholds';
+import { assertSloBoundsAreBuckets, loadThresholds, repoPath, type Thresholds } from './thresholds';
 import { BUCKETS } from '../../services/common/telemetry/registry';
 import { DRILL_SLO_WINDOWS } from './slo';
-import { rulesFile, RuleOptions } from './rules';
+import { rulesFile, type RuleOptions } from './rules';
 import { ruleTestsFile } from './rule-tests';
 import { sloRuleTestsFile } from './slo-rule-tests';
 import { dashboards } from './dashboards';

@@ -5,7 +5,7 @@
  * consumer picks its own rate windows.
  */
 import { leMatcher, sloStatement } from './slo';
-import { Thresholds } from './thresholds';
+import type { Thresholds } from './thresholds';
 
 const SERVICE = 'bullmq-jobs';
 

@@ -9,8 +9,8 @@
  * below it, silent when only the long or only the short window burns.
  */
 import { humanize, humanize1024, humanizeDuration, humanizePercentage } from './go-format';
-import { alertRules, AlertName, AlertRule, RULE_GROUP_ORDER } from './rules';
-import { forQueue, Level, PerQueueKey, Thresholds } from './thresholds';
+import { alertRules, type AlertName, type AlertRule, RULE_GROUP_ORDER } from './rules';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
 
 export interface InputSeries {
   series: string;

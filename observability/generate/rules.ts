@@ -3,8 +3,8 @@
  * quantiles that alerts and dashboards share. Queue-state gauges come from every worker replica (identical
  * values), so they are aggregated with max, never sum.
  */
-import { forQueue, Level, PerQueueKey, Thresholds } from './thresholds';
-import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, SLO_PERIOD_GROUP_INTERVAL, sloRecordingRules, SloWindow } from './slo';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, SLO_PERIOD_GROUP_INTERVAL, sloRecordingRules, type SloWindow } from './slo';
 
 export interface RuleOptions {
   /** Replaces every `for:` (the live drill uses 0s/15s; shipped rules keep realistic values). */

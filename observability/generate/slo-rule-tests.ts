@@ -6,8 +6,8 @@
  * objective, burn rate, window or `for:` moves inputs and expectations together.
  */
 import { humanizePercentage } from './go-format';
-import { BURN_RATE_ALERTS, BurnRateAlert, budgetOf, objective, SLO_ALERT, sloAlertRules, SloAlertRule, SloKind } from './slo';
-import { durationSeconds, Thresholds } from './thresholds';
+import { BURN_RATE_ALERTS, type BurnRateAlert, budgetOf, objective, SLO_ALERT, sloAlertRules, type SloAlertRule, type SloKind } from './slo';
+import { durationSeconds, type Thresholds } from './thresholds';
 import { RULE_GROUP_ORDER } from './rules';
 
 /** Traffic for `minutes` minutes: `total` jobs a minute of which `bad` fail (errors) or are slow (latency). */

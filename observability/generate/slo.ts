@@ -7,7 +7,7 @@
  * attempts). Latency SLI: the share of *completed* jobs slower than the bound, from bullmq_job_e2e_seconds
  * (eligible → final outcome); failed jobs are left out because they already spend the error budget.
  */
-import { QueueSlo, Thresholds } from './thresholds';
+import type { QueueSlo, Thresholds } from './thresholds';
 
 /** The SRE workbook's windows; the shipped rules always use these. */
 export const SLO_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'] as const;

@@ -124,5 +124,5 @@ export function loadThresholds(file = repoPath('observability', 'thresholds.yaml
 
 /** The value for one queue: its override, else the default. */
 export function forQueue<K extends keyof QueueThresholds>(t: Thresholds, queue: string, key: K): QueueThresholds[K] {
-  return (t.queues[queue]?.[key] ?? t.defaults[key]) as QueueThresholds[K];
+  return (t.queues[queue]?.[key] ?? t.defaults[key]);
 }

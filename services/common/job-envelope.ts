@@ -8,6 +8,16 @@ export interface JobMeta {
   trace?: Record<string, string>;
   /** Client's Idempotency-Key, kept so side effects (the payment ledger) can be deduplicated too. */
   idempotencyKey?: string;
+  /**
+   * Key id (a digest prefix, never the key) of the client key that enqueued the job. Idempotency keys are scoped
+   * per client, so side effects are deduplicated by (clientId, idempotencyKey).
+   */
+  clientId?: string;
+  /**
+   * Set by the worker when the job's own target answered 429 (services/worker/deferral.ts): how many times the job
+   * was deferred and when the first deferral happened, so the bound survives worker restarts.
+   */
+  rateLimitDeferrals?: { count: number; firstAt: number };
 }
 
 export interface JobEnvelope<P = Record<string, unknown>> {

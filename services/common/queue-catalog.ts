@@ -4,6 +4,8 @@
  * Adding a queue = one entry here + one file in services/worker/processors/<name>.ts.
  */
 
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
 /** BullMQ priorities: lower number runs first. */
 export const PRIORITIES = {
   critical: 1,
@@ -36,13 +38,46 @@ export interface QueuePolicy {
   maxStalledCount: number;
 }
 
-export interface QueueDefinition {
+export interface QueueDefinition<S extends TSchema = TSchema> {
   name: string;
   description: string;
-  /** JSON Schema of the job payload (`data` in the API body). Unknown fields are rejected. */
-  payloadSchema: Record<string, unknown>;
+  /** Payload schema (`data` in the API body), written once with TypeBox: JSON Schema for Fastify, types by Static<>. */
+  payloadSchema: S;
   policy: QueuePolicy;
 }
+
+// Payload schemas. Unknown fields are rejected; processors and providers take their types from these.
+export const PaymentPayload = Type.Object(
+  {
+    amount: Type.Integer({ minimum: 1, description: 'minor units (cents)' }),
+    currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+    account: Type.String({ minLength: 1, maxLength: 128 }),
+    reference: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false },
+);
+export type PaymentPayload = Static<typeof PaymentPayload>;
+
+export const NotificationPayload = Type.Object(
+  {
+    channel: Type.Union([Type.Literal('email'), Type.Literal('sms'), Type.Literal('push')]),
+    to: Type.String({ minLength: 1, maxLength: 320 }),
+    template: Type.String({ minLength: 1, maxLength: 128 }),
+    variables: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+export type NotificationPayload = Static<typeof NotificationPayload>;
+
+export const WebhookPayload = Type.Object(
+  {
+    url: Type.String({ format: 'uri', pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 }),
+    event: Type.String({ minLength: 1, maxLength: 128 }),
+    payload: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { additionalProperties: false },
+);
+export type WebhookPayload = Static<typeof WebhookPayload>;
 
 /** Retention shared by all queues: completed jobs 1 h (bounded by count), failed jobs 24 h. */
 export const RETENTION = {
@@ -56,51 +91,25 @@ export const QUEUE_CATALOG = {
   payments: {
     name: 'payments',
     description: 'Charges through the payment provider; applied at most once per idempotency key.',
-    payloadSchema: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['amount', 'currency', 'account'],
-      properties: {
-        amount: { type: 'integer', minimum: 1, description: 'minor units (cents)' },
-        currency: { type: 'string', pattern: '^[A-Z]{3}$' },
-        account: { type: 'string', minLength: 1, maxLength: 128 },
-        reference: { type: 'string', minLength: 1, maxLength: 128 },
-      },
-    },
+    payloadSchema: PaymentPayload,
     policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
   },
   notifications: {
     name: 'notifications',
     description: 'Email, SMS and push messages through the notification provider.',
-    payloadSchema: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['channel', 'to', 'template'],
-      properties: {
-        channel: { type: 'string', enum: ['email', 'sms', 'push'] },
-        to: { type: 'string', minLength: 1, maxLength: 320 },
-        template: { type: 'string', minLength: 1, maxLength: 128 },
-        variables: { type: 'object' },
-      },
-    },
+    payloadSchema: NotificationPayload,
     policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
   },
   webhooks: {
     name: 'webhooks',
     description: 'Signed HTTP POST deliveries to customer endpoints.',
-    payloadSchema: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['url', 'event', 'payload'],
-      properties: {
-        url: { type: 'string', format: 'uri', pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 },
-        event: { type: 'string', minLength: 1, maxLength: 128 },
-        payload: { type: 'object' },
-      },
-    },
+    payloadSchema: WebhookPayload,
     // Lock longer than the 30 s timeout so a slow but live delivery is never taken for stalled.
+    // Concurrency 64: deliveries are I/O-bound (a socket and a few KB each), and with WEBHOOK_MAX_PER_HOST = 2
+    // it takes 32 hanging target hosts — each held at most 10 s by the client's headers timeout — to fill one
+    // worker, so a healthy target still finds a free slot at once (services/worker/webhook/host-slots.ts).
     policy: {
-      concurrency: 8, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5,
+      concurrency: 64, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5,
       ...stallDefaults, lockDurationMs: 45_000,
     },
   },
@@ -116,3 +125,6 @@ export function isQueueName(name: string): name is QueueName {
 export function queueDefinition(name: QueueName): QueueDefinition {
   return QUEUE_CATALOG[name];
 }
+
+/** The payload type of a queue, derived from its catalog schema. */
+export type PayloadOf<Q extends QueueName> = Static<(typeof QUEUE_CATALOG)[Q]['payloadSchema']>;

@@ -1,5 +1,5 @@
 /**
- * Wiring of one BullMQ Worker for one catalog queue: policy → Worker options, the processor file by name,
+ * Wiring of one BullMQ Worker for one catalog queue: policy → Worker options, the queue's processor (processors/index.ts),
  * the attempt runner, and the listeners every production worker needs ('error' above all: an unhandled
  * 'error' event would crash the process).
  */
@@ -8,20 +8,12 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import { QUEUE_CATALOG, QueueName } from '../common/queue-catalog';
-import type { JobMetrics } from '../common/telemetry/job-metrics';
-import { createAttemptRunner, AttemptRunnerDeps } from './run-attempt';
+import { JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
+import { createTelemetryGuard } from '../common/telemetry/guard';
+import { sampledTraceIdOf } from '../common/telemetry/trace-context';
+import { createAttemptRunner, eligibleAt, AttemptRunnerDeps } from './run-attempt';
 import { STALLED_FAILURE_MESSAGE } from './errors';
-import type { Processor } from './processors/types';
-
-/** processors/<queue>.ts exports `processor`: adding a queue needs no edit here. */
-export function loadProcessor(queue: QueueName): Processor {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mod = require(`./processors/${queue}`) as { processor?: Processor };
-  if (typeof mod.processor !== 'function') {
-    throw new Error(`services/worker/processors/${queue}.ts must export "processor" (queue "${queue}" is in the catalog)`);
-  }
-  return mod.processor;
-}
+import { PROCESSORS } from './processors';
 
 export interface QueueWorkerDeps {
   connection: Redis;
@@ -31,16 +23,22 @@ export interface QueueWorkerDeps {
   processorDeps: AttemptRunnerDeps['processorDeps'];
 }
 
-export function createQueueWorker(queue: QueueName, deps: QueueWorkerDeps): Worker {
+export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWorkerDeps): Worker {
   const def = QUEUE_CATALOG[queue];
   const { config } = deps;
   const log = deps.log.child({ queue });
+  // The listeners below run inside BullMQ's event emission: a throwing metric there must not reach BullMQ.
+  const metrics = guardJobMetrics(
+    deps.metrics,
+    createTelemetryGuard((what, err) => log.error({ err, what }, 'telemetry call failed; ignored')),
+  );
   let worker: Worker | undefined;
-  const runAttempt = createAttemptRunner(def, loadProcessor(queue), {
+  const runAttempt = createAttemptRunner(def, PROCESSORS[queue], {
     metrics: deps.metrics,
     log,
     rateLimit: async (ms) => worker?.rateLimit(ms),
     processorDeps: deps.processorDeps,
+    traceMode: config.tracing.mode,
   }, config.worker.timeoutMs[queue]);
 
   worker = new Worker(queue, runAttempt, {
@@ -55,13 +53,17 @@ export function createQueueWorker(queue: QueueName, deps: QueueWorkerDeps): Work
 
   worker.on('error', (err) => log.error({ err }, 'worker error'));
   worker.on('stalled', (jobId) => {
-    deps.metrics.stalled(queue);
+    metrics.stalled(queue);
     log.warn({ jobId }, 'job stalled: lock lost, moved back to wait');
   });
   worker.on('failed', (job, err) => {
-    // A job that stalled too often is failed by BullMQ before any processor runs: count it here.
+    // A job that stalled too often is failed by BullMQ before any processor runs: count it here, and end its
+    // end-to-end time (exemplar: the job's producer trace, there is no attempt span).
     if (err?.message === STALLED_FAILURE_MESSAGE) {
-      deps.metrics.failed(queue, 'stalled');
+      metrics.failed(queue, 'stalled');
+      if (job) {
+        metrics.observeE2e(queue, 'failed', ((job.finishedOn ?? Date.now()) - eligibleAt(job)) / 1000, sampledTraceIdOf(job.data?.meta?.trace));
+      }
       log.error({ jobId: job?.id }, 'job failed: stalled more than allowed');
     }
   });

@@ -5,13 +5,14 @@ import { parseConfig } from '../../services/common/config';
 import { createLogger } from '../../services/common/logger';
 import { createRegistry, MetricsRegistry } from '../../services/common/telemetry/registry';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from './redis';
-import { API_KEY, SIGNING_SECRET } from './services';
+import { ADMIN_KEY, API_KEY, SIGNING_SECRET } from './services';
 
 export interface TestApp {
   app: FastifyInstance;
   prefix: string;
   registry: MetricsRegistry;
   auth: { authorization: string };
+  adminAuth: { authorization: string };
 }
 
 export async function buildTestApp(
@@ -23,6 +24,8 @@ export async function buildTestApp(
     REDIS_URL: SHARED_REDIS_URL,
     QUEUE_PREFIX: prefix,
     API_KEYS: API_KEY,
+    ADMIN_API_KEYS: ADMIN_KEY,
+    FAULTS_ENABLED: 'true',
     WEBHOOK_SIGNING_SECRET: SIGNING_SECRET,
     LOG_LEVEL: 'silent',
     API_MAX_EVENT_LOOP_DELAY_MS: '0',
@@ -34,5 +37,5 @@ export async function buildTestApp(
     await app.close();
     await deletePrefix(SHARED_REDIS_URL, prefix);
   });
-  return { app, prefix, registry, auth: { authorization: `Bearer ${API_KEY}` } };
+  return { app, prefix, registry, auth: { authorization: `Bearer ${API_KEY}` }, adminAuth: { authorization: `Bearer ${ADMIN_KEY}` } };
 }

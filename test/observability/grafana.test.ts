@@ -3,7 +3,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { loadThresholds, PerQueueKey, REPO_ROOT } from '../../observability/generate/thresholds';
+import { loadThresholds, type PerQueueKey, REPO_ROOT } from '../../observability/generate/thresholds';
 import { dashboards } from '../../observability/generate/dashboards';
 import { BURN_RATE_ALERTS, S } from '../../observability/generate/slo';
 
@@ -45,15 +45,17 @@ t.test('panel ids are stable: adding a per-queue override adds panels without re
   const th = loadThresholds();
   const before = dashboards(th);
   const more = dashboards({ ...th, queues: { ...th.queues, payments: { ...th.queues.payments, queue_depth: { warning: 100, critical: 200 } } } });
-  const ids = (d: { panels: { id: number; title: string }[] }) => new Map(d.panels.map((p) => [p.title, p.id]));
+  // The SDK's Dashboard type has optional panels, ids and titles; every generated one has them.
+  const panelsOf = (d: { panels?: { id?: number; title?: string }[] }) => d.panels ?? [];
+  const ids = (d: { panels?: { id?: number; title?: string }[] }) => new Map(panelsOf(d).map((p) => [p.title, p.id]));
   const a = ids(before.queues);
   const b = ids(more.queues);
   t.ok(b.size > a.size, 'the override added panels');
   for (const [title, id] of a) if (b.has(title)) t.equal(b.get(title), id, `"${title}" keeps id ${id}`);
   for (const [name, d] of Object.entries(before)) {
-    t.ok(d.panels.every((p: { id: number }) => Number.isInteger(p.id) && p.id > 0), `${name}: positive integer ids`);
+    t.ok(panelsOf(d).length > 0 && panelsOf(d).every((p) => Number.isInteger(p.id) && p.id! > 0), `${name}: positive integer ids`);
   }
-  t.same(load('queues.json').panels.map((p: { id: number }) => p.id), before.queues.panels.map((p) => p.id), 'committed ids are the generated ones');
+  t.same(load('queues.json').panels.map((p: { id: number }) => p.id), panelsOf(before.queues).map((p) => p.id), 'committed ids are the generated ones');
 });
 
 t.test('threshold lines: every line is the thresholds.yaml value for what the panel shows, per queue', async (t) => {
@@ -89,7 +91,7 @@ t.test('threshold lines: every line is the thresholds.yaml value for what the pa
     }
     if (queue) return lv(th.queues[queue]?.[key] ?? th.defaults[key]);
     // A panel for all queues may only draw the default lines when no queue has other values.
-    const overridden = Object.values(th.queues).some((q) => q[key] && lv(q[key]!).join() !== lv(th.defaults[key]).join());
+    const overridden = Object.values(th.queues).some((q) => q[key] && lv(q[key]).join() !== lv(th.defaults[key]).join());
     return overridden ? undefined : lv(th.defaults[key]);
   };
   const seen = new Set<string>();

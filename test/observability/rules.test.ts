@@ -1,12 +1,12 @@
 /** Prometheus config and rules checked by the real promtool; generated files must be what the generator makes. */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { e2eBuckets, generatedFiles } from '../../observability/generate/main';
-import { assertSloBoundsAreBuckets, loadThresholds, REPO_ROOT, Thresholds } from '../../observability/generate/thresholds';
+import { assertSloBoundsAreBuckets, loadThresholds, REPO_ROOT, type Thresholds } from '../../observability/generate/thresholds';
 import { ALERT_NAMES } from '../../observability/generate/rules';
 
 import { tool } from './tools';
@@ -89,8 +89,8 @@ t.test('promtool rule tests fail when a rule is wrong (the tests can fail)', asy
   const rules = readFileSync(path.join(REPO_ROOT, 'observability/prometheus/rules/bullmq.rules.yml'), 'utf8');
   // Summing replica gauges instead of max doubles the depth: the warning case must now see a critical alert.
   execFileSync('mkdir', ['-p', `${dir}/rules`, `${dir}/tests`]);
-  require('node:fs').writeFileSync(`${dir}/rules/bullmq.rules.yml`, rules.replace('max by (queue, state) (bullmq_queue_jobs', 'sum by (queue, state) (bullmq_queue_jobs'));
-  require('node:fs').copyFileSync(path.join(REPO_ROOT, 'observability/prometheus/tests/bullmq.rules.test.yml'), `${dir}/tests/t.yml`);
+  writeFileSync(`${dir}/rules/bullmq.rules.yml`, rules.replace('max by (queue, state) (bullmq_queue_jobs', 'sum by (queue, state) (bullmq_queue_jobs'));
+  copyFileSync(path.join(REPO_ROOT, 'observability/prometheus/tests/bullmq.rules.test.yml'), `${dir}/tests/t.yml`);
   const res = promtool(['test', 'rules', 't.yml'], `${dir}/tests`);
   t.not(res.status, 0, 'a broken aggregation is caught');
   t.match(res.stdout + res.stderr, /BullMQQueueDepthHigh \(warning\) fires when/);

@@ -11,7 +11,7 @@ t.test('defaults come from the catalog and the issue contract', async (t) => {
   t.same(c.api.keys, []);
   t.equal(c.queuePrefix, 'bull');
   t.same(c.worker.queues, ['payments', 'notifications', 'webhooks']);
-  t.same(c.worker.concurrency, { payments: 5, notifications: 10, webhooks: 8 });
+  t.same(c.worker.concurrency, { payments: 5, notifications: 10, webhooks: 64 });
   t.same(c.worker.timeoutMs, { payments: 10_000, notifications: 5_000, webhooks: 30_000 });
   t.equal(c.webhooks.allowPrivate, false);
   t.equal(c.api.bodyLimitBytes, 64 * 1024);
@@ -57,4 +57,15 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
     t.throws(() => parseConfig(env), ConfigError, JSON.stringify(env));
     t.throws(() => parseConfig(env), pattern, JSON.stringify(env));
   }
+});
+
+t.test('tracing: trace mode and opt-in auto-instrumentation', async (t) => {
+  const d = parseConfig({});
+  t.equal(d.tracing.mode, 'child', 'attempt spans are children of the producer span by default');
+  t.same(d.tracing.instrumentations, [], 'lean explicit mode by default');
+  const c = parseConfig({ OTEL_BULLMQ_TRACE_MODE: 'link', OTEL_NODE_ENABLED_INSTRUMENTATIONS: ' http, ioredis ,undici,' });
+  t.equal(c.tracing.mode, 'link');
+  t.same(c.tracing.instrumentations, ['http', 'ioredis', 'undici']);
+  t.throws(() => parseConfig({ OTEL_BULLMQ_TRACE_MODE: 'sibling' }), /OTEL_BULLMQ_TRACE_MODE/);
+  t.throws(() => parseConfig({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http;rm -rf' }), /OTEL_NODE_ENABLED_INSTRUMENTATIONS/);
 });

@@ -7,9 +7,11 @@ import type { Job } from 'bullmq';
 import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { JobEnvelope } from '../../common/job-envelope';
+import type { PayloadOf, QueueName } from '../../common/queue-catalog';
 import type { NotificationProvider, PaymentProvider } from '../providers/provider';
 import type { PaymentLedger } from '../payment-ledger';
 import type { WebhookClient } from '../webhook/client';
+import type { WebhookMetrics } from '../../common/telemetry/webhook-metrics';
 
 export interface ProcessorDeps {
   signal: AbortSignal;
@@ -20,7 +22,9 @@ export interface ProcessorDeps {
   notificationProvider: NotificationProvider;
   ledger: PaymentLedger;
   webhookClient: WebhookClient;
+  webhookMetrics: WebhookMetrics;
 }
 
 export type QueueJob<P = Record<string, unknown>> = Job<JobEnvelope<P>>;
-export type Processor<P = Record<string, unknown>> = (job: QueueJob<P>, deps: ProcessorDeps) => Promise<unknown>;
+/** A queue's processor: its job's payload is typed from the queue's catalog schema. */
+export type Processor<Q extends QueueName> = (job: QueueJob<PayloadOf<Q>>, deps: ProcessorDeps) => Promise<unknown>;

@@ -1,12 +1,14 @@
 /**
  * Producer side of BullMQ: one Queue per catalog entry on a fail-fast Redis connection (see common/redis.ts),
- * the fault store, and their shutdown. Job options (attempts, backoff, retention) come from the catalog.
+ * the fault store, and their shutdown. Job options (attempts, backoff, retention) come from the catalog through
+ * common/job-options.ts.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, RETENTION } from '../../../common/queue-catalog';
+import { QUEUE_NAMES, QueueName } from '../../../common/queue-catalog';
+import { jobOptionsFor } from '../../../common/job-options';
 import { createProducerConnection } from '../../../common/redis';
 import { FaultStore } from '../../../common/faults';
 import { isRedisError, redisUnavailable } from '../../errors';
@@ -24,16 +26,6 @@ declare module 'fastify' {
   }
 }
 
-export function defaultJobOptions(queue: QueueName) {
-  const { policy } = QUEUE_CATALOG[queue];
-  return {
-    attempts: policy.attempts,
-    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
-    removeOnComplete: { ...RETENTION.completed },
-    removeOnFail: { ...RETENTION.failed },
-  };
-}
-
 export default fp(
   async function queues(app: FastifyInstance) {
     const redis = createProducerConnection(app.config.redisUrl);
@@ -41,7 +33,7 @@ export default fp(
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: defaultJobOptions(name) }),
+        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: jobOptionsFor(name) }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));

@@ -1,0 +1,45 @@
+/** Environment of the API process: listener, keys, limits, load shedding, idempotency. */
+import { Type, type Static } from '@sinclair/typebox';
+import { ConfigError, parseList } from './errors';
+
+export const ApiEnv = Type.Object({
+  API_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  API_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  API_KEYS: Type.String({ default: '' }),
+  // Operators' keys: only these reach /v1/admin/* and the console; never accepted as client keys.
+  ADMIN_API_KEYS: Type.String({ default: '' }),
+  // How long an Idempotency-Key is remembered, independent of completed-job retention.
+  IDEMPOTENCY_TTL_S: Type.Integer({ minimum: 60, maximum: 30 * 24 * 3600, default: 86_400 }),
+  API_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 65536 }),
+  API_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  API_CONNECTION_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5_000 }),
+  // Per bearer key, shared by every API replica through Redis. 0 disables the limit.
+  API_RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 1000 }),
+  API_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 100, default: 1000 }),
+  // Load shedding: above these the API answers 503 + Retry-After instead of queueing more work. 0 disables.
+  API_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000 }),
+  API_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
+});
+export type ApiEnv = Static<typeof ApiEnv>;
+
+export function apiConfig(env: ApiEnv) {
+  const keys = parseList(env.API_KEYS);
+  const adminKeys = parseList(env.ADMIN_API_KEYS);
+  if (adminKeys.some((k) => keys.includes(k))) {
+    // One key in both lists would make every client of it an operator: refuse rather than guess which was meant.
+    throw new ConfigError('invalid configuration: a key appears in both API_KEYS and ADMIN_API_KEYS; admin keys must be separate');
+  }
+  return {
+    host: env.API_HOST,
+    port: env.API_PORT,
+    keys,
+    adminKeys,
+    idempotencyTtlS: env.IDEMPOTENCY_TTL_S,
+    bodyLimitBytes: env.API_BODY_LIMIT_BYTES,
+    requestTimeoutMs: env.API_REQUEST_TIMEOUT_MS,
+    connectionTimeoutMs: env.API_CONNECTION_TIMEOUT_MS,
+    rateLimit: { max: env.API_RATE_LIMIT_MAX, windowMs: env.API_RATE_LIMIT_WINDOW_MS },
+    loadShedding: { maxEventLoopDelayMs: env.API_MAX_EVENT_LOOP_DELAY_MS, maxRssBytes: env.API_MAX_RSS_BYTES },
+  };
+}
+export type ApiConfig = ReturnType<typeof apiConfig>;

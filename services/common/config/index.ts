@@ -1,0 +1,48 @@
+/**
+ * Configuration: the only module that reads process.env. Parsed and validated once, at boot; a bad value stops
+ * the process with a message naming the variable (see loadConfig). The schema is written once with TypeBox, in
+ * parts: shared.ts (every process), api.ts, worker.ts; the Config type follows from the parts' builders.
+ */
+import envSchema from 'env-schema';
+import { Type, type Static } from '@sinclair/typebox';
+import { ApiEnv, apiConfig } from './api';
+import { ConfigError } from './errors';
+import { SharedEnv, sharedConfig } from './shared';
+import { PerQueueEnv, WorkerEnv, workerConfig } from './worker';
+
+export { ConfigError } from './errors';
+export type { ApiConfig } from './api';
+export { TRACE_MODES, type TraceMode } from './shared';
+
+const Env = Type.Composite([SharedEnv, ApiEnv, WorkerEnv]);
+
+function validate<T>(schema: object, env: NodeJS.ProcessEnv): T {
+  try {
+    return envSchema<T>({ schema, data: env, dotenv: false });
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
+  }
+}
+
+/** Parse and validate an environment. Pure: pass any object (tests do). */
+export function parseConfig(env: NodeJS.ProcessEnv = process.env) {
+  const values = validate<Static<typeof Env>>(Env, env);
+  const queueValues = validate<PerQueueEnv>(PerQueueEnv, env);
+  return { ...sharedConfig(values), api: apiConfig(values), ...workerConfig(values, queueValues) };
+}
+
+export type Config = ReturnType<typeof parseConfig>;
+
+let cached: Config | undefined;
+
+/** The process's configuration, parsed on first use. Exits with code 1 and a clear message when invalid. */
+export function loadConfig(): Config {
+  if (cached) return cached;
+  try {
+    cached = parseConfig(process.env);
+    return cached;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,102 @@
+/** Environment of the worker process: which queues, per-queue concurrency and timeouts, stall and memory limits, webhooks. */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import YAML from 'yaml';
+import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from '../queue-catalog';
+import { ConfigError, parseList } from './errors';
+
+export const WorkerEnv = Type.Object({
+  WORKER_QUEUES: Type.String({ default: '' }),
+  WORKER_LOCK_DURATION_MS: Type.Optional(Type.Integer({ minimum: 100 })),
+  WORKER_STALLED_INTERVAL_MS: Type.Optional(Type.Integer({ minimum: 100 })),
+  WORKER_MAX_STALLED_COUNT: Type.Optional(Type.Integer({ minimum: 0 })),
+  WORKER_MEMORY_SOFT_LIMIT_BYTES: Type.Optional(Type.Integer({ minimum: 0 })),
+  WORKER_MEMORY_HARD_LIMIT_BYTES: Type.Optional(Type.Integer({ minimum: 0 })),
+  WEBHOOK_SIGNING_SECRET: Type.String({ default: '' }),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false }),
+  WEBHOOK_MAX_RETRY_AFTER_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  // Deliveries to one target host running at once per worker, so slow targets cannot take every slot.
+  WEBHOOK_MAX_PER_HOST: Type.Integer({ minimum: 1, maximum: 1000, default: 2 }),
+});
+export type WorkerEnv = Static<typeof WorkerEnv>;
+
+const concurrencyVar = (queue: string) => `WORKER_CONCURRENCY_${queue.toUpperCase()}`;
+const timeoutVar = (queue: string) => `WORKER_TIMEOUT_MS_${queue.toUpperCase()}`;
+
+/** WORKER_CONCURRENCY_<QUEUE> and WORKER_TIMEOUT_MS_<QUEUE> for every catalog queue: named by the catalog, so apart. */
+export const PerQueueEnv = Type.Object(
+  Object.fromEntries(
+    QUEUE_NAMES.flatMap((q) => [
+      [concurrencyVar(q), Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 }))],
+      [timeoutVar(q), Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 }))],
+    ]),
+  ),
+);
+export type PerQueueEnv = Partial<Record<string, number>>;
+
+/**
+ * Worker memory limits default to the warning/critical levels of the one threshold source
+ * (observability/thresholds.yaml), so the worker drains at the same line the alert pages on.
+ */
+function thresholdMemoryDefaults(): { soft: number; hard: number } {
+  let dir = __dirname;
+  for (;;) {
+    const file = path.join(dir, 'observability', 'thresholds.yaml');
+    if (existsSync(file)) {
+      const t = YAML.parse(readFileSync(file, 'utf8')) as { worker_memory_bytes?: { warning?: number; critical?: number } };
+      const m = t.worker_memory_bytes;
+      if (typeof m?.warning !== 'number' || typeof m?.critical !== 'number') {
+        throw new ConfigError(`${file}: worker_memory_bytes needs numeric warning and critical`);
+      }
+      return { soft: m.warning, hard: m.critical };
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new ConfigError('observability/thresholds.yaml not found (it sets the worker memory limits)');
+    dir = up;
+  }
+}
+
+const perQueue = <T>(fn: (q: QueueName) => T) => Object.fromEntries(QUEUE_NAMES.map((q) => [q, fn(q)])) as Record<QueueName, T>;
+
+export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv) {
+  const requested = parseList(env.WORKER_QUEUES);
+  const unknown = requested.filter((q) => !isQueueName(q));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `invalid configuration: WORKER_QUEUES names unknown queue(s) ${unknown.join(', ')}; known: ${QUEUE_NAMES.join(', ')}`,
+    );
+  }
+  const queues = requested.length > 0 ? requested.filter(isQueueName) : QUEUE_NAMES;
+
+  const memoryDefaults = thresholdMemoryDefaults();
+  const soft = env.WORKER_MEMORY_SOFT_LIMIT_BYTES ?? memoryDefaults.soft;
+  const hard = env.WORKER_MEMORY_HARD_LIMIT_BYTES ?? memoryDefaults.hard;
+  if (hard > 0 && soft > hard) {
+    throw new ConfigError('invalid configuration: WORKER_MEMORY_SOFT_LIMIT_BYTES must not exceed WORKER_MEMORY_HARD_LIMIT_BYTES');
+  }
+  const secret = env.WEBHOOK_SIGNING_SECRET;
+  if (secret !== '' && secret.length < 16) {
+    throw new ConfigError('invalid configuration: WEBHOOK_SIGNING_SECRET must be at least 16 characters');
+  }
+
+  return {
+    worker: {
+      queues,
+      concurrency: perQueue((q) => queueEnv[concurrencyVar(q)] ?? QUEUE_CATALOG[q].policy.concurrency),
+      /** Per-attempt timeout; catalog default, overridable by WORKER_TIMEOUT_MS_<QUEUE>. */
+      timeoutMs: perQueue((q) => queueEnv[timeoutVar(q)] ?? QUEUE_CATALOG[q].policy.timeoutMs),
+      lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+      stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+      maxStalledCount: env.WORKER_MAX_STALLED_COUNT,
+      memorySoftLimitBytes: soft,
+      memoryHardLimitBytes: hard,
+    },
+    webhooks: {
+      signingSecret: secret,
+      allowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+      maxRetryAfterMs: env.WEBHOOK_MAX_RETRY_AFTER_MS,
+      maxPerHost: env.WEBHOOK_MAX_PER_HOST,
+    },
+  };
+}
