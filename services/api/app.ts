@@ -12,11 +12,12 @@ import telemetryPlugin from './plugins/app/telemetry';
 import errorHandlerPlugin from './plugins/app/error-handler';
 import queuesPlugin from './plugins/app/queues';
 import authPlugin from './plugins/app/auth';
+import adminAuditPlugin from './plugins/app/admin-audit';
 import rateLimitPlugin from './plugins/external/rate-limit';
 import underPressurePlugin from './plugins/external/under-pressure';
 import healthRoutes from './routes/health';
 import jobRoutes from './routes/jobs';
-import adminFaultRoutes from './routes/admin-faults';
+import adminRoutes from './routes/admin';
 import queueCompatRoutes from './routes/queue-compat';
 
 export interface BuildAppOptions {
@@ -55,11 +56,12 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(underPressurePlugin);
   await app.register(queuesPlugin);
   await app.register(authPlugin);
+  await app.register(adminAuditPlugin);
   await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
   await app.register(jobRoutes);
-  await app.register(adminFaultRoutes);
+  await app.register(adminRoutes);
   await app.register(queueCompatRoutes);
   return app;
 }

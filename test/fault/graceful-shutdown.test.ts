@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import t from 'tap';
-import { baseEnv, startApi, startWorker, ServiceProcess, API_KEY, SIGNING_SECRET } from '../helpers/services';
+import { baseEnv, startApi, startWorker, ServiceProcess, API_KEY, ADMIN_KEY, SIGNING_SECRET } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
@@ -32,7 +32,7 @@ t.test('3. SIGTERM with 20 active 2 s jobs: exit 0 within the grace period, none
   const api = await started(t, procs, startApi(env));
   const queue = queueHandle(t, SHARED_REDIS_URL, prefix);
   const redis = redisClient(t, SHARED_REDIS_URL);
-  t.equal((await call('PUT', `${api.url}/v1/admin/faults/payments`, { latencyMs: 2000 })).status, 200);
+  t.equal((await call('PUT', `${api.url}/v1/admin/faults/payments`, { latencyMs: 2000 }, { authorization: `Bearer ${ADMIN_KEY}` })).status, 200);
 
   const workerEnv = { ...env, WORKER_QUEUES: 'payments', WORKER_CONCURRENCY_PAYMENTS: '20' };
   const worker = await started(t, procs, startWorker(workerEnv));

@@ -125,7 +125,7 @@ t.test('Idempotency-Key: 50 concurrent identical requests create exactly one job
 });
 
 t.test('fault settings: stored per queue, merged, validated, listed', async (t) => {
-  const { app, auth } = await buildTestApp(t);
+  const { app, adminAuth: auth } = await buildTestApp(t);
   const put = await app.inject({ method: 'PUT', url: '/v1/admin/faults/payments', headers: auth, payload: { failureRate: 0.5, latencyMs: 20 } });
   t.equal(put.statusCode, 200);
   t.same(put.json(), { failureRate: 0.5, timeoutRate: 0, rateLimitRate: 0, latencyMs: 20 });

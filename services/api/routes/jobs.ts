@@ -80,7 +80,8 @@ export default async function jobRoutes(app: FastifyInstance) {
     });
   }
 
-  app.post('/v1/queues/:queue/jobs', async (request) => {
+  // Authenticated first, like every keyed route: without a key, the queue list is none of the caller's business.
+  app.post('/v1/queues/:queue/jobs', { onRequest: (request) => app.authenticate(request) }, async (request) => {
     const { queue } = request.params as { queue: string };
     throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
   });
