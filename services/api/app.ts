@@ -7,9 +7,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { MetricsRegistry } from '../common/telemetry/registry';
 import { createLogger } from '../common/logger';
+import { clientErrorHandler } from './client-errors';
 import configPlugin from './plugins/app/config';
 import telemetryPlugin from './plugins/app/telemetry';
 import errorHandlerPlugin from './plugins/app/error-handler';
+import jsonBodyPlugin from './plugins/app/json-body';
 import queuesPlugin from './plugins/app/queues';
 import authPlugin from './plugins/app/auth';
 import adminAuditPlugin from './plugins/app/admin-audit';
@@ -40,6 +42,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     trustProxy: false,
+    // Malformed requests Node rejects before routing (400, 408, 414, 431) still get the API's error shape.
+    clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }) as unknown as FastifyInstance;
   // Node checks request timeouts only every connectionsCheckingInterval (30 s by default) and lets headers take
@@ -53,6 +57,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(configPlugin, { config });
   await app.register(telemetryPlugin, { registry: opts.registry });
   await app.register(errorHandlerPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(underPressurePlugin);
   await app.register(queuesPlugin);
   await app.register(authPlugin);

@@ -95,7 +95,7 @@ async function apiClosing(api: ServiceProcess, jobId: string) {
   // Request 0 proves the connection is served; request 1 is then left with half its body.
   sock.write(head('GET', '/healthz'));
   await waitFor(() => /HTTP\/1\.1 200/.test(raw), { what: 'healthz on the connection' });
-  sock.write(head('POST', '/v1/queues/payments/jobs', `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`) + body.slice(0, 10));
+  sock.write(head('POST', '/v1/queues/payments/jobs', `content-type: application/json\r\nidempotency-key: closing-1000\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`) + body.slice(0, 10));
   // The server emits nothing when it has parsed request 1's headers; give it a moment on loopback.
   await new Promise((r) => setTimeout(r, 300));
   const termAt = performance.now();
