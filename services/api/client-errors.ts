@@ -4,6 +4,7 @@
  * API_REQUEST_TIMEOUT_MS, 431 when the headers are too large, 414 when it is the request line (the URL) that
  * overflowed, 400 for anything else malformed. The connection is closed afterwards, as Node does.
  */
+import { maxHeaderSize } from 'node:http';
 import type { Socket } from 'node:net';
 import { errorBody } from './errors';
 
@@ -18,10 +19,13 @@ export function classifyClientError(err: ParserError): { status: number; code: s
     return { status: 408, code: 'REQUEST_TIMEOUT', message: 'the request was not received in time' };
   }
   if (err.code === 'HPE_HEADER_OVERFLOW') {
-    // The limit covers the request line and the headers; no line end in what was read means the URL alone did it.
+    // Node's limit (http.maxHeaderSize) covers the request line and the headers together: when the request line
+    // alone takes half of it, or the part read so far has no line end at all, the URL is what overflowed.
     const raw = Buffer.isBuffer(err.rawPacket) ? err.rawPacket : undefined;
-    const firstLineEnded = raw ? raw.indexOf('\n') >= 0 : true;
-    return firstLineEnded
+    const lineEnd = raw ? raw.indexOf('\n') : 0;
+    const startsRequest = raw !== undefined && /^[A-Z]+ /.test(raw.subarray(0, 16).toString('latin1'));
+    const urlOverflow = startsRequest && (lineEnd < 0 || lineEnd >= maxHeaderSize / 2);
+    return !urlOverflow
       ? { status: 431, code: 'HEADERS_TOO_LARGE', message: 'request headers exceed the allowed size' }
       : { status: 414, code: 'URI_TOO_LONG', message: 'request URL exceeds the allowed size' };
   }
