@@ -14,7 +14,8 @@ export interface Pipeline extends TestApp {
 }
 
 export async function startPipeline(t: { teardown(fn: () => unknown): void }, apiEnv: Record<string, string> = {}): Promise<Pipeline> {
-  const test = await buildTestApp(t, apiEnv);
+  // The workers run with WEBHOOK_ALLOW_PRIVATE=true (baseEnv, targets on loopback); the API must agree.
+  const test = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', ...apiEnv });
   const workers: ServiceProcess[] = [];
   t.teardown(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
