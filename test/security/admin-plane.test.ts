@@ -114,6 +114,6 @@ t.test('wrong keys are rate-limited per client address (429 + Retry-After), even
   t.equal((await from('198.51.100.8', API_KEY)).statusCode, 202, 'another address is not affected');
   t.equal((await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: auth, payload: { data: { channel: 'sms', to: '+33', template: 't' } } })).statusCode, 202);
   const samples = parseMetrics(await registry.metrics());
-  t.equal(valueOf(samples, 'api_requests_rejected_total', { reason: 'auth_rate_limited' }), 1, 'the crossing attempt is counted');
+  t.equal(valueOf(samples, 'api_requests_rejected_total', { reason: 'auth_rate_limited' }), 3, 'each of the three 429s counted');
   t.equal((await app.queues.notifications.getJobCounts()).prioritized, 2, 'only the two authenticated jobs');
 });

@@ -92,7 +92,10 @@ export default fp(
     /** Refuses a request whose address is over its failed-attempt budget, before any key is compared. */
     const refuseIfLimited = (request: FastifyRequest) => {
       const retryAfterS = limiter.blockedFor(request.ip);
-      if (retryAfterS > 0) throw limiter.error(retryAfterS);
+      if (retryAfterS > 0) {
+        app.apiMetrics.rejected('auth_rate_limited');
+        throw limiter.error(retryAfterS);
+      }
     };
     /** Records a failed attempt; the attempt that crosses the limit is answered 429 instead of 401. */
     const fail = async (request: FastifyRequest, error: ApiError): Promise<never> => {
