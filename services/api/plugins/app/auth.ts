@@ -126,19 +126,23 @@ export default fp(
     });
 
     app.decorate('requireAdmin', async (request: FastifyRequest) => {
-      if (admins.empty) {
-        throw new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no admin key is configured: set ADMIN_API_KEYS (comma-separated) and restart the API');
-      }
+      const notConfigured = () =>
+        new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no admin key is configured: set ADMIN_API_KEYS (comma-separated) and restart the API');
       refuseIfLimited(request);
       const token = presentedKey(request, { basic: true });
-      if (!token) throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', ADMIN_CHALLENGE);
+      if (!token) {
+        if (admins.empty) throw notConfigured();
+        throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', ADMIN_CHALLENGE);
+      }
       if (admins.has(token)) {
         request.keyId = keyIdOf(token);
         return;
       }
+      // A client key is refused as such whether or not admin keys exist: it is known, and it is not enough.
       if (clients.has(token)) {
         throw new ApiError(403, 'FORBIDDEN', 'this route needs an admin key (ADMIN_API_KEYS); client keys cannot use it');
       }
+      if (admins.empty) throw notConfigured();
       return fail(request, new ApiError(401, 'UNAUTHORIZED', 'invalid admin key', ADMIN_CHALLENGE));
     });
   },
