@@ -14,7 +14,8 @@ export interface Pipeline extends TestApp {
 }
 
 export async function startPipeline(t: { teardown(fn: () => unknown): void }, apiEnv: Record<string, string> = {}): Promise<Pipeline> {
-  const test = await buildTestApp(t, apiEnv);
+  // The workers run with WEBHOOK_ALLOW_PRIVATE=true (baseEnv, targets on loopback); the API must agree.
+  const test = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', ...apiEnv });
   const workers: ServiceProcess[] = [];
   t.teardown(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
@@ -52,7 +53,7 @@ export async function startPipeline(t: { teardown(fn: () => unknown): void }, ap
         { timeoutMs, what: `${queue} job ${id} ${state}` },
       ),
     setFaults: async (queue, faults) => {
-      const res = await test.app.inject({ method: 'PUT', url: `/v1/admin/faults/${queue}`, headers: test.auth, payload: faults });
+      const res = await test.app.inject({ method: 'PUT', url: `/v1/admin/faults/${queue}`, headers: test.adminAuth, payload: faults });
       if (res.statusCode !== 200) throw new Error(`faults: ${res.statusCode} ${res.body}`);
       // Workers refresh fault settings every second.
       await new Promise((r) => setTimeout(r, 1_200));

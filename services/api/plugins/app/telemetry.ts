@@ -10,6 +10,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { SpanKind, SpanStatusCode, propagation, Span, context, trace } from '@opentelemetry/api';
 import { ApiMetrics, createApiMetrics, noopApiMetrics } from '../../../common/telemetry/http-metrics';
+import { AdminMetrics, createAdminMetrics, noopAdminMetrics } from '../../../common/telemetry/admin-metrics';
 import type { MetricsRegistry } from '../../../common/telemetry/registry';
 import { createTelemetryGuard } from '../../../common/telemetry/guard';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME } from '../../../common/telemetry/semconv';
@@ -19,6 +20,7 @@ import { QUEUE_NAMES } from '../../../common/queue-catalog';
 declare module 'fastify' {
   interface FastifyInstance {
     apiMetrics: ApiMetrics;
+    adminMetrics: AdminMetrics;
   }
   interface FastifyRequest {
     otelSpan?: Span;
@@ -55,6 +57,10 @@ export default fp(
     app.decorate(
       'apiMetrics',
       opts.registry && app.config.metrics.enabled ? createApiMetrics(opts.registry, QUEUE_NAMES) : noopApiMetrics,
+    );
+    app.decorate(
+      'adminMetrics',
+      opts.registry && app.config.metrics.enabled ? createAdminMetrics(opts.registry) : noopAdminMetrics,
     );
     app.decorateRequest('otelSpan', undefined);
     app.decorateRequest('startedAt', undefined);
