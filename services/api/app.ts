@@ -2,7 +2,7 @@
  * buildApp(opts): the whole API as a Fastify instance, nothing listening. server.ts listens; tests use
  * app.inject(). Third-party plugins (plugins/external) are configured apart from ours (plugins/app).
  */
-import Fastify, { FastifyInstance, LogController } from 'fastify';
+import Fastify, { FastifyBaseLogger, FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { MetricsRegistry } from '../common/telemetry/registry';
@@ -31,8 +31,10 @@ export interface BuildAppOptions {
 
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = opts;
+  // Typed as Fastify's logger interface (which pino implements) so the instance is the plain FastifyInstance.
+  const logger: FastifyBaseLogger = opts.logger ?? createLogger({ name: 'api', level: config.logLevel });
   const app = Fastify({
-    loggerInstance: opts.logger ?? createLogger({ name: 'api', level: config.logLevel }),
+    loggerInstance: logger,
     // Access lines would be the API's biggest CPU cost at thousands of req/s; the same facts are in
     // http_request_duration_seconds and the request spans. Errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -45,14 +47,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     // Malformed requests Node rejects before routing (400, 408, 414, 431) still get the API's error shape.
     clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-  }) as unknown as FastifyInstance;
-  // Node checks request timeouts only every connectionsCheckingInterval (30 s by default) and lets headers take
-  // 60 s: without these, a slowloris client holds a socket far past API_REQUEST_TIMEOUT_MS. Read at listen time.
-  app.server.headersTimeout = Math.min(config.api.requestTimeoutMs, 60_000);
-  (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(
-    1_000,
-    Math.ceil(config.api.requestTimeoutMs / 2),
-  );
+    // Node checks request timeouts only every connectionsCheckingInterval (30 s by default) and lets headers take
+    // 60 s: without these, a slowloris client holds a socket far past API_REQUEST_TIMEOUT_MS.
+    http: {
+      headersTimeout: Math.min(config.api.requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.api.requestTimeoutMs / 2)),
+    },
+  });
 
   await app.register(configPlugin, { config });
   await app.register(telemetryPlugin, { registry: opts.registry });

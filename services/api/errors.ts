@@ -3,6 +3,7 @@
  * errors (validation, body too large, bad JSON, rate limit, load shedding) are mapped to the same shape.
  */
 import { STATUS_CODES } from 'node:http';
+import { Type } from '@sinclair/typebox';
 
 export class ApiError extends Error {
   constructor(
@@ -26,17 +27,13 @@ export function errorBody(statusCode: number, code: string, message: string): Er
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
 }
 
-/** JSON Schema of the error shape, used in route response schemas (and so in fast serialization). */
-export const errorSchema = {
-  type: 'object',
-  required: ['statusCode', 'code', 'error', 'message'],
-  properties: {
-    statusCode: { type: 'integer' },
-    code: { type: 'string' },
-    error: { type: 'string' },
-    message: { type: 'string' },
-  },
-} as const;
+/** The error shape as a schema, used in route response schemas (and so in fast serialization). */
+export const errorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+});
 
 /** A command that timed out may still have run: its outcome is unknown, and the 503 says so. */
 const isTimeout = (err: Error) => /Command timed out|ETIMEDOUT/i.test(err.message);
