@@ -1,5 +1,5 @@
 /**
- * Fault test 11: the API's event loop blocked past API_MAX_EVENT_LOOP_DELAY_MS → requests get 503 OVERLOADED
+ * The API's event loop blocked past API_MAX_EVENT_LOOP_DELAY_MS → requests get 503 OVERLOADED
  * with Retry-After (counted as api_requests_rejected_total{reason="overloaded"}), then the API recovers.
  *
  * Blocking from outside, deterministically and without a product hook: the API is started with the Node

@@ -1,5 +1,5 @@
 /**
- * Fault test 3: SIGTERM with 20 active 2-second jobs. The worker stops taking jobs, finishes the 20 within the
+ * SIGTERM with 20 active 2-second jobs. The worker stops taking jobs, finishes the 20 within the
  * grace period and exits 0; none of them runs again (attemptsStarted stays 1, one charge each, a later worker
  * finds nothing to recover). The API, SIGTERMed with a request in flight, finishes that request and answers
  * requests arriving while it closes with 503, then exits 0.

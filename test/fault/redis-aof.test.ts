@@ -1,9 +1,9 @@
 /**
- * Fault test 4: Redis SIGKILLed in the middle of a 2,000-job burst through the real API, then restarted. What a
+ * Redis SIGKILLed in the middle of a 2,000-job burst through the real API, then restarted. What a
  * crash of the Redis *process* can lose depends on the AOF fsync policy, and on the disk; each case asserts
  * exactly what Redis promises for it:
  *
- * - `appendfsync everysec` (the issue's setting, compose's default), AOF on tmpfs: Redis write()s the AOF
+ * - `appendfsync everysec` (compose's default), AOF on tmpfs: Redis write()s the AOF
  *   before it replies, so a dead process loses nothing acknowledged. Asserted: 0 lost. tmpfs, because of the
  *   next case: on a disk, everysec's promise also depends on how fast that disk fsyncs, and this CI box's disk
  *   is shared with the rest of the suite.

@@ -1,5 +1,5 @@
 /**
- * Fault test 9: hostile input against the real API process. Fuzzed bodies (seeded, reproducible: each a valid
+ * Hostile input against the real API process. Fuzzed bodies (seeded, reproducible: each a valid
  * body with one mutation that makes it invalid, or broken JSON) → 400 with the error shape, naming the field;
  * oversize → 413; no key / wrong key → 401; and nothing is enqueued by any of them.
  */

@@ -1,5 +1,5 @@
 /**
- * Fault test 10: the per-key rate limit is shared by API replicas through Redis. Two API processes, limit N per
+ * The per-key rate limit is shared by API replicas through Redis. Two API processes, limit N per
  * window: N requests spread across both are accepted, request N+1 gets 429 on either replica, with Retry-After,
  * the x-ratelimit-* headers and the error shape, counted as api_requests_rejected_total{reason="rate_limited"}.
  * Another key is not affected (the limit is per key), and nothing past the limit was enqueued.
