@@ -6,7 +6,7 @@ import envSchema from 'env-schema';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from './queue-catalog';
+import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, RETENTION, isQueueName } from './queue-catalog';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -57,6 +57,11 @@ const schema = {
     FAULTS_ENABLED: { type: 'boolean', default: false },
     // How long an Idempotency-Key is remembered, independent of completed-job retention.
     IDEMPOTENCY_TTL_S: { type: 'integer', minimum: 60, maximum: 30 * 24 * 3600, default: 86_400 },
+    // How long a job that failed for good stays inspectable and replayable (console, failures API), and how many
+    // such jobs each queue keeps at most. Memory cost per 100k failed jobs: docs/console.md. The payment ledger
+    // remembers a charge for 7 days, so a replay within the window never charges twice: the age cannot exceed it.
+    FAILED_RETENTION_S: { type: 'integer', minimum: 60, maximum: 7 * 24 * 3600, default: RETENTION.failed.age },
+    FAILED_RETENTION_COUNT: { type: 'integer', minimum: 1, maximum: 10_000_000, default: RETENTION.failed.count },
     API_BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, default: 65536 },
     API_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 10_000 },
     API_CONNECTION_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 5_000 },
@@ -109,6 +114,8 @@ export interface Config {
     rateLimit: { max: number; windowMs: number };
     loadShedding: { maxEventLoopDelayMs: number; maxRssBytes: number };
   };
+  /** removeOnFail of every job: dead letters kept this long (s) and at most this many per queue. */
+  failedRetention: { age: number; count: number };
   metrics: { enabled: boolean; host: string; port: number | undefined };
   worker: {
     queues: QueueName[];
@@ -202,6 +209,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxRssBytes: num('API_MAX_RSS_BYTES')!,
       },
     },
+    failedRetention: { age: num('FAILED_RETENTION_S')!, count: num('FAILED_RETENTION_COUNT')! },
     metrics: { enabled: raw.METRICS_ENABLED === true, host: str('METRICS_HOST'), port: num('METRICS_PORT') },
     worker: {
       queues,

@@ -5,9 +5,9 @@
  */
 import { Counter, Histogram } from 'prom-client';
 import { BUCKETS, MetricsRegistry, traceExemplar as exemplar } from './registry';
+import { FAILURE_REASONS, FailureReason } from '../failure-reason';
 
-export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'other'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+export { FAILURE_REASONS, type FailureReason };
 
 export interface JobMetrics {
   observeWait(queue: string, seconds: number, traceId?: string): void;

@@ -24,13 +24,16 @@ declare module 'fastify' {
   }
 }
 
-export function defaultJobOptions(queue: QueueName) {
+export function defaultJobOptions(queue: QueueName, failedRetention: { age: number; count: number } = RETENTION.failed) {
   const { policy } = QUEUE_CATALOG[queue];
   return {
     attempts: policy.attempts,
     backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
     removeOnComplete: { ...RETENTION.completed },
-    removeOnFail: { ...RETENTION.failed },
+    removeOnFail: { ...failedRetention },
+    // One stack trace per failed job (the last attempt's), not one per attempt: it is what the console shows and
+    // what the failures API classifies, and each extra trace is ~1 KB per dead letter (docs/console.md).
+    stackTraceLimit: 1,
   };
 }
 
@@ -41,7 +44,7 @@ export default fp(
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: defaultJobOptions(name) }),
+        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: defaultJobOptions(name, app.config.failedRetention) }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));

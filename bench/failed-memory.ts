@@ -1,0 +1,115 @@
+/**
+ * `npm run bench:failed-memory` — what dead letters cost: Redis memory per 100,000 jobs that failed for good,
+ * measured on a private redis-server (INFO memory `used_memory` before and after), for docs/console.md.
+ *
+ * The jobs are realistic: payments envelopes as the API writes them (payload, W3C traceparent, Idempotency-Key,
+ * client key id; job id derived from the key), the API's job options (attempts, backoff, retention from
+ * defaultJobOptions), failed through a real BullMQ Worker by a ProviderError on every attempt, so each job holds
+ * one stack trace per attempt, as in production. Options: --jobs N (default 100000), --concurrency N (default 100).
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type {} from '../services/api/plugins/app/config'; // app.config typing used by the queues plugin
+import { defaultJobOptions } from '../services/api/plugins/app/queues';
+import { idempotentJobId } from '../services/api/enqueue';
+import { PRIORITIES, QUEUE_CATALOG, RETENTION } from '../services/common/queue-catalog';
+import { ProviderError } from '../services/worker/errors';
+import { killAll, startRedis } from './stack';
+
+const argv = process.argv.slice(2);
+const opt = (name: string, def: number) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? Number(argv[i + 1]) : def;
+};
+const JOBS = opt('jobs', 100_000);
+const CONCURRENCY = opt('concurrency', 100);
+const QUEUE = 'payments';
+const PREFIX = 'bull';
+
+async function usedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)![1]);
+}
+
+/** A provider call failing the way a real one does: a few frames deep, async. */
+async function chargeThroughProvider(): Promise<never> {
+  await Promise.resolve();
+  throw new ProviderError('simulated provider: 503 Service Unavailable', 503);
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedis();
+  const conn = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const workerConn = conn.duplicate();
+  try {
+    // Same options as the API's queues, but room for every job (the count bound would cap what is measured) and no
+    // backoff wait: the delay changes when a retry runs, not what is stored.
+    const opts = { ...defaultJobOptions(QUEUE, { age: RETENTION.failed.age, count: JOBS }) };
+    opts.backoff = { ...opts.backoff, delay: 0 };
+    const queue = new Queue(QUEUE, { connection: conn, prefix: PREFIX, defaultJobOptions: opts });
+    await queue.waitUntilReady();
+    const before = await usedMemory(conn);
+
+    for (let i = 0; i < JOBS; i += 1000) {
+      const batch = Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => {
+        const key = randomUUID();
+        const traceId = randomBytes(16).toString('hex');
+        return {
+          name: QUEUE,
+          data: {
+            payload: { amount: 1000 + ((i + j) % 50_000), currency: 'EUR', account: `acct_${randomBytes(6).toString('hex')}`, reference: `order-${i + j}` },
+            meta: {
+              trace: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
+              idempotencyKey: key,
+              clientId: createHash('sha256').update('client-key').digest('hex').slice(0, 16),
+            },
+          },
+          opts: { jobId: idempotentJobId(key), priority: PRIORITIES.normal },
+        };
+      });
+      await queue.addBulk(batch);
+    }
+
+    let failed = 0;
+    const worker = new Worker(QUEUE, chargeThroughProvider, { connection: workerConn, prefix: PREFIX, concurrency: CONCURRENCY });
+    worker.on('failed', (job) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) failed += 1;
+    });
+    const started = Date.now();
+    while ((await queue.getFailedCount()) < JOBS) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (process.env.BENCH_DEBUG) process.stderr.write(`${JSON.stringify(await queue.getJobCounts())}\n`);
+      if (Date.now() - started > 30 * 60_000) throw new Error(`only ${await queue.getFailedCount()} of ${JOBS} failed after 30 min`);
+    }
+    await worker.close();
+    const after = await usedMemory(conn);
+    const sample = await queue.getJob((await queue.getFailed(0, 0))[0]!.id!);
+    const perJob = (after - before) / JOBS;
+    const result = {
+      jobs: JOBS,
+      attempts: QUEUE_CATALOG[QUEUE].policy.attempts,
+      stackTracesPerJob: sample?.stacktrace?.length,
+      usedMemoryBefore: before,
+      usedMemoryAfter: after,
+      bytesPerJob: Math.round(perJob),
+      mibPer100k: Number(((perJob * 100_000) / 2 ** 20).toFixed(1)),
+      redisVersion: /redis_version:(\S+)/.exec(await conn.info('server'))?.[1],
+      failedEvents: failed,
+      seconds: Math.round((Date.now() - started) / 1000),
+    };
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    await queue.close();
+  } finally {
+    conn.disconnect();
+    workerConn.disconnect();
+    redis.stop();
+    killAll();
+  }
+}
+
+main().then(() => process.exit(0), (err) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  killAll();
+  process.exit(1);
+});
