@@ -7,16 +7,19 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { MetricsRegistry } from '../common/telemetry/registry';
 import { createLogger } from '../common/logger';
+import { clientErrorHandler } from './client-errors';
 import configPlugin from './plugins/app/config';
 import telemetryPlugin from './plugins/app/telemetry';
 import errorHandlerPlugin from './plugins/app/error-handler';
+import jsonBodyPlugin from './plugins/app/json-body';
 import queuesPlugin from './plugins/app/queues';
 import authPlugin from './plugins/app/auth';
+import adminAuditPlugin from './plugins/app/admin-audit';
 import rateLimitPlugin from './plugins/external/rate-limit';
 import underPressurePlugin from './plugins/external/under-pressure';
 import healthRoutes from './routes/health';
 import jobRoutes from './routes/jobs';
-import adminFaultRoutes from './routes/admin-faults';
+import adminRoutes from './routes/admin';
 import queueCompatRoutes from './routes/queue-compat';
 
 export interface BuildAppOptions {
@@ -39,6 +42,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     trustProxy: false,
+    // Malformed requests Node rejects before routing (400, 408, 414, 431) still get the API's error shape.
+    clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   }) as unknown as FastifyInstance;
   // Node checks request timeouts only every connectionsCheckingInterval (30 s by default) and lets headers take
@@ -52,14 +57,16 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(configPlugin, { config });
   await app.register(telemetryPlugin, { registry: opts.registry });
   await app.register(errorHandlerPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(underPressurePlugin);
   await app.register(queuesPlugin);
   await app.register(authPlugin);
+  await app.register(adminAuditPlugin);
   await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
   await app.register(jobRoutes);
-  await app.register(adminFaultRoutes);
+  await app.register(adminRoutes);
   await app.register(queueCompatRoutes);
   return app;
 }

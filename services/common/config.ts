@@ -68,6 +68,9 @@ const schema = {
     // Per bearer key, shared by every API replica through Redis. 0 disables the limit.
     API_RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 1000 },
     API_RATE_LIMIT_WINDOW_MS: { type: 'integer', minimum: 100, default: 1000 },
+    // Wrong keys per client address and window before that address gets 429 on every keyed route. 0 disables.
+    API_AUTH_FAILURE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 10 },
+    API_AUTH_FAILURE_WINDOW_MS: { type: 'integer', minimum: 1000, default: 60_000 },
     // Load shedding: above these the API answers 503 + Retry-After instead of queueing more work. 0 disables.
     API_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, default: 1000 },
     API_MAX_RSS_BYTES: { type: 'integer', minimum: 0, default: 0 },
@@ -112,6 +115,8 @@ export interface Config {
     requestTimeoutMs: number;
     connectionTimeoutMs: number;
     rateLimit: { max: number; windowMs: number };
+    /** Failed authentications allowed per client address and window (services/api/failed-auth.ts). */
+    authFailureLimit: { max: number; windowMs: number };
     loadShedding: { maxEventLoopDelayMs: number; maxRssBytes: number };
   };
   /** removeOnFail of every job: dead letters kept this long (s) and at most this many per queue. */
@@ -204,6 +209,7 @@ export function parseConfig(env: NodeJS.ProcessEnv = process.env): Config {
       requestTimeoutMs: num('API_REQUEST_TIMEOUT_MS')!,
       connectionTimeoutMs: num('API_CONNECTION_TIMEOUT_MS')!,
       rateLimit: { max: num('API_RATE_LIMIT_MAX')!, windowMs: num('API_RATE_LIMIT_WINDOW_MS')! },
+      authFailureLimit: { max: num('API_AUTH_FAILURE_LIMIT_MAX')!, windowMs: num('API_AUTH_FAILURE_WINDOW_MS')! },
       loadShedding: {
         maxEventLoopDelayMs: num('API_MAX_EVENT_LOOP_DELAY_MS')!,
         maxRssBytes: num('API_MAX_RSS_BYTES')!,

@@ -13,6 +13,8 @@ export interface JobMeta {
    * per client, so side effects are deduplicated by (clientId, idempotencyKey).
    */
   clientId?: string;
+  /** Unique per API request that added the job: tells a re-add under an existing job id from the one that created it. */
+  enqueueId?: string;
 }
 
 export interface JobEnvelope<P = Record<string, unknown>> {

@@ -4,6 +4,20 @@
  * Adding a queue = one entry here + one file in services/worker/processors/<name>.ts.
  */
 
+import currencyCodes from 'currency-codes';
+
+/**
+ * ISO 4217 alphabetic codes from the maintained list shipped by `currency-codes` (updated with each ISO
+ * amendment), less XTS (reserved for testing) and XXX ("no currency"): neither can be charged.
+ */
+export const CURRENCY_CODES: readonly string[] = currencyCodes.codes().filter((c) => c !== 'XTS' && c !== 'XXX').sort();
+
+/** Largest payment amount, in minor units: far below 2^53, so every accepted amount is exact. */
+export const MAX_PAYMENT_AMOUNT = 1_000_000_000_000;
+
+/** RFC 9110 token (tchar): what a webhook event may be, since it is sent as the Webhook-Event header. */
+export const HTTP_TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
 /** BullMQ priorities: lower number runs first. */
 export const PRIORITIES = {
   critical: 1,
@@ -41,6 +55,8 @@ export interface QueueDefinition {
   description: string;
   /** JSON Schema of the job payload (`data` in the API body). Unknown fields are rejected. */
   payloadSchema: Record<string, unknown>;
+  /** 'required': POST without an Idempotency-Key is refused (400 IDEMPOTENCY_KEY_REQUIRED). */
+  idempotencyKey: 'required' | 'optional';
   policy: QueuePolicy;
 }
 
@@ -61,13 +77,15 @@ export const QUEUE_CATALOG = {
   payments: {
     name: 'payments',
     description: 'Charges through the payment provider; applied at most once per idempotency key.',
+    // Money: a retry without a key would be a second charge.
+    idempotencyKey: 'required',
     payloadSchema: {
       type: 'object',
       additionalProperties: false,
       required: ['amount', 'currency', 'account'],
       properties: {
-        amount: { type: 'integer', minimum: 1, description: 'minor units (cents)' },
-        currency: { type: 'string', pattern: '^[A-Z]{3}$' },
+        amount: { type: 'integer', minimum: 1, maximum: MAX_PAYMENT_AMOUNT, description: 'minor units (cents)' },
+        currency: { type: 'string', enum: CURRENCY_CODES, description: 'ISO 4217 alphabetic code' },
         account: { type: 'string', minLength: 1, maxLength: 128 },
         reference: { type: 'string', minLength: 1, maxLength: 128 },
       },
@@ -77,6 +95,7 @@ export const QUEUE_CATALOG = {
   notifications: {
     name: 'notifications',
     description: 'Email, SMS and push messages through the notification provider.',
+    idempotencyKey: 'optional',
     payloadSchema: {
       type: 'object',
       additionalProperties: false,
@@ -93,13 +112,15 @@ export const QUEUE_CATALOG = {
   webhooks: {
     name: 'webhooks',
     description: 'Signed HTTP POST deliveries to customer endpoints.',
+    idempotencyKey: 'optional',
     payloadSchema: {
       type: 'object',
       additionalProperties: false,
       required: ['url', 'event', 'payload'],
       properties: {
-        url: { type: 'string', format: 'uri', pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 },
-        event: { type: 'string', minLength: 1, maxLength: 128 },
+        // Parsed and address-checked by the API with the worker's own rules (common/webhook-target.ts).
+        url: { type: 'string', pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 },
+        event: { type: 'string', minLength: 1, maxLength: 100, pattern: HTTP_TOKEN_PATTERN },
         payload: { type: 'object' },
       },
     },

@@ -26,7 +26,7 @@ import { baseEnv, startApi } from '../helpers/services';
 import { RedisServerOptions, startRedisServer, uniquePrefix } from '../helpers/redis';
 import { call } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
-import { payment, pool, redisClient } from './lib';
+import { payment, paymentKey, pool, redisClient } from './lib';
 
 const SETTLED = 200;
 const BURST = 2000;
@@ -57,7 +57,7 @@ async function crashMidBurst(t: { teardown(fn: () => unknown): void }, durabilit
   const prefix = uniquePrefix(durability.appendonly ? `aof-${durability.appendfsync}` : 'noaof');
   const api = await startApi(baseEnv(redis.url, prefix, { API_RATE_LIMIT_MAX: '0' }));
   t.teardown(() => api.stop('SIGKILL'));
-  const enqueue = (i: number, tag: string) => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, tag));
+  const enqueue = (i: number, tag: string) => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, tag), paymentKey(i, tag));
 
   // Phase 1: a batch acknowledged well before the crash.
   const settled: string[] = [];

@@ -52,7 +52,7 @@ export async function startPipeline(t: { teardown(fn: () => unknown): void }, ap
         { timeoutMs, what: `${queue} job ${id} ${state}` },
       ),
     setFaults: async (queue, faults) => {
-      const res = await test.app.inject({ method: 'PUT', url: `/v1/admin/faults/${queue}`, headers: test.auth, payload: faults });
+      const res = await test.app.inject({ method: 'PUT', url: `/v1/admin/faults/${queue}`, headers: test.adminAuth, payload: faults });
       if (res.statusCode !== 200) throw new Error(`faults: ${res.statusCode} ${res.body}`);
       // Workers refresh fault settings every second.
       await new Promise((r) => setTimeout(r, 1_200));

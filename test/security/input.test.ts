@@ -170,7 +170,8 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
   const redis = redisClient(t, SHARED_REDIS_URL);
 
   const cases = generate(mulberry32(SEED));
-  const results = await pool(cases, 16, async (c) => ({ c, res: await call('POST', `${api.url}/v1/queues/${c.queue}/jobs`, c.body) }));
+  // Each with its own Idempotency-Key (payments require one), so the body alone decides the answer.
+  const results = await pool(cases, 16, async (c, i) => ({ c, res: await call('POST', `${api.url}/v1/queues/${c.queue}/jobs`, c.body, { 'idempotency-key': `fuzz-${i}` }) }));
   const wrongStatus = results.filter(({ res }) => res.status !== 400);
   const badShape = results.filter(
     ({ res }) =>
@@ -204,7 +205,7 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
     ['empty bearer', { authorization: 'Bearer ' }],
   ];
   for (const [name, headers] of authCases) {
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, valid, headers);
+    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, valid, { 'idempotency-key': 'auth-case', ...headers });
     t.equal(res.status, 401, `${name} → 401`);
     t.match(res.body, { statusCode: 401, code: 'UNAUTHORIZED', error: 'Unauthorized' });
     t.equal(res.headers['www-authenticate'], 'Bearer', 'WWW-Authenticate: Bearer');
@@ -245,7 +246,7 @@ t.test('9. an unauthenticated request is refused before its body is read (401 wh
   ];
   const statuses: string[] = [];
   for (const [name, body] of bodies) {
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, body, { authorization: '' });
+    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, body, { authorization: '', 'idempotency-key': 'anon' });
     statuses.push(`${name} → ${res.status}`);
     t.equal(res.status, 401, `no key + ${name} → 401 (not parsed for an anonymous client)`);
   }

@@ -9,6 +9,8 @@ import { PRIORITIES, QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from '
 import { isEnvelope } from '../../common/job-envelope';
 import { ApiError, errorSchema } from '../errors';
 import { enqueueJob, EnqueueRequest } from '../enqueue';
+import { idempotencyKeyRequired } from '../idempotency';
+import { webhookTargetProblem } from '../../common/webhook-target';
 import { contextWith } from '../../common/telemetry/trace-context';
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
@@ -40,6 +42,13 @@ const idempotencyHeaders = {
   properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' } },
 } as const;
 
+/** Rules JSON Schema cannot say: a webhook URL must be one the worker can parse and is allowed to reach. */
+function checkBeyondSchema(queue: QueueName, body: EnqueueRequest, allowPrivate: boolean): string | undefined {
+  if (queue !== 'webhooks') return undefined;
+  const problem = webhookTargetProblem(String(body.data.url), allowPrivate);
+  return problem ? `body.data.url: ${problem}` : undefined;
+}
+
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 export default async function jobRoutes(app: FastifyInstance) {
@@ -62,25 +71,28 @@ export default async function jobRoutes(app: FastifyInstance) {
       },
       // Before the body is read or parsed: anonymous clients get 401, never parse errors.
       onRequest: (request) => app.authenticate(request),
+      // Before the schema: a payment without its key is refused whatever its body.
+      preValidation: async (request) => {
+        if (def.idempotencyKey === 'required' && request.headers['idempotency-key'] === undefined) throw idempotencyKeyRequired(name);
+      },
       handler: async (request, reply) => {
+        const problem = checkBeyondSchema(name, request.body, app.config.webhooks.allowPrivate);
+        if (problem) throw new ApiError(400, 'VALIDATION_ERROR', problem);
         const key = request.headers['idempotency-key'];
         const parent = contextWith(request.otelSpan);
-        const job = await app.withRedis(() => enqueueJob(app.queues[name], name, request.body, key, parent));
-        app.apiMetrics.enqueued(name);
-        // A replayed Idempotency-Key may point at a job that has moved on: report its real state then.
-        const state = key
-          ? await job.getState().catch(() => 'unknown')
-          : request.body.delayMs
-            ? 'delayed'
-            : 'prioritized';
-        const id = String(job.id);
-        reply.header('location', `/v1/queues/${name}/jobs/${encodeURIComponent(id)}`);
-        return reply.status(202).send({ id, queue: name, state });
+        const deps = { queue: app.queues[name], idempotency: app.idempotency, metrics: app.apiMetrics };
+        const result = await app.withRedis(() =>
+          enqueueJob(deps, name, request.body, { clientId: request.keyId!, idempotencyKey: key }, parent),
+        );
+        if (result.replayed) reply.header('idempotent-replayed', 'true');
+        reply.header('location', `/v1/queues/${name}/jobs/${encodeURIComponent(result.id)}`);
+        return reply.status(202).send({ id: result.id, queue: name, state: result.state });
       },
     });
   }
 
-  app.post('/v1/queues/:queue/jobs', async (request) => {
+  // Authenticated first, like every keyed route: without a key, the queue list is none of the caller's business.
+  app.post('/v1/queues/:queue/jobs', { onRequest: (request) => app.authenticate(request) }, async (request) => {
     const { queue } = request.params as { queue: string };
     throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
   });

@@ -9,18 +9,24 @@ import type { Redis } from 'ioredis';
 import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, RETENTION } from '../../../common/queue-catalog';
 import { createProducerConnection } from '../../../common/redis';
 import { FaultStore } from '../../../common/faults';
-import { isRedisError, redisUnavailable } from '../../errors';
+import { IdempotencyStore } from '../../idempotency';
+import { CachedQueueSnapshot } from '../../queue-snapshot';
+import { isRedisError, isRedisOom, redisFull, redisUnavailable } from '../../errors';
 
 declare module 'fastify' {
   interface FastifyInstance {
     redis: Redis;
     /**
      * Runs a Redis-backed operation: 503 REDIS_UNAVAILABLE at once when the connection is not up (BullMQ would
-     * wait for it), and when the operation fails because Redis is unreachable or frozen.
+     * wait for it), and when the operation fails because Redis is unreachable or frozen; 503 REDIS_FULL when
+     * Redis refuses the write for memory.
      */
     withRedis<T>(operation: () => Promise<T>): Promise<T>;
     queues: Record<QueueName, Queue>;
     faultStore: FaultStore;
+    idempotency: IdempotencyStore;
+    /** Queue counts and latencies for the guide's JSON endpoints, read from Redis at most once per second. */
+    queueSnapshot: CachedQueueSnapshot;
   }
 }
 
@@ -67,11 +73,14 @@ export default fp(
       try {
         return await operation();
       } catch (err) {
+        if (isRedisOom(err)) throw redisFull();
         throw isRedisError(err) ? redisUnavailable(err) : err;
       }
     });
     app.decorate('queues', queues);
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
+    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, app.withRedis));
+    app.decorate('idempotency', new IdempotencyStore(redis, app.config.queuePrefix, app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {
       // With Redis down, Queue#close would wait for a connection that never comes: just drop the socket.

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SpanKind, SpanStatusCode, propagation, Span, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ApiMetrics, createApiMetrics, noopApiMetrics } from '../../../common/telemetry/http-metrics';
+import { AdminMetrics, createAdminMetrics, noopAdminMetrics } from '../../../common/telemetry/admin-metrics';
 import type { MetricsRegistry } from '../../../common/telemetry/registry';
 import { recordError, sampledTraceId, tracer } from '../../../common/telemetry/trace-context';
 import { QUEUE_NAMES } from '../../../common/queue-catalog';
@@ -14,6 +15,7 @@ import { QUEUE_NAMES } from '../../../common/queue-catalog';
 declare module 'fastify' {
   interface FastifyInstance {
     apiMetrics: ApiMetrics;
+    adminMetrics: AdminMetrics;
   }
   interface FastifyRequest {
     otelSpan?: Span;
@@ -50,6 +52,10 @@ export default fp(
     app.decorate(
       'apiMetrics',
       opts.registry && app.config.metrics.enabled ? createApiMetrics(opts.registry, QUEUE_NAMES) : noopApiMetrics,
+    );
+    app.decorate(
+      'adminMetrics',
+      opts.registry && app.config.metrics.enabled ? createAdminMetrics(opts.registry) : noopAdminMetrics,
     );
     app.decorateRequest('otelSpan', undefined);
     app.decorateRequest('startedAt', undefined);
