@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SpanKind, SpanStatusCode, propagation, Span, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ApiMetrics, createApiMetrics, noopApiMetrics } from '../../../common/telemetry/http-metrics';
 import { AdminMetrics, createAdminMetrics, noopAdminMetrics } from '../../../common/telemetry/admin-metrics';
+import { ReplayMetrics, createReplayMetrics, noopReplayMetrics } from '../../../common/telemetry/replay-metrics';
 import type { MetricsRegistry } from '../../../common/telemetry/registry';
 import { recordError, sampledTraceId, tracer } from '../../../common/telemetry/trace-context';
 import { QUEUE_NAMES } from '../../../common/queue-catalog';
@@ -16,6 +17,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     apiMetrics: ApiMetrics;
     adminMetrics: AdminMetrics;
+    replayMetrics: ReplayMetrics;
   }
   interface FastifyRequest {
     otelSpan?: Span;
@@ -56,6 +58,10 @@ export default fp(
     app.decorate(
       'adminMetrics',
       opts.registry && app.config.metrics.enabled ? createAdminMetrics(opts.registry) : noopAdminMetrics,
+    );
+    app.decorate(
+      'replayMetrics',
+      opts.registry && app.config.metrics.enabled ? createReplayMetrics(opts.registry, QUEUE_NAMES) : noopReplayMetrics,
     );
     app.decorateRequest('otelSpan', undefined);
     app.decorateRequest('startedAt', undefined);
