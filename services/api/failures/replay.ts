@@ -51,30 +51,31 @@ async function retryOne(queue: Queue, id: string): Promise<boolean> {
 
 export async function replayFailures(queue: Queue, selection: ReplaySelection): Promise<ReplayResult> {
   const limit = selection.limit ?? DEFAULT_REPLAY_LIMIT;
+  /** Every id considered, in request (or newest-failure-first) order; `selected` are the ones to try. */
+  let considered: string[];
   const selected: string[] = [];
-  const skipped: string[] = [];
 
   if (selection.jobIds) {
-    const ids = [...new Set(selection.jobIds)];
-    const found = new Map((await readJobSummaries(queue, ids)).map((job) => [job.id, job]));
-    for (const id of ids) {
+    considered = [...new Set(selection.jobIds)];
+    const found = new Map((await readJobSummaries(queue, considered)).map((job) => [job.id, job]));
+    for (const id of considered) {
       const job = found.get(id);
-      if (!job || !matches(job, selection)) skipped.push(id);
-      else if (selected.length < limit) selected.push(id);
-      else skipped.push(id); // past the limit: left failed, reported
+      // Gone or not matching the filters: skipped. Past the limit: left as it is, and reported as skipped.
+      if (job && matches(job, selection) && selected.length < limit) selected.push(id);
     }
   } else {
     await scanFailed(queue, (job) => {
       if (matches(job, selection)) selected.push(job.id);
       return selected.length < limit;
     });
+    considered = selected;
   }
 
   const retried = new Set<string>();
   for (let i = 0; i < selected.length; i += CONCURRENCY) {
     const batch = selected.slice(i, i + CONCURRENCY);
     const outcomes = await Promise.all(batch.map((id) => retryOne(queue, id)));
-    batch.forEach((id, j) => (outcomes[j] ? retried.add(id) : skipped.push(id)));
+    batch.forEach((id, j) => outcomes[j] && retried.add(id));
   }
-  return { jobIds: selected.filter((id) => retried.has(id)), skipped };
+  return { jobIds: selected.filter((id) => retried.has(id)), skipped: considered.filter((id) => !retried.has(id)) };
 }
