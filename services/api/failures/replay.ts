@@ -37,7 +37,8 @@ const matches = (job: FailedJobSummary, s: ReplaySelection) =>
 /** BullMQ's answers for "this job is not (or no longer) in the failed set" (scripts.finishedErrors codes -1, -3). */
 const NOT_FAILED = /Missing key for job|is not in the failed state/;
 
-async function retryOne(queue: Queue, id: string): Promise<boolean> {
+/** Retries one failed job (same id, fresh attempts); false when it is gone or no longer failed. */
+export async function retryFailedJob(queue: Queue, id: string): Promise<boolean> {
   const job = await Job.fromId(queue, id);
   if (!job) return false;
   try {
@@ -74,7 +75,7 @@ export async function replayFailures(queue: Queue, selection: ReplaySelection): 
   const retried = new Set<string>();
   for (let i = 0; i < selected.length; i += CONCURRENCY) {
     const batch = selected.slice(i, i + CONCURRENCY);
-    const outcomes = await Promise.all(batch.map((id) => retryOne(queue, id)));
+    const outcomes = await Promise.all(batch.map((id) => retryFailedJob(queue, id)));
     batch.forEach((id, j) => outcomes[j] && retried.add(id));
   }
   return { jobIds: selected.filter((id) => retried.has(id)), skipped: considered.filter((id) => !retried.has(id)) };

@@ -11,8 +11,9 @@
  * - Changes that would bypass what the API guarantees are refused (403 CONSOLE_ACTION_REFUSED): adding a job or
  *   editing its data (no schema validation, no Idempotency-Key, no client scoping — for payments, a way to move
  *   money), and emptying or obliterating a queue (accepted jobs would be lost).
- * - Every change is audited with the admin key id (api_admin_actions_total{action="console_change"}); retries of
- *   failed jobs count in bullmq_jobs_replayed_total{queue}, like the failures API's replays.
+ * - Retry of a failed job works as in the failures API (same id, a fresh set of attempts) and counts in
+ *   bullmq_jobs_replayed_total{queue}; every change is audited with the admin key id
+ *   (api_admin_actions_total{action="console_change"}).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createBullBoard } from '@bull-board/api';
@@ -20,6 +21,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { QUEUE_CATALOG, QUEUE_NAMES, isQueueName } from '../../common/queue-catalog';
 import { CONSOLE_CHALLENGE } from '../plugins/app/auth';
+import { retryFailedJob } from '../failures/replay';
 import { ApiError, errorBody } from '../errors';
 
 export const CONSOLE_PATH = '/admin/queues';
@@ -81,8 +83,12 @@ export default async function consoleRoutes(app: FastifyInstance) {
       if (!queueName || !isQueueName(queueName)) return;
       const queue = app.queues[queueName];
       if (route === RETRY_ONE && jobId) {
-        const state = await app.withRedis(() => queue.getJobState(jobId));
-        request.consoleReplay = { queue: queueName, count: state === 'failed' ? 1 : 0 };
+        // A failed job is retried here, the way the failures API does it (same id, a fresh set of attempts);
+        // bull-board's own handler would keep the used-up attempt count. Anything else (a completed job) is its.
+        if (await app.withRedis(() => retryFailedJob(queue, jobId))) {
+          request.consoleReplay = { queue: queueName, count: 1 };
+          return reply.status(204).send();
+        }
       } else if (route === RETRY_ALL && queueStatus === 'failed') {
         request.consoleReplay = { queue: queueName, count: await app.withRedis(() => queue.getFailedCount()) };
       }
