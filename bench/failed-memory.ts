@@ -3,7 +3,7 @@
  * measured on a private redis-server (INFO memory `used_memory` before and after), for docs/console.md.
  *
  * The jobs are realistic: payments envelopes as the API writes them (payload, W3C traceparent, Idempotency-Key,
- * client key id; job id derived from the key), the API's job options (attempts, backoff, retention from
+ * client key id, enqueue id; job id derived from client and key), the API's job options (attempts, backoff, retention from
  * defaultJobOptions), failed through a real BullMQ Worker by a ProviderError on every attempt, so each job holds
  * one stack trace per attempt, as in production. Options: --jobs N (default 100000), --concurrency N (default 100).
  */
@@ -12,7 +12,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type {} from '../services/api/plugins/app/config'; // app.config typing used by the queues plugin
 import { defaultJobOptions } from '../services/api/plugins/app/queues';
-import { idempotentJobId } from '../services/api/enqueue';
+import { idempotentJobId } from '../services/api/idempotency';
 import { PRIORITIES, QUEUE_CATALOG, RETENTION } from '../services/common/queue-catalog';
 import { ProviderError } from '../services/worker/errors';
 import { killAll, startRedis } from './stack';
@@ -54,6 +54,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < JOBS; i += 1000) {
       const batch = Array.from({ length: Math.min(1000, JOBS - i) }, (_, j) => {
         const key = randomUUID();
+        const clientId = createHash('sha256').update('client-key').digest('hex').slice(0, 16);
         const traceId = randomBytes(16).toString('hex');
         return {
           name: QUEUE,
@@ -62,10 +63,11 @@ async function main(): Promise<void> {
             meta: {
               trace: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` },
               idempotencyKey: key,
-              clientId: createHash('sha256').update('client-key').digest('hex').slice(0, 16),
+              clientId,
+              enqueueId: randomUUID(),
             },
           },
-          opts: { jobId: idempotentJobId(key), priority: PRIORITIES.normal },
+          opts: { jobId: idempotentJobId(clientId, key), priority: PRIORITIES.normal },
         };
       });
       await queue.addBulk(batch);
