@@ -60,7 +60,9 @@ export async function enqueueJob(
     return { id: record.jobId, state: await queue.getJobState(record.jobId), replayed: true };
   }
   const { job, created } = await addJob(deps, name, req, intent, record.jobId, claim.kind === 'new', parent);
-  await idempotency.markAdded(name, intent.clientId, key, record).catch(() => undefined); // a replay re-adds harmlessly
+  // Not awaited: the answer does not depend on it (same connection, so it is sent before any later command), and
+  // if it is lost a replay merely re-adds under the same id, which BullMQ turns into a no-op.
+  void idempotency.markAdded(name, intent.clientId, key, record).catch(() => undefined);
   if (claim.kind === 'new') return { id: String(job.id), state: freshState, replayed: false };
   return { id: String(job.id), state: created ? freshState : await queue.getJobState(record.jobId), replayed: !created };
 }

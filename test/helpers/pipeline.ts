@@ -19,7 +19,8 @@ export async function startPipeline(
   apiEnv: Record<string, string> = {},
   opts: { logger?: Logger } = {},
 ): Promise<Pipeline> {
-  const test = await buildTestApp(t, apiEnv, opts);
+  // The workers run with WEBHOOK_ALLOW_PRIVATE=true (baseEnv, targets on loopback); the API must agree.
+  const test = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', ...apiEnv }, opts);
   const workers: ServiceProcess[] = [];
   t.teardown(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));

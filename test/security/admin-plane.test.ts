@@ -91,6 +91,13 @@ t.test('FAULTS_ENABLED=false: PUT /v1/admin/faults/:queue → 403 FAULTS_DISABLE
   t.equal(await adminActions(registry), 0);
 });
 
+t.test('no ADMIN_API_KEYS: admin routes say how to configure one; client keys are still 403', async (t) => {
+  const { app, auth } = await buildTestApp(t, { ADMIN_API_KEYS: '' });
+  t.match(expectError(t, await app.inject({ method: 'GET', url: '/v1/admin/faults' }), 401, 'AUTH_NOT_CONFIGURED').message, /ADMIN_API_KEYS/);
+  expectError(t, await app.inject({ method: 'PUT', url: '/v1/admin/faults/payments', headers: auth, payload: { failureRate: 1 } }), 403, 'FORBIDDEN');
+  expectError(t, await app.inject({ method: 'GET', url: '/v1/admin/faults', headers: { authorization: 'Bearer guess' } }), 401, 'AUTH_NOT_CONFIGURED');
+});
+
 t.test('unknown queue: 401 without a key, 404 with one', async (t) => {
   const { app, auth } = await buildTestApp(t);
   const anonymous = await app.inject({ method: 'POST', url: '/v1/queues/nosuch/jobs', payload: { data: {} } });
@@ -114,6 +121,6 @@ t.test('wrong keys are rate-limited per client address (429 + Retry-After), even
   t.equal((await from('198.51.100.8', API_KEY)).statusCode, 202, 'another address is not affected');
   t.equal((await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: auth, payload: { data: { channel: 'sms', to: '+33', template: 't' } } })).statusCode, 202);
   const samples = parseMetrics(await registry.metrics());
-  t.equal(valueOf(samples, 'api_requests_rejected_total', { reason: 'auth_rate_limited' }), 1, 'the crossing attempt is counted');
+  t.equal(valueOf(samples, 'api_requests_rejected_total', { reason: 'auth_rate_limited' }), 3, 'each of the three 429s counted');
   t.equal((await app.queues.notifications.getJobCounts()).prioritized, 2, 'only the two authenticated jobs');
 });

@@ -223,8 +223,10 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
     cursor = next;
     keys.push(...batch);
   } while (cursor !== '0');
-  // BullMQ writes each queue's <queue>:meta (version) when the API's Queue objects connect: not a job.
-  const written = keys.filter((k) => !/:(payments|notifications|webhooks):meta$/.test(k));
+  // BullMQ writes each queue's <queue>:meta (version) when the API's Queue objects connect, and the wrong keys
+  // are counted against the client address (services/api/failed-auth.ts): neither is a job.
+  const written = keys.filter((k) => !/:(payments|notifications|webhooks):meta$|:api-auth-failures:/.test(k));
+  t.ok(keys.some((k) => k.endsWith(':api-auth-failures:127.0.0.1')), 'the wrong keys were counted against the address');
   const logText = JSON.stringify(api.logs) + api.stderr.join('');
   t.notOk(logText.includes(API_KEY) || logText.includes('wrong-key-0123456789'), 'no bearer key (valid or not) in the API log');
   t.same(written, [], 'no job, id counter or event under the prefix (only the queues\' meta keys)');

@@ -97,7 +97,10 @@ export default fp(
     /** Refuses a request whose address is over its failed-attempt budget, before any key is compared. */
     const refuseIfLimited = (request: FastifyRequest) => {
       const retryAfterS = limiter.blockedFor(request.ip);
-      if (retryAfterS > 0) throw limiter.error(retryAfterS);
+      if (retryAfterS > 0) {
+        app.apiMetrics.rejected('auth_rate_limited');
+        throw limiter.error(retryAfterS);
+      }
     };
     /** Records a failed attempt; the attempt that crosses the limit is answered 429 instead of 401. */
     const fail = async (request: FastifyRequest, error: ApiError): Promise<never> => {
@@ -128,19 +131,23 @@ export default fp(
     });
 
     app.decorate('requireAdmin', async (request: FastifyRequest, challenge: Record<string, string> = ADMIN_CHALLENGE) => {
-      if (admins.empty) {
-        throw new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no admin key is configured: set ADMIN_API_KEYS (comma-separated) and restart the API');
-      }
+      const notConfigured = () =>
+        new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no admin key is configured: set ADMIN_API_KEYS (comma-separated) and restart the API');
       refuseIfLimited(request);
       const token = presentedKey(request, { basic: true });
-      if (!token) throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', challenge);
+      if (!token) {
+        if (admins.empty) throw notConfigured();
+        throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', challenge);
+      }
       if (admins.has(token)) {
         request.keyId = keyIdOf(token);
         return;
       }
+      // A client key is refused as such whether or not admin keys exist: it is known, and it is not enough.
       if (clients.has(token)) {
         throw new ApiError(403, 'FORBIDDEN', 'this route needs an admin key (ADMIN_API_KEYS); client keys cannot use it');
       }
+      if (admins.empty) throw notConfigured();
       return fail(request, new ApiError(401, 'UNAUTHORIZED', 'invalid admin key', challenge));
     });
   },
