@@ -15,8 +15,8 @@ import { SHARED_REDIS_URL, deletePrefix, uniquePrefix } from '../helpers/redis';
 import { call, parseMetrics, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 
-export const CHROMIUM = '/usr/bin/chromium';
-export const SCREENSHOT_DIR = path.join(ROOT, '.tap', 'console');
+const CHROMIUM = '/usr/bin/chromium';
+const SCREENSHOT_DIR = path.join(ROOT, '.tap', 'console');
 
 async function launch(): Promise<Browser> {
   // playwright gives every launch a fresh temporary --user-data-dir; the rest is what a root user in a container
