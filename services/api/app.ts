@@ -21,6 +21,7 @@ import healthRoutes from './routes/health';
 import jobRoutes from './routes/jobs';
 import adminRoutes from './routes/admin';
 import queueCompatRoutes from './routes/queue-compat';
+import consoleRoutes from './routes/console';
 
 export interface BuildAppOptions {
   config: Config;
@@ -69,5 +70,6 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(jobRoutes);
   await app.register(adminRoutes);
   await app.register(queueCompatRoutes);
+  await app.register(consoleRoutes);
   return app;
 }

@@ -96,10 +96,15 @@ export const WebhookPayload = Type.Object(
 );
 export type WebhookPayload = Static<typeof WebhookPayload>;
 
-/** Retention shared by all queues: completed jobs 1 h (bounded by count), failed jobs 24 h. */
+/**
+ * Retention shared by all queues, in seconds and jobs per queue: completed jobs 1 h; failed jobs (the dead letters
+ * the console and the failures API show and replay) 7 days. Both are bounded by count too, so a burst of failures
+ * cannot fill Redis (noeviction): docs/console.md has the measured memory per 100k failed jobs. The failed bounds
+ * are the defaults of FAILED_RETENTION_S / FAILED_RETENTION_COUNT (services/common/config/api.ts).
+ */
 export const RETENTION = {
   completed: { age: 3600, count: 10_000 },
-  failed: { age: 24 * 3600 },
+  failed: { age: 7 * 24 * 3600, count: 20_000 },
 } as const;
 
 const stallDefaults = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 };

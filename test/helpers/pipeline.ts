@@ -1,5 +1,6 @@
 /** API in-process + real worker process(es) on one prefix: the pipeline as a test sees it. */
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import { buildTestApp, TestApp } from './app';
 import { baseEnv, startWorker, ServiceProcess } from './services';
 import { SHARED_REDIS_URL } from './redis';
@@ -13,9 +14,13 @@ export interface Pipeline extends TestApp {
   setFaults(queue: string, faults: object): Promise<void>;
 }
 
-export async function startPipeline(t: { teardown(fn: () => unknown): void }, apiEnv: Record<string, string> = {}): Promise<Pipeline> {
+export async function startPipeline(
+  t: { teardown(fn: () => unknown): void },
+  apiEnv: Record<string, string> = {},
+  opts: { logger?: Logger } = {},
+): Promise<Pipeline> {
   // The workers run with WEBHOOK_ALLOW_PRIVATE=true (baseEnv, targets on loopback); the API must agree.
-  const test = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', ...apiEnv });
+  const test = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', ...apiEnv }, opts);
   const workers: ServiceProcess[] = [];
   t.teardown(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));

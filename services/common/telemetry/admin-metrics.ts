@@ -6,7 +6,9 @@
 import { Counter } from 'prom-client';
 import type { MetricsRegistry } from './registry';
 
-export const ADMIN_ACTIONS = ['faults_update'] as const;
+// failures_retry: POST /v1/admin/queues/:queue/failures/retry; console_change: any change made in the console
+// (bull-board's PUT/POST/PATCH routes: retry, clean, pause, remove, …).
+export const ADMIN_ACTIONS = ['faults_update', 'failures_retry', 'console_change'] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
 export interface AdminMetrics {

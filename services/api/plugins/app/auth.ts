@@ -21,8 +21,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Guard of client routes (onRequest). */
     authenticate(request: FastifyRequest): Promise<void>;
-    /** Guard of admin routes (onRequest of the admin scope, routes/admin/index.ts). */
-    requireAdmin(request: FastifyRequest): Promise<void>;
+    /**
+     * Guard of admin routes (onRequest of the admin scope, routes/admin/index.ts, and of the console scope,
+     * routes/console.ts, which passes CONSOLE_CHALLENGE so a browser asks for the admin login).
+     */
+    requireAdmin(request: FastifyRequest, challenge?: Record<string, string>): Promise<void>;
   }
   interface FastifyRequest {
     /** Key id of the authenticated key (digest prefix), set by either guard. */
@@ -81,6 +84,8 @@ class KeyRing {
 
 const CLIENT_CHALLENGE = { 'www-authenticate': 'Bearer' };
 const ADMIN_CHALLENGE = { 'www-authenticate': `Bearer realm="admin", Basic realm="admin", charset="UTF-8"` };
+/** The console's challenge: Basic only, so a browser shows its login dialog (user "admin", password an admin key). */
+export const CONSOLE_CHALLENGE = { 'www-authenticate': 'Basic realm="bullmq-console"' };
 
 export default fp(
   async function auth(app: FastifyInstance) {
@@ -125,14 +130,14 @@ export default fp(
       return fail(request, new ApiError(401, 'UNAUTHORIZED', 'invalid API key', CLIENT_CHALLENGE));
     });
 
-    app.decorate('requireAdmin', async (request: FastifyRequest) => {
+    app.decorate('requireAdmin', async (request: FastifyRequest, challenge: Record<string, string> = ADMIN_CHALLENGE) => {
       const notConfigured = () =>
         new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no admin key is configured: set ADMIN_API_KEYS (comma-separated) and restart the API');
       refuseIfLimited(request);
       const token = presentedKey(request, { basic: true });
       if (!token) {
         if (admins.empty) throw notConfigured();
-        throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', ADMIN_CHALLENGE);
+        throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', challenge);
       }
       if (admins.has(token)) {
         request.keyId = keyIdOf(token);
@@ -143,7 +148,7 @@ export default fp(
         throw new ApiError(403, 'FORBIDDEN', 'this route needs an admin key (ADMIN_API_KEYS); client keys cannot use it');
       }
       if (admins.empty) throw notConfigured();
-      return fail(request, new ApiError(401, 'UNAUTHORIZED', 'invalid admin key', ADMIN_CHALLENGE));
+      return fail(request, new ApiError(401, 'UNAUTHORIZED', 'invalid admin key', challenge));
     });
   },
   { name: 'auth', dependencies: ['config', 'queues', 'telemetry'] },

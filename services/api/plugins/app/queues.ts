@@ -39,7 +39,7 @@ export default fp(
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: jobOptionsFor(name) }),
+        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: jobOptionsFor(name, app.config.failedRetention) }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));
@@ -77,7 +77,13 @@ export default fp(
         redis.disconnect();
         return;
       }
-      const closing = Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined)));
+      // Close each queue only once its connection wrapper has finished initialising: BullMQ drops its listeners on
+      // close, so an init command failing afterwards (a timeout on a loaded host) would be an unhandled 'error'.
+      const closing = Promise.all(
+        Object.values(queues).map((q) =>
+          q.waitUntilReady().then(() => q.close(), () => q.close()).catch(() => undefined),
+        ),
+      );
       await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
       await redis.quit().catch(() => redis.disconnect());
     });

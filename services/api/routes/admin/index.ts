@@ -5,8 +5,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import faultRoutes from './faults';
+import failureRoutes from './failures';
 
 export default async function adminRoutes(app: FastifyInstance) {
   app.addHook('onRequest', (request) => app.requireAdmin(request));
   await app.register(faultRoutes);
+  await app.register(failureRoutes);
 }
