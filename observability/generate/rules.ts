@@ -4,6 +4,7 @@
  * values), so they are aggregated with max, never sum.
  */
 import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+import { failureLinks, type FailureLinks } from './links';
 import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, SLO_PERIOD_GROUP_INTERVAL, sloRecordingRules, type SloWindow } from './slo';
 
 export interface RuleOptions {
@@ -56,8 +57,10 @@ export interface AlertRule {
   expr: string;
   for: string;
   labels: { severity: 'warning' | 'critical'; job?: string; queue?: string };
-  annotations: { summary: string; description: string; value?: string; runbook_url: string; dashboard_url?: string };
+  annotations: { summary: string; description: string; value?: string; runbook_url: string; dashboard_url?: string } & Partial<FailureLinks>;
 }
+
+const LINKED_ALERTS: ReadonlySet<string> = new Set(['BullMQJobErrorRateHigh', 'BullMQJobTimeoutRateHigh', 'BullMQJobLatencyHigh']);
 
 /**
  * The `$value` of the description on its own (`value` annotation): Prometheus keeps the annotations of an
@@ -128,7 +131,10 @@ export function perQueueConditions(t: Thresholds, metric: string, key: PerQueueK
 }
 
 export function alertRules(t: Thresholds, o: RuleOptions = {}): AlertRule[] {
-  return thresholdAlertRules(t, o).map(withValue);
+  const links = failureLinks(t);
+  return thresholdAlertRules(t, o)
+    .map(withValue)
+    .map((r) => (LINKED_ALERTS.has(r.alert) ? { ...r, annotations: { ...r.annotations, ...links } } : r));
 }
 
 function thresholdAlertRules(t: Thresholds, o: RuleOptions): AlertRule[] {

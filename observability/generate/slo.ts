@@ -8,6 +8,7 @@
  * (eligible → final outcome); failed jobs are left out because they already spend the error budget.
  */
 import type { QueueSlo, Thresholds } from './thresholds';
+import { failureLinks, type FailureLinks } from './links';
 
 /** The SRE workbook's windows; the shipped rules always use these. */
 export const SLO_WINDOWS = ['5m', '30m', '1h', '2h', '6h', '1d', '3d'] as const;
@@ -148,7 +149,7 @@ export interface SloAlertRule {
   expr: string;
   for: string;
   labels: { queue: string; severity: 'critical' | 'warning'; long_window: string; short_window: string };
-  annotations: { summary: string; description: string; burn_rate: string; budget_remaining: string; runbook_url: string; dashboard_url: string };
+  annotations: { summary: string; description: string; burn_rate: string; budget_remaining: string; runbook_url: string; dashboard_url: string } & FailureLinks;
 }
 
 export const SLO_DASHBOARD_UID = 'bullmq-slo';
@@ -182,6 +183,7 @@ export function sloAlertRules(t: Thresholds, o: SloRuleOptions = {}): SloAlertRu
             budget_remaining: remaining,
             runbook_url: `${t.links.runbook_base_url}#${alert.toLowerCase()}`,
             dashboard_url: `${t.links.grafana_base_url}/d/${SLO_DASHBOARD_UID}`,
+            ...failureLinks(t),
           },
         });
       }

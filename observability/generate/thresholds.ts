@@ -44,7 +44,7 @@ export interface Thresholds {
   loadtest_error_ratio: number;
   slo: SloConfig;
   for: { default: string; queue_stuck_window: string; target_down: string; redis_down: string };
-  links: { runbook_base_url: string; grafana_base_url: string };
+  links: { runbook_base_url: string; grafana_base_url: string; console_base_url: string; jaeger_base_url: string };
 }
 
 /** The repository root: the nearest folder above this file holding observability/thresholds.yaml (src or dist). */

@@ -90,6 +90,8 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
       value: '12%',
       runbook_url: 'https://example.test/docs/runbooks.md#bullmqjoberrorratehigh',
       dashboard_url: 'http://127.0.0.1:3001/d/bullmq-queues',
+      console_url: `http://127.0.0.1:3000/admin/queues/queue/${queue}?status=failed`,
+      traces_url: `http://127.0.0.1:16686/search?service=worker&operation=process%20${queue}&tags=%7B%22error%22%3A%22true%22%7D&lookback=1h`,
     },
     ...(endsAt ? { endsAt } : {}),
   });
@@ -121,6 +123,8 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
   t.equal(texts().find((x) => x.text.includes('queue webhooks (warning)'))!.channel, '#alerts', 'warning routed to the warning receiver');
   t.match(critical.text, /\*Firing\*\n• \*Jobs failing in payments\* \(queue `payments`\)\n\s+12% of payments jobs failed/, 'firing section, summary, queue, value');
   t.match(critical.text, /<https:\/\/example\.test\/docs\/runbooks\.md#bullmqjoberrorratehigh\|Runbook> · <http:\/\/127\.0\.0\.1:3001\/d\/bullmq-queues\|Dashboard>/, 'runbook and dashboard links');
+  t.ok(critical.text.includes(' · <http://127.0.0.1:3000/admin/queues/queue/payments?status=failed|Failed jobs>'), 'a link to the queue\'s failed jobs in the console');
+  t.ok(critical.text.includes(' · <http://127.0.0.1:16686/search?service=worker&operation=process%20payments&tags=%7B%22error%22%3A%22true%22%7D&lookback=1h|Failing traces>'), 'a link to its failing traces in Jaeger');
   t.notOk(texts().some((x) => x.text.includes('queue payments (warning)')), 'the inhibited warning was never sent');
 
   const past = new Date(Date.now() - 1000).toISOString();

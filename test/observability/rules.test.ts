@@ -107,6 +107,8 @@ t.test('SLO rule tests fail when a burn-rate rule is wrong (the tests can fail)'
   t.match(bucket.res.stdout + bucket.res.stderr, /BullMQSLOLatencyBudgetBurn/);
 });
 
+const FAILURE_LINKED = new Set(['BullMQJobErrorRateHigh', 'BullMQJobTimeoutRateHigh', 'BullMQJobLatencyHigh', 'BullMQSLOErrorBudgetBurn', 'BullMQSLOLatencyBudgetBurn']);
+
 t.test('every alert: fixed name, severity, summary, description, runbook anchor that exists', async (t) => {
   const file = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/prometheus/rules/bullmq.rules.yml'), 'utf8'));
   const thresholdsFile = loadThresholds();
@@ -124,6 +126,17 @@ t.test('every alert: fixed name, severity, summary, description, runbook anchor 
     const anchor = String(a.annotations.runbook_url).split('#')[1];
     t.ok(anchors.has(anchor!), `${a.alert} runbook anchor #${anchor} exists in docs/runbooks.md`);
     t.equal(String(a.annotations.runbook_url).split('#')[0], `${thresholdsFile.links.runbook_base_url}`, `${a.alert} runbook_url points at docs/runbooks.md`);
+    // Failure and latency alerts lead to the failing jobs (console) and their traces (Jaeger), for their own queue.
+    if (FAILURE_LINKED.has(a.alert)) {
+      t.equal(a.annotations.console_url, `${thresholdsFile.links.console_base_url}/queue/{{ $labels.queue }}?status=failed`, `${a.alert} links the queue's failed jobs`);
+      t.equal(
+        a.annotations.traces_url,
+        `${thresholdsFile.links.jaeger_base_url}/search?service=worker&operation=process%20{{ $labels.queue }}&tags=%7B%22error%22%3A%22true%22%7D&lookback=1h`,
+        `${a.alert} links a Jaeger search for the queue's failing process spans`,
+      );
+    } else {
+      t.notOk(a.annotations.console_url ?? a.annotations.traces_url, `${a.alert} is not about failing jobs: no console or trace link`);
+    }
     if (a.labels.long_window) {
       for (const c of ['fires when', 'is silent when both windows burn just below', 'is silent when only the long window burns', 'is silent when only the short window burns']) {
         t.ok(tests.includes(`name: ${a.alert} (${a.labels.severity}, ${a.labels.long_window}/${a.labels.short_window}) ${c}`), `${a.alert} ${a.labels.long_window}/${a.labels.short_window}: "${c}" promtool test`);
