@@ -7,7 +7,7 @@
  */
 import { humanizePercentage } from './go-format';
 import { BURN_RATE_ALERTS, type BurnRateAlert, budgetOf, objective, SLO_ALERT, sloAlertRules, type SloAlertRule, type SloKind } from './slo';
-import { durationSeconds, type Thresholds } from './thresholds';
+import { durationSeconds, type Thresholds } from '../../services/common/thresholds';
 import { RULE_GROUP_ORDER } from './rules';
 
 /** Traffic for `minutes` minutes: `total` jobs a minute of which `bad` fail (errors) or are slow (latency). */

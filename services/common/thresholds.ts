@@ -1,8 +1,8 @@
-/** Loads and validates observability/thresholds.yaml: the one threshold source. */
+/** Loads and validates observability/thresholds.yaml: the one threshold source, and its one loader (generator, worker config, stack, tests). */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { QUEUE_NAMES } from '../../services/common/queue-catalog';
+import { QUEUE_NAMES } from './queue-catalog';
 
 export interface Level {
   warning: number;
