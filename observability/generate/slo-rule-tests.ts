@@ -171,7 +171,7 @@ export function sloRuleTests(t: Thresholds) {
               alertname,
               exp_alerts: fired.map(({ a: p, burn }) => ({
                 exp_labels: { ...rule(p).labels },
-                exp_annotations: Object.fromEntries(Object.entries(rule(p).annotations).map(([k, v]) => [k, expandSlo(v, queue, burn, remaining)])),
+                exp_annotations: Object.fromEntries(Object.entries(rule(p).annotations).map(([k, v]) => [k, expandSlo(String(v), queue, burn, remaining)])),
               })),
             },
           ],

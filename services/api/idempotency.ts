@@ -14,7 +14,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { Redis } from 'ioredis';
-import { DEFAULT_PRIORITY, PriorityName } from '../common/queue-catalog';
+import { DEFAULT_PRIORITY, type PriorityName } from '../common/queue-catalog';
 import { ApiError } from './errors';
 
 export interface IntentRequest {

@@ -7,7 +7,7 @@
  * - worker: blocking commands, retries forever (maxRetriesPerRequest null, as BullMQ requires), reconnects
  *   with a capped backoff, so workers resume on their own when Redis is back.
  */
-import { Redis, RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000);
 

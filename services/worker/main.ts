@@ -5,7 +5,7 @@
  * another worker.
  */
 import closeWithGrace from 'close-with-grace';
-import { Queue, Worker } from 'bullmq';
+import { Queue, type Worker } from 'bullmq';
 import { Counter } from 'prom-client';
 import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
@@ -17,7 +17,7 @@ import { createRegistry } from '../common/telemetry/registry';
 import { createJobMetrics, noopJobMetrics } from '../common/telemetry/job-metrics';
 import { createWebhookMetrics, noopWebhookMetrics } from '../common/telemetry/webhook-metrics';
 import { registerQueueStateMetrics } from '../common/telemetry/queue-state-metrics';
-import { startMetricsServer, MetricsServer } from '../common/telemetry/metrics-server';
+import { startMetricsServer, type MetricsServer } from '../common/telemetry/metrics-server';
 import { shutdownTracing } from '../common/telemetry/tracing';
 import { createQueueWorker } from './queue-worker';
 import { PaymentLedger } from './payment-ledger';

@@ -7,7 +7,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUE_NAMES, QueueName } from '../../../common/queue-catalog';
+import { QUEUE_NAMES, type QueueName } from '../../../common/queue-catalog';
 import { jobOptionsFor } from '../../../common/job-options';
 import { createProducerConnection } from '../../../common/redis';
 import { FaultStore } from '../../../common/faults';
@@ -68,7 +68,7 @@ export default fp(
     });
     app.decorate('queues', queues);
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
-    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, app.withRedis));
+    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op)));
     app.decorate('idempotency', new IdempotencyStore(redis, app.config.queuePrefix, app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {
