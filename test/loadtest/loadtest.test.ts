@@ -57,10 +57,12 @@ t.test('every scenario payload is accepted by the real API (202)', async (t) => 
   for (let i = 0; i < 50 && (await app.inject({ method: 'GET', url: '/readyz' })).statusCode !== 200; i++) await new Promise((r) => setTimeout(r, 200));
   for (const { queue } of s.mix) {
     const body = JSON.parse(payloadFor(s, queue, { WEBHOOK_TARGET_URL: 'https://example.com/hooks' }));
-    let res = await app.inject({ method: 'POST', url: `/v1/queues/${queue}/jobs`, headers: auth, payload: body });
+    // As the load generators send them: a unique Idempotency-Key for the queues that require one (payments).
+    const headers = s.idempotentQueues.includes(queue) ? { ...auth, 'idempotency-key': `loadtest-${queue}-${Date.now()}` } : auth;
+    let res = await app.inject({ method: 'POST', url: `/v1/queues/${queue}/jobs`, headers, payload: body });
     for (let attempt = 1; attempt < 5 && res.statusCode === 503; attempt++) {
       await new Promise((r) => setTimeout(r, 250 * attempt));
-      res = await app.inject({ method: 'POST', url: `/v1/queues/${queue}/jobs`, headers: auth, payload: body });
+      res = await app.inject({ method: 'POST', url: `/v1/queues/${queue}/jobs`, headers, payload: body });
     }
     if (res.statusCode === 503) {
       // Validation runs before any Redis command: a 503 REDIS_UNAVAILABLE means the body was accepted and only
