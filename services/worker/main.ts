@@ -10,6 +10,7 @@ import { Counter } from 'prom-client';
 import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { QUEUE_NAMES } from '../common/queue-catalog';
+import { queueKeyPrefix } from '../common/queue-keys';
 import { assertNoEviction, createWorkerConnection } from '../common/redis';
 import { CachedFaults, FaultStore } from '../common/faults';
 import { createRegistry } from '../common/telemetry/registry';
@@ -28,7 +29,7 @@ const DEFAULT_METRICS_PORT = 9465;
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ name: 'worker', level: config.logLevel });
-  const connection = createWorkerConnection(config.redisUrl);
+  const connection = createWorkerConnection(config.redis);
   connection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
 
   try {
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   });
   for (const level of ['soft', 'hard']) memoryEvents.inc({ level }, 0);
   // Queue state for every queue (not only the ones consumed here), read from Redis at scrape time.
-  const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: config.queuePrefix }));
+  const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: queueKeyPrefix(config, name) }));
   if (config.metrics.enabled) registerQueueStateMetrics(registry, stateQueues);
 
   const faults = new CachedFaults(new FaultStore(connection, config.queuePrefix), QUEUE_NAMES);

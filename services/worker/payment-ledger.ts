@@ -7,7 +7,7 @@
  * One Redis key per entry, expiring after LEDGER_TTL_SECONDS (7 days: longer than any retry, the 24 h failed
  * retention and the longest allowed delay), so the ledger cannot grow without bound under noeviction.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis';
 
 export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
 
@@ -21,7 +21,7 @@ export interface LedgerEntry {
 
 export class PaymentLedger {
   private readonly prefix: string;
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(private readonly redis: RedisClient, prefix: string) {
     this.prefix = `${prefix}:ledger:payments:`;
   }
 

@@ -4,9 +4,10 @@
  * 'error' event would crash the process).
  */
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
+import type { RedisClient } from '../common/redis';
+import { queueKeyPrefix } from '../common/queue-keys';
 import { QUEUE_CATALOG, QueueName } from '../common/queue-catalog';
 import type { JobMetrics } from '../common/telemetry/job-metrics';
 import { createAttemptRunner, AttemptRunnerDeps } from './run-attempt';
@@ -14,7 +15,7 @@ import { STALLED_FAILURE_MESSAGE } from './errors';
 import { PROCESSORS } from './processors';
 
 export interface QueueWorkerDeps {
-  connection: Redis;
+  connection: RedisClient;
   config: Config;
   metrics: JobMetrics;
   log: Logger;
@@ -35,7 +36,7 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
 
   worker = new Worker(queue, runAttempt, {
     connection: deps.connection,
-    prefix: config.queuePrefix,
+    prefix: queueKeyPrefix(config, queue),
     concurrency: config.worker.concurrency[queue],
     lockDuration: config.worker.lockDurationMs ?? def.policy.lockDurationMs,
     stalledInterval: config.worker.stalledIntervalMs ?? def.policy.stalledIntervalMs,

@@ -5,6 +5,7 @@
 import { spawn, ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { freePort } from './ports';
+import { redisEnv } from './redis';
 import { waitFor } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -29,7 +30,7 @@ export interface ServiceProcess {
 export function baseEnv(redisUrl: string, prefix: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '',
-    REDIS_URL: redisUrl,
+    ...redisEnv(redisUrl),
     QUEUE_PREFIX: prefix,
     API_KEYS: API_KEY,
     ADMIN_API_KEYS: ADMIN_KEY,

@@ -65,7 +65,11 @@ export default async function jobRoutes(app: FastifyInstance) {
       handler: async (request, reply) => {
         const key = request.headers['idempotency-key'];
         const parent = contextWith(request.otelSpan);
-        const job = await app.withRedis(() => enqueueJob(app.queues[name], name, request.body, key, parent));
+        const job = await app.withRedis(async () => {
+          const added = await enqueueJob(app.queues[name], name, request.body, key, parent);
+          await app.confirmReplicated(name);
+          return added;
+        });
         app.apiMetrics.enqueued(name);
         // A replayed Idempotency-Key may point at a job that has moved on: report its real state then.
         const state = key

@@ -6,13 +6,13 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis';
 import { QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
 import { readLatencySummary, readQueueState } from '../../common/queue-stats';
 import { ApiError } from '../errors';
 
 async function queueMetrics(queue: Queue) {
-  const client = (await queue.client) as unknown as Redis;
+  const client = (await queue.client) as unknown as RedisClient;
   const [state, latency, stalledCount] = await Promise.all([
     readQueueState(queue),
     readLatencySummary(queue),

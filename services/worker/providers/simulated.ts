@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis';
 import type { CachedFaults, FaultSettings } from '../../common/faults';
 import type { QueueName } from '../../common/queue-catalog';
 import { ProviderError, RateLimitedError } from '../errors';
@@ -29,7 +29,7 @@ export async function simulateCall(faults: FaultSettings, signal: AbortSignal, r
 
 export class SimulatedPaymentProvider implements PaymentProvider {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly faults: CachedFaults,
     private readonly queue: QueueName = 'payments',

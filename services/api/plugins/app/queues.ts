@@ -5,21 +5,26 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, RETENTION } from '../../../common/queue-catalog';
-import { createProducerConnection } from '../../../common/redis';
+import { createProducerConnection, RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
+import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
-import { isRedisError, redisUnavailable } from '../../errors';
+import { isRedisError, notReplicated, redisUnavailable } from '../../errors';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis;
+    redis: RedisClient;
     /**
      * Runs a Redis-backed operation: 503 REDIS_UNAVAILABLE at once when the connection is not up (BullMQ would
      * wait for it), and when the operation fails because Redis is unreachable or frozen.
      */
     withRedis<T>(operation: () => Promise<T>): Promise<T>;
     queues: Record<QueueName, Queue>;
+    /**
+     * After an add: with REDIS_WAIT_REPLICAS > 0, waits (Redis WAIT on the queue's node) until that many replicas
+     * hold the write, else throws (→ 503 REDIS_NOT_REPLICATED); a no-op when the setting is 0.
+     */
+    confirmReplicated(queue: QueueName): Promise<void>;
     faultStore: FaultStore;
   }
 }
@@ -36,12 +41,12 @@ export function defaultJobOptions(queue: QueueName) {
 
 export default fp(
   async function queues(app: FastifyInstance) {
-    const redis = createProducerConnection(app.config.redisUrl);
+    const redis = createProducerConnection(app.config.redis);
     redis.on('error', (err) => app.log.warn({ err: err.message }, 'redis connection error'));
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: defaultJobOptions(name) }),
+        new Queue(name, { connection: redis, prefix: queueKeyPrefix(app.config, name), defaultJobOptions: defaultJobOptions(name) }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));
@@ -58,16 +63,22 @@ export default fp(
       });
     }
 
-    app.decorate('redis', redis);
+    app.decorate<RedisClient>('redis', redis);
     app.decorate('withRedis', async <T>(operation: () => Promise<T>): Promise<T> => {
       if (redis.status !== 'ready') throw redisUnavailable(new Error(`connection is ${redis.status}`));
       try {
         return await operation();
       } catch (err) {
+        if (err instanceof ReplicationTimeoutError) throw notReplicated(err);
         throw isRedisError(err) ? redisUnavailable(err) : err;
       }
     });
     app.decorate('queues', queues);
+    const { waitReplicas, waitTimeoutMs } = app.config.redis;
+    app.decorate('confirmReplicated', async (queue: QueueName) => {
+      // Any key of the queue names its slot, hence the node (and connection) that ran the add.
+      if (waitReplicas > 0) await waitForReplicas(redis, queues[queue].toKey('id'), waitReplicas, waitTimeoutMs);
+    });
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
 
     app.addHook('onClose', async () => {
