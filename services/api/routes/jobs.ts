@@ -65,18 +65,19 @@ export default async function jobRoutes(app: FastifyInstance) {
       handler: async (request, reply) => {
         const key = request.headers['idempotency-key'];
         const parent = contextWith(request.otelSpan);
-        const job = await app.withRedis(async () => {
+        // One deadline for the whole Redis part (add, replication check, state read): see withRedis.
+        const { job, state } = await app.withRedis(async () => {
           const added = await enqueueJob(app.queues[name], name, request.body, key, parent);
           await app.confirmReplicated(name);
-          return added;
+          // A replayed Idempotency-Key may point at a job that has moved on: report its real state then.
+          const current = key
+            ? await added.getState().catch(() => 'unknown')
+            : request.body.delayMs
+              ? 'delayed'
+              : 'prioritized';
+          return { job: added, state: current };
         });
         app.apiMetrics.enqueued(name);
-        // A replayed Idempotency-Key may point at a job that has moved on: report its real state then.
-        const state = key
-          ? await job.getState().catch(() => 'unknown')
-          : request.body.delayMs
-            ? 'delayed'
-            : 'prioritized';
         const id = String(job.id);
         reply.header('location', `/v1/queues/${name}/jobs/${encodeURIComponent(id)}`);
         return reply.status(202).send({ id, queue: name, state });

@@ -13,7 +13,8 @@ export const SharedEnv = Type.Object({
   // Replicas that must acknowledge an enqueue (Redis WAIT on the queue's node) before the API answers 202;
   // 0 = off. See docs/reliability.md: Redis replicates asynchronously, so without it a 202 can be lost in a failover.
   REDIS_WAIT_REPLICAS: Type.Integer({ minimum: 0, maximum: 16, default: 0 }),
-  REDIS_WAIT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 10_000, default: 200 }),
+  // At most 300 ms: the enqueue (add + WAIT) must answer within the API's 1 s (services/api/plugins/app/queues.ts).
+  REDIS_WAIT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 300, default: 200 }),
   // BullMQ key prefix. Single node: keys are "<prefix>:<queue>:…" (unchanged). Cluster: each queue gets its own hash
   // tag "{<prefix>:<queue>}" (services/common/queue-keys.ts), so a queue's keys share a slot and queues spread.
   QUEUE_PREFIX: Type.String({ pattern: '^[^\\s:]+$', default: 'bull' }),

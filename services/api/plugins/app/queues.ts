@@ -29,6 +29,13 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * One request's Redis work ends within this, whatever it is made of: each command has its own 400 ms timeout,
+ * but several in a row (add, then WAIT; or commands queued behind a WAIT on the same node connection) could add
+ * up past the API's 1 s promise. Rate limiter (200 ms) + this stay under a second.
+ */
+const OPERATION_DEADLINE_MS = 600;
+
 export function defaultJobOptions(queue: QueueName) {
   const { policy } = QUEUE_CATALOG[queue];
   return {
@@ -66,11 +73,17 @@ export default fp(
     app.decorate<RedisClient>('redis', redis);
     app.decorate('withRedis', async <T>(operation: () => Promise<T>): Promise<T> => {
       if (redis.status !== 'ready') throw redisUnavailable(new Error(`connection is ${redis.status}`));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Command timed out: no answer within ${OPERATION_DEADLINE_MS} ms`)), OPERATION_DEADLINE_MS);
+      });
       try {
-        return await operation();
+        return await Promise.race([operation(), deadline]);
       } catch (err) {
         if (err instanceof ReplicationTimeoutError) throw notReplicated(err);
         throw isRedisError(err) ? redisUnavailable(err) : err;
+      } finally {
+        clearTimeout(timer);
       }
     });
     app.decorate('queues', queues);
