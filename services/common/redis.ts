@@ -22,6 +22,7 @@ export interface RedisTarget {
   url: string;
   /** Non-empty: Redis Cluster seed nodes, and `url` is not used. */
   clusterNodes: readonly ClusterNode[];
+  clusterPassword?: string;
 }
 
 const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000);
@@ -48,7 +49,7 @@ function connect(target: RedisTarget, options: RedisOptions, cluster: ClusterOpt
   return new Cluster([...target.clusterNodes], {
     // Writes and reads go to masters (the default, said out loud): a replica may lag, and BullMQ's scripts write.
     scaleReads: 'master',
-    redisOptions: options,
+    redisOptions: target.clusterPassword ? { ...options, password: target.clusterPassword } : options,
     enableOfflineQueue: options.enableOfflineQueue,
     clusterRetryStrategy: reconnect,
     ...cluster,

@@ -10,6 +10,8 @@ export const SharedEnv = Type.Object({
   // Redis Cluster seed nodes ("host:port,host:port"): when set, every connection is a cluster client and REDIS_URL
   // is not used. The client discovers the other nodes and follows failovers (services/common/redis.ts).
   REDIS_CLUSTER_NODES: Type.String({ pattern: '^\\s*([^\\s,:]+:\\d{1,5}\\s*(,\\s*|$))*$', default: '' }),
+  // AUTH password for every cluster node (REDIS_URL carries its own for a single node).
+  REDIS_CLUSTER_PASSWORD: Type.String({ default: '' }),
   // Replicas that must acknowledge an enqueue (Redis WAIT on the queue's node) before the API answers 202;
   // 0 = off. See docs/reliability.md: Redis replicates asynchronously, so without it a 202 can be lost in a failover.
   REDIS_WAIT_REPLICAS: Type.Integer({ minimum: 0, maximum: 16, default: 0 }),
@@ -53,6 +55,7 @@ export function sharedConfig(env: SharedEnv) {
     redis: {
       url: env.REDIS_URL,
       clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
+      clusterPassword: env.REDIS_CLUSTER_PASSWORD || undefined,
       waitReplicas: env.REDIS_WAIT_REPLICAS,
       waitTimeoutMs: env.REDIS_WAIT_TIMEOUT_MS,
     },
