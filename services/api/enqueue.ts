@@ -4,11 +4,12 @@
  * and BullMQ's atomic add returns the existing job instead of creating a second one — safe under concurrency.
  */
 import { createHash } from 'node:crypto';
-import { Context, SpanKind } from '@opentelemetry/api';
+import { Context, SpanKind, context } from '@opentelemetry/api';
 import type { Job, Queue } from 'bullmq';
 import { DEFAULT_PRIORITY, PRIORITIES, PriorityName, QueueName } from '../common/queue-catalog';
 import type { JobEnvelope } from '../common/job-envelope';
-import { MESSAGING, contextWith, injectTraceContext, recordError, tracer } from '../common/telemetry/trace-context';
+import { ATTR_MESSAGING_MESSAGE_ID } from '../common/telemetry/semconv';
+import { contextWith, injectTraceContext, messagingAttributes, messagingSpanName, recordError, tracer } from '../common/telemetry/trace-context';
 
 export interface EnqueueRequest {
   data: Record<string, unknown>;
@@ -29,26 +30,23 @@ export async function enqueueJob(
   parent: Context,
 ): Promise<Job<JobEnvelope>> {
   const jobId = idempotencyKey ? idempotentJobId(idempotencyKey) : undefined;
-  const span = tracer.startSpan(`${name} publish`, {
+  const span = tracer.startSpan(messagingSpanName('send', name), {
     kind: SpanKind.PRODUCER,
-    attributes: {
-      [MESSAGING.system]: 'bullmq',
-      [MESSAGING.destination]: name,
-      [MESSAGING.operation]: 'publish',
-      ...(jobId ? { [MESSAGING.messageId]: jobId } : {}),
-    },
+    attributes: messagingAttributes('send', name, jobId),
   }, parent);
+  const sendContext = contextWith(span, parent);
   try {
     const envelope: JobEnvelope = {
       payload: req.data,
-      meta: { trace: injectTraceContext(contextWith(span, parent)), idempotencyKey },
+      meta: { trace: injectTraceContext(sendContext), idempotencyKey },
     };
-    const job = (await queue.add(name, envelope, {
+    // In the send span's context, so an auto-instrumented Redis client (tracing.ts) nests its commands here.
+    const job = (await context.with(sendContext, () => queue.add(name, envelope, {
       jobId,
       priority: PRIORITIES[req.priority ?? DEFAULT_PRIORITY],
       delay: req.delayMs && req.delayMs > 0 ? req.delayMs : undefined,
-    })) as Job<JobEnvelope>;
-    span.setAttribute(MESSAGING.messageId, String(job.id));
+    }))) as Job<JobEnvelope>;
+    span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, String(job.id));
     return job;
   } catch (err) {
     recordError(span, err);

@@ -9,8 +9,10 @@ import type { Config } from '../common/config';
 import type { RedisClient } from '../common/redis';
 import { queueKeyPrefix } from '../common/queue-keys';
 import { QUEUE_CATALOG, QueueName } from '../common/queue-catalog';
-import type { JobMetrics } from '../common/telemetry/job-metrics';
-import { createAttemptRunner, AttemptRunnerDeps } from './run-attempt';
+import { JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
+import { createTelemetryGuard } from '../common/telemetry/guard';
+import { sampledTraceIdOf } from '../common/telemetry/trace-context';
+import { createAttemptRunner, eligibleAt, AttemptRunnerDeps } from './run-attempt';
 import { STALLED_FAILURE_MESSAGE } from './errors';
 import { PROCESSORS } from './processors';
 
@@ -26,12 +28,18 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
   const def = QUEUE_CATALOG[queue];
   const { config } = deps;
   const log = deps.log.child({ queue });
+  // The listeners below run inside BullMQ's event emission: a throwing metric there must not reach BullMQ.
+  const metrics = guardJobMetrics(
+    deps.metrics,
+    createTelemetryGuard((what, err) => log.error({ err, what }, 'telemetry call failed; ignored')),
+  );
   let worker: Worker | undefined;
   const runAttempt = createAttemptRunner(def, PROCESSORS[queue], {
     metrics: deps.metrics,
     log,
     rateLimit: async (ms) => worker?.rateLimit(ms),
     processorDeps: deps.processorDeps,
+    traceMode: config.tracing.mode,
   }, config.worker.timeoutMs[queue]);
 
   worker = new Worker(queue, runAttempt, {
@@ -46,13 +54,17 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
 
   worker.on('error', (err) => log.error({ err }, 'worker error'));
   worker.on('stalled', (jobId) => {
-    deps.metrics.stalled(queue);
+    metrics.stalled(queue);
     log.warn({ jobId }, 'job stalled: lock lost, moved back to wait');
   });
   worker.on('failed', (job, err) => {
-    // A job that stalled too often is failed by BullMQ before any processor runs: count it here.
+    // A job that stalled too often is failed by BullMQ before any processor runs: count it here, and end its
+    // end-to-end time (exemplar: the job's producer trace, there is no attempt span).
     if (err?.message === STALLED_FAILURE_MESSAGE) {
-      deps.metrics.failed(queue, 'stalled');
+      metrics.failed(queue, 'stalled');
+      if (job) {
+        metrics.observeE2e(queue, 'failed', ((job.finishedOn ?? Date.now()) - eligibleAt(job)) / 1000, sampledTraceIdOf(job.data?.meta?.trace));
+      }
       log.error({ jobId: job?.id }, 'job failed: stalled more than allowed');
     }
   });

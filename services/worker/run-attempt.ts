@@ -1,14 +1,35 @@
 /**
- * Runs one attempt of a job around its processor: consumer span (child of the producer span carried in the
- * job), the queue's timeout (abort signal + race, so a stuck call cannot hold the slot), and the job metrics.
- * Every outcome is classified once, here: completed · retried · failed{reason} · rate limited.
+ * Runs one attempt of a job around its processor: the `process <queue>` consumer span, the queue's timeout
+ * (abort signal + race, so a stuck call cannot hold the slot), and the job metrics.
+ *
+ * The attempt first decides its outcome — completed · retried · failed{reason} · rate limited · deferred — and
+ * only then records it (metrics, span, log), every recording call guarded: telemetry cannot turn a completed job
+ * into a retry or hide a failure (test/telemetry/outcome-isolation.test.ts).
  */
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { Context, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, context, trace, INVALID_SPAN_CONTEXT } from '@opentelemetry/api';
+import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
+import type { TraceMode } from '../common/config';
 import type { PayloadOf, QueueDefinition, QueueName } from '../common/queue-catalog';
-import type { JobMetrics } from '../common/telemetry/job-metrics';
-import { MESSAGING, contextWith, extractTraceContext, recordError, sampledTraceId, traceFields, tracer } from '../common/telemetry/trace-context';
+import { FailureReason, JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
+import { createTelemetryGuard } from '../common/telemetry/guard';
+import {
+  ATTR_BULLMQ_ATTEMPT,
+  ATTR_BULLMQ_FAILURE_REASON,
+  ATTR_BULLMQ_RATE_LIMITED,
+  ATTR_BULLMQ_WILL_RETRY,
+} from '../common/telemetry/semconv';
+import {
+  contextWith,
+  extractTraceContext,
+  messagingAttributes,
+  messagingSpanName,
+  producerLinks,
+  recordError,
+  sampledTraceId,
+  traceFields,
+  tracer,
+} from '../common/telemetry/trace-context';
 import { JobTimeoutError, RateLimitedError, failureReason } from './errors';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
@@ -18,6 +39,28 @@ export interface AttemptRunnerDeps {
   /** Engages the worker's rate limiter for the whole queue (BullMQ Worker#rateLimit). */
   rateLimit(ms: number): Promise<void>;
   processorDeps: Omit<ProcessorDeps, 'signal' | 'log' | 'traceContext'>;
+  /** OTEL_BULLMQ_TRACE_MODE: attempt span as the producer span's child (default) or in its own trace, linked. */
+  traceMode?: TraceMode;
+}
+
+type AttemptOutcome =
+  | { kind: 'completed' }
+  /** Provider/target 429: the queue's limiter is engaged and the job re-runs without using an attempt. */
+  | { kind: 'rate_limited'; retryAfterMs: number }
+  /** The processor moved the job to delayed itself (DelayedError): not a failure, no attempt used. */
+  | { kind: 'deferred' }
+  | { kind: 'failed'; err: unknown; reason: FailureReason; willRetry: boolean };
+
+/** When the job became eligible to run: enqueue time plus its delay. Wait and end-to-end times start here. */
+export function eligibleAt(job: Pick<QueueJob, 'timestamp' | 'opts'>): number {
+  return job.timestamp + (job.opts.delay ?? 0);
+}
+
+function classifyFailure(err: unknown, attempt: number, maxAttempts: number): AttemptOutcome {
+  if (err instanceof RateLimitedError) return { kind: 'rate_limited', retryAfterMs: err.retryAfterMs };
+  if (err instanceof DelayedError) return { kind: 'deferred' };
+  const willRetry = !(err instanceof UnrecoverableError) && attempt < maxAttempts;
+  return { kind: 'failed', err, reason: failureReason(err), willRetry };
 }
 
 export function createAttemptRunner<Q extends QueueName>(
@@ -28,30 +71,81 @@ export function createAttemptRunner<Q extends QueueName>(
 ) {
   const queue = def.name;
   const defaultAttempts = def.policy.attempts;
+  const traceMode = deps.traceMode ?? 'child';
+  const safely = createTelemetryGuard((what, err) =>
+    deps.log.error({ err, what }, 'telemetry call failed; ignored (the job outcome is unaffected)'),
+  );
+  const metrics = guardJobMetrics(deps.metrics, safely);
+
+  /** The attempt's CONSUMER span, linked to the producer span; its child unless the trace mode is `link`. */
+  function startSpan(job: QueueJob, attempt: number): { span: Span; ctx: Context } {
+    const started = safely('start span', () => {
+      const producer = extractTraceContext(job.data?.meta?.trace);
+      const parent = traceMode === 'link' ? ROOT_CONTEXT : producer;
+      const span = tracer.startSpan(
+        messagingSpanName('process', queue),
+        {
+          kind: SpanKind.CONSUMER,
+          attributes: { ...messagingAttributes('process', queue, String(job.id)), [ATTR_BULLMQ_ATTEMPT]: attempt },
+          links: producerLinks(producer),
+        },
+        parent,
+      );
+      return { span, ctx: contextWith(span, parent) };
+    });
+    if (started) return started;
+    const span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT); // non-recording: every call is a no-op
+    return { span, ctx: contextWith(span) };
+  }
+
+  function record(job: QueueJob, span: Span, outcome: AttemptOutcome, startedAt: number, traceId: string | undefined, log: () => Logger): void {
+    const finishedAt = Date.now();
+    const seconds = (finishedAt - startedAt) / 1000;
+    const e2eSeconds = (finishedAt - eligibleAt(job)) / 1000;
+    switch (outcome.kind) {
+      case 'completed':
+        metrics.observeProcessing(queue, 'completed', seconds, traceId);
+        metrics.completed(queue);
+        metrics.observeE2e(queue, 'completed', e2eSeconds, traceId);
+        safely('span status', () => span.setStatus({ code: SpanStatusCode.OK }));
+        break;
+      case 'rate_limited':
+        metrics.rateLimited(queue);
+        safely('span rate limit', () => {
+          span.addEvent('rate_limited', { retry_after_ms: outcome.retryAfterMs });
+          span.setAttribute(ATTR_BULLMQ_RATE_LIMITED, true);
+        });
+        break;
+      case 'deferred':
+        safely('span deferred', () => span.addEvent('deferred'));
+        break;
+      case 'failed': {
+        const { err, reason, willRetry } = outcome;
+        metrics.observeProcessing(queue, 'failed', seconds, traceId);
+        if (willRetry) {
+          metrics.retried(queue);
+        } else {
+          metrics.failed(queue, reason);
+          metrics.observeE2e(queue, 'failed', e2eSeconds, traceId);
+        }
+        safely('span error', () => {
+          recordError(span, err);
+          span.setAttribute(ATTR_BULLMQ_FAILURE_REASON, reason);
+          span.setAttribute(ATTR_BULLMQ_WILL_RETRY, willRetry);
+        });
+        safely('failure log', () => log().warn({ err, reason, willRetry }, 'job attempt failed'));
+        break;
+      }
+    }
+  }
 
   return async function runAttempt(job: QueueJob<PayloadOf<Q>>): Promise<unknown> {
     const startedAt = Date.now();
     const attempt = job.attemptsMade + 1;
-    const parent = extractTraceContext(job.data?.meta?.trace);
-    const span = tracer.startSpan(
-      `${queue} process`,
-      {
-        kind: SpanKind.CONSUMER,
-        attributes: {
-          [MESSAGING.system]: 'bullmq',
-          [MESSAGING.destination]: queue,
-          [MESSAGING.operation]: 'process',
-          [MESSAGING.messageId]: String(job.id),
-          [MESSAGING.attempt]: attempt,
-        },
-      },
-      parent,
-    );
-    const traceId = sampledTraceId(span);
+    const { span, ctx } = startSpan(job, attempt);
+    const traceId = safely('trace id', () => sampledTraceId(span));
     // Wait time once per job: attemptsStarted only ever grows (retries, stalls, rate-limit re-runs included).
-    if (job.attemptsStarted <= 1) {
-      deps.metrics.observeWait(queue, (startedAt - (job.timestamp + (job.opts.delay ?? 0))) / 1000, traceId);
-    }
+    if (job.attemptsStarted <= 1) metrics.observeWait(queue, (startedAt - eligibleAt(job)) / 1000, traceId);
 
     const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
@@ -64,47 +158,38 @@ export function createAttemptRunner<Q extends QueueName>(
     });
     // Built on first use: most attempts never log, and a pino child (with redaction) per attempt costs ~2 % CPU.
     let attemptLog: Logger | undefined;
-    const log = () => (attemptLog ??= deps.log.child({ jobId: job.id, attempt, ...traceFields(span) }));
+    const log = () =>
+      (attemptLog ??= deps.log.child({ jobId: job.id, attempt, ...safely('trace fields', () => traceFields(span)) }));
 
+    let outcome: AttemptOutcome = { kind: 'completed' };
     try {
-      const result = await Promise.race([
-        processor(job, {
-          ...deps.processorDeps,
-          signal: abort.signal,
-          traceContext: contextWith(span),
-          get log() {
-            return log();
-          },
-        }),
-        timedOut,
-      ]);
-      deps.metrics.observeProcessing(queue, 'completed', (Date.now() - startedAt) / 1000, traceId);
-      deps.metrics.completed(queue);
-      span.setStatus({ code: SpanStatusCode.OK });
-      return result;
+      // Inside the attempt's context: with a context manager that stores it (auto-instrumentation mode,
+      // common/telemetry/tracing.ts), library spans and spans a processor starts nest under this attempt.
+      return await context.with(ctx, () =>
+        Promise.race([
+          processor(job, {
+            ...deps.processorDeps,
+            signal: abort.signal,
+            traceContext: ctx,
+            get log() {
+              return log();
+            },
+          }),
+          timedOut,
+        ]),
+      );
     } catch (err) {
-      if (err instanceof RateLimitedError) {
-        deps.metrics.rateLimited(queue);
-        span.addEvent('rate_limited', { retry_after_ms: err.retryAfterMs });
-        span.setAttribute('bullmq.rate_limited', true);
-        await deps.rateLimit(err.retryAfterMs);
+      outcome = classifyFailure(err, attempt, job.opts.attempts ?? defaultAttempts);
+      if (outcome.kind === 'rate_limited') {
+        await deps.rateLimit(outcome.retryAfterMs);
         throw Worker.RateLimitError();
       }
       abort.abort(err);
-      deps.metrics.observeProcessing(queue, 'failed', (Date.now() - startedAt) / 1000, traceId);
-      const maxAttempts = job.opts.attempts ?? defaultAttempts;
-      const willRetry = !(err instanceof UnrecoverableError) && attempt < maxAttempts;
-      const reason = failureReason(err);
-      if (willRetry) deps.metrics.retried(queue);
-      else deps.metrics.failed(queue, reason);
-      recordError(span, err);
-      span.setAttribute('bullmq.failure_reason', reason);
-      span.setAttribute('bullmq.will_retry', willRetry);
-      log().warn({ err, reason, willRetry }, 'job attempt failed');
       throw err;
     } finally {
       clearTimeout(timer);
-      span.end();
+      safely('record outcome', () => record(job, span, outcome, startedAt, traceId, log));
+      safely('span end', () => span.end());
     }
   };
 }

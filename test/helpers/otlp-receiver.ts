@@ -12,6 +12,9 @@ export interface ReceivedSpan {
   attributes: Record<string, unknown>;
   status?: { code?: number; message?: string };
   events: { name: string }[];
+  links: { traceId: string; spanId: string }[];
+  /** Instrumentation scope (tracer name), e.g. "@opentelemetry/instrumentation-ioredis". */
+  scope: string;
 }
 
 export const SPAN_KIND = { INTERNAL: 1, SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 } as const;
@@ -50,6 +53,8 @@ export async function startOtlpReceiver(): Promise<{ endpoint: string; spans: Re
                 attributes: attrs(s.attributes),
                 status: s.status,
                 events: s.events ?? [],
+                links: (s.links ?? []).map((l: any) => ({ traceId: l.traceId, spanId: l.spanId })),
+                scope: String(ss.scope?.name ?? ''),
               });
             }
           }

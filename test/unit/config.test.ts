@@ -58,3 +58,14 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
     t.throws(() => parseConfig(env), pattern, JSON.stringify(env));
   }
 });
+
+t.test('tracing: trace mode and opt-in auto-instrumentation', async (t) => {
+  const d = parseConfig({});
+  t.equal(d.tracing.mode, 'child', 'attempt spans are children of the producer span by default');
+  t.same(d.tracing.instrumentations, [], 'lean explicit mode by default');
+  const c = parseConfig({ OTEL_BULLMQ_TRACE_MODE: 'link', OTEL_NODE_ENABLED_INSTRUMENTATIONS: ' http, ioredis ,undici,' });
+  t.equal(c.tracing.mode, 'link');
+  t.same(c.tracing.instrumentations, ['http', 'ioredis', 'undici']);
+  t.throws(() => parseConfig({ OTEL_BULLMQ_TRACE_MODE: 'sibling' }), /OTEL_BULLMQ_TRACE_MODE/);
+  t.throws(() => parseConfig({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http;rm -rf' }), /OTEL_NODE_ENABLED_INSTRUMENTATIONS/);
+});

@@ -14,6 +14,7 @@ export { PerQueueEnv } from './worker';
 
 export { ConfigError } from './errors';
 export type { ApiConfig } from './api';
+export { TRACE_MODES, type TraceMode } from './shared';
 
 /** Every variable the services read (per-queue ones apart: PerQueueEnv). */
 export const Env = Type.Composite([SharedEnv, ApiEnv, WorkerEnv]);

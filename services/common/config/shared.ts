@@ -3,6 +3,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ConfigError, parseList } from './errors';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const TRACE_MODES = ['child', 'link'] as const;
+export type TraceMode = (typeof TRACE_MODES)[number];
 
 export const SharedEnv = Type.Object({
   NODE_ENV: Type.String({ default: 'production' }),
@@ -31,6 +33,12 @@ export const SharedEnv = Type.Object({
   OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
   OTEL_TRACES_SAMPLER: Type.Optional(Type.String()),
   OTEL_TRACES_SAMPLER_ARG: Type.Optional(Type.String()),
+  // child: each attempt's span is a child of the producer span (one trace per job in Jaeger) and links to it;
+  // link: each attempt starts its own trace and only links to the producer (long-lived or fan-in jobs).
+  OTEL_BULLMQ_TRACE_MODE: Type.Unsafe<TraceMode>({ type: 'string', enum: [...TRACE_MODES], default: 'child' }),
+  // The standard variable of @opentelemetry/auto-instrumentations-node (e.g. "http,ioredis,undici"). Unset: no
+  // auto-instrumentation and no ambient context (the lean default, see telemetry/tracing.ts).
+  OTEL_NODE_ENABLED_INSTRUMENTATIONS: Type.String({ pattern: '^[\\w.\\-\\s,]*$', default: '' }),
 });
 export type SharedEnv = Static<typeof SharedEnv>;
 
@@ -65,6 +73,13 @@ export function sharedConfig(env: SharedEnv) {
     faultsEnabled: env.FAULTS_ENABLED,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     logLevel: env.LOG_LEVEL,
-    tracing: { disabled: env.OTEL_SDK_DISABLED, samplerFromEnv: env.OTEL_TRACES_SAMPLER !== undefined },
+    tracing: {
+      disabled: env.OTEL_SDK_DISABLED,
+      samplerFromEnv: env.OTEL_TRACES_SAMPLER !== undefined,
+      /** How an attempt's span relates to the producer span (OTEL_BULLMQ_TRACE_MODE). */
+      mode: env.OTEL_BULLMQ_TRACE_MODE,
+      /** Auto-instrumentations to load (OTEL_NODE_ENABLED_INSTRUMENTATIONS); empty = lean explicit mode. */
+      instrumentations: parseList(env.OTEL_NODE_ENABLED_INSTRUMENTATIONS),
+    },
   };
 }

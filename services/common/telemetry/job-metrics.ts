@@ -1,17 +1,22 @@
 /**
- * Job metrics (worker side): the contract of issue 3. Base units (seconds), bounded labels (queue names from
+ * Job metrics (worker side), named in docs/contracts.md. Base units (seconds), bounded labels (queue names from
  * the catalog, fixed status and reason sets). Histograms carry the trace id as an exemplar when the attempt
  * was sampled, so Grafana can jump from a slow bucket to the trace of one slow job.
  */
 import { Counter, Histogram } from 'prom-client';
 import { BUCKETS, MetricsRegistry, traceExemplar as exemplar } from './registry';
+import type { TelemetryGuard } from './guard';
 
 export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'other'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
+export type JobStatus = 'completed' | 'failed';
+
 export interface JobMetrics {
   observeWait(queue: string, seconds: number, traceId?: string): void;
-  observeProcessing(queue: string, status: 'completed' | 'failed', seconds: number, traceId?: string): void;
+  observeProcessing(queue: string, status: JobStatus, seconds: number, traceId?: string): void;
+  /** Once per job, at its final outcome: from when it became eligible (enqueue + delay) to completed / failed for good. */
+  observeE2e(queue: string, status: JobStatus, seconds: number, traceId?: string): void;
   retried(queue: string): void;
   rateLimited(queue: string): void;
   completed(queue: string): void;
@@ -33,6 +38,14 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
     help: 'Duration of each processing attempt, by outcome.',
     labelNames: ['queue', 'status'] as const,
     buckets: [...BUCKETS.jobProcessing],
+    enableExemplars: true,
+    registers: [registry],
+  });
+  const e2e = new Histogram({
+    name: 'bullmq_job_e2e_seconds',
+    help: 'Time from when a job became eligible (enqueue + delay) to its final outcome (completed, or failed with no attempt left), once per job.',
+    labelNames: ['queue', 'status'] as const,
+    buckets: [...BUCKETS.jobE2e],
     enableExemplars: true,
     registers: [registry],
   });
@@ -81,6 +94,8 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
       wait.observe({ labels: { queue }, value: Math.max(0, seconds), exemplarLabels: exemplar(traceId) }),
     observeProcessing: (queue, status, seconds, traceId) =>
       processing.observe({ labels: { queue, status }, value: seconds, exemplarLabels: exemplar(traceId) }),
+    observeE2e: (queue, status, seconds, traceId) =>
+      e2e.observe({ labels: { queue, status }, value: Math.max(0, seconds), exemplarLabels: exemplar(traceId) }),
     retried: (queue) => retries.inc({ queue }),
     rateLimited: (queue) => rateLimitHits.inc({ queue }),
     completed: (queue) => completed.inc({ queue }),
@@ -93,9 +108,32 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
 export const noopJobMetrics: JobMetrics = {
   observeWait: () => undefined,
   observeProcessing: () => undefined,
+  observeE2e: () => undefined,
   retried: () => undefined,
   rateLimited: () => undefined,
   completed: () => undefined,
   failed: () => undefined,
   stalled: () => undefined,
 };
+
+/**
+ * The same metrics, each call through `safely`: a method that throws is reported instead of propagating. These
+ * calls sit next to the attempt's outcome path and in Worker event listeners (where a throw would reach BullMQ).
+ */
+export function guardJobMetrics(metrics: JobMetrics, safely: TelemetryGuard): JobMetrics {
+  const guard =
+    <A extends unknown[]>(name: keyof JobMetrics, fn: (...args: A) => void) =>
+    (...args: A): void => {
+      safely(`metric ${name}`, () => fn.apply(metrics, args));
+    };
+  return {
+    observeWait: guard('observeWait', metrics.observeWait),
+    observeProcessing: guard('observeProcessing', metrics.observeProcessing),
+    observeE2e: guard('observeE2e', metrics.observeE2e),
+    retried: guard('retried', metrics.retried),
+    rateLimited: guard('rateLimited', metrics.rateLimited),
+    completed: guard('completed', metrics.completed),
+    failed: guard('failed', metrics.failed),
+    stalled: guard('stalled', metrics.stalled),
+  };
+}

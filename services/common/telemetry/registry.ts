@@ -17,10 +17,14 @@ export function createRegistry(opts: { defaultMetrics?: boolean } = {}): Metrics
  * Buckets per signal, in seconds.
  * - job wait: from a few ms (idle worker picks up at once) to 10 minutes (a real backlog).
  * - job processing: 5 ms to 60 s (webhook timeout is 30 s; anything beyond is a timeout).
+ * - job end to end: 50 ms to 10 minutes, with a boundary at every latency objective and alert threshold of
+ *   observability/thresholds.yaml (0.6, 0.8, 1, 1.5, 2, 3 s), so "share of jobs within the objective" is an exact
+ *   bucket ratio rather than an interpolation (test/unit/buckets.test.ts keeps them in step).
  * - HTTP: 1 ms to 10 s (API answers in ms; the request timeout is 10 s).
  */
 export const BUCKETS = {
   jobWait: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+  jobE2e: [0.05, 0.1, 0.25, 0.5, 0.6, 0.8, 1, 1.5, 2, 3, 5, 10, 30, 60, 120, 300, 600],
   jobProcessing: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   http: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
 } as const;

@@ -1,21 +1,50 @@
 /**
  * Trace context into and out of a job, and small span helpers shared by API and worker.
- * The producer injects W3C traceparent into the job's metadata; each attempt's consumer span is its child,
- * so one job = one trace across processes.
+ * The producer injects W3C traceparent into the job's metadata; each attempt's consumer span links to it and, in
+ * the default trace mode, is its child, so one job = one trace across processes.
  */
-import { propagation, trace, Context, ROOT_CONTEXT, Span, SpanStatusCode, TraceFlags, isSpanContextValid } from '@opentelemetry/api';
+import { propagation, trace, Attributes, Context, Link, ROOT_CONTEXT, Span, SpanStatusCode, TraceFlags, isSpanContextValid } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  ATTR_MESSAGING_SYSTEM_NAME,
+  ERROR_TYPE_VALUE_OTHER,
+} from './semconv';
 
 export const tracer = trace.getTracer('bullmq-observability-stack');
 
-export const MESSAGING = {
-  system: 'messaging.system',
-  destination: 'messaging.destination.name',
-  operation: 'messaging.operation.type',
-  messageId: 'messaging.message.id',
-  attempt: 'messaging.bullmq.attempt',
-} as const;
+export const MESSAGING_SYSTEM = 'bullmq';
 
-/** Context holding `span` as the parent for what comes next (explicit: there is no ambient context, see tracing.ts). */
+/** Messaging operations of this project; the operation name is also the convention's operation type. */
+export type MessagingOperation = 'send' | 'process';
+
+/** Span name per the messaging conventions: `{messaging.operation.name} {destination}`, e.g. "send payments". */
+export function messagingSpanName(operation: MessagingOperation, queue: string): string {
+  return `${operation} ${queue}`;
+}
+
+export function messagingAttributes(operation: MessagingOperation, queue: string, messageId?: string): Attributes {
+  return {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM,
+    [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM,
+    [ATTR_MESSAGING_DESTINATION_NAME]: queue,
+    [ATTR_MESSAGING_OPERATION_NAME]: operation,
+    [ATTR_MESSAGING_OPERATION_TYPE]: operation,
+    ...(messageId !== undefined ? { [ATTR_MESSAGING_MESSAGE_ID]: messageId } : {}),
+  };
+}
+
+/** A link to the span that produced the job (the convention's default for consumers), when it is known. */
+export function producerLinks(producer: Context): Link[] {
+  const sc = trace.getSpanContext(producer);
+  return sc && isSpanContextValid(sc) ? [{ context: sc }] : [];
+}
+
+/** Context holding `span` as the parent for what comes next (explicit: the lean mode keeps no ambient context, see tracing.ts). */
 export function contextWith(span: Span | undefined, parent: Context = ROOT_CONTEXT): Context {
   return span ? trace.setSpan(parent, span) : parent;
 }
@@ -30,10 +59,25 @@ export function extractTraceContext(carrier: Record<string, string> | undefined)
   return carrier ? propagation.extract(ROOT_CONTEXT, carrier) : ROOT_CONTEXT;
 }
 
+/** `error.type`: the error's class name (low cardinality), or `_OTHER` for a non-Error throw. */
+export function errorType(err: unknown): string {
+  return err instanceof Error && err.name ? err.name : ERROR_TYPE_VALUE_OTHER;
+}
+
 export function recordError(span: Span, err: unknown): void {
   const e = err instanceof Error ? err : new Error(String(err));
   span.recordException(e);
+  span.setAttribute(ATTR_ERROR_TYPE, errorType(err));
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
+}
+
+/**
+ * The trace id of a W3C traceparent when its sampled flag is set (the job's producer trace: an exemplar for
+ * outcomes observed without an attempt span, e.g. a job failed by the stalled check).
+ */
+export function sampledTraceIdOf(carrier: Record<string, string> | undefined): string | undefined {
+  const sc = trace.getSpanContext(extractTraceContext(carrier));
+  return sc && isSpanContextValid(sc) && (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? sc.traceId : undefined;
 }
 
 /** The trace id to attach as an exemplar, or undefined when the span is not sampled (no trace to jump to). */

@@ -1,22 +1,30 @@
 /**
  * OpenTelemetry SDK setup. Loaded with `node --require` (see services/{api,worker}/tracing.ts) before the app,
- * so the global tracer provider exists before any module asks for a tracer.
+ * so the global tracer provider exists before any module asks for a tracer (and, in auto mode, before the
+ * instrumented libraries are first required).
  *
- * Deliberately no auto-instrumentations: measured on this machine, wrapping fastify/ioredis/http costs the
- * API half its throughput. The trace needs exactly four spans (HTTP server, enqueue, each attempt, outgoing
- * webhook), which this project creates by hand where they happen. Exporter, endpoint and sampler come from the
- * standard OTEL_* variables (OTLP over HTTP by default); when OTEL_TRACES_SAMPLER is unset the shipped default
- * is parent-based 10 % sampling, which keeps the overhead within budget (docs/benchmarks.md).
- * Telemetry never breaks the app: any failure here is logged and the process runs untraced.
+ * Two modes, chosen by the standard OTEL_NODE_ENABLED_INSTRUMENTATIONS variable:
  *
- * No ambient context: sdk-node would install the AsyncLocalStorage context manager, and on Node 20 that turns on
- * async hooks for every promise in the process — measured here at 30 % of API throughput even with sampling
- * off. Our spans pass their context explicitly (request → enqueue → job metadata → attempt → webhook), so a
- * context manager that stores nothing costs nothing and loses nothing.
+ * - Lean (unset, the default): no auto-instrumentations and no ambient context. Measured on this machine,
+ *   wrapping fastify/ioredis/http costs the API half its throughput, and sdk-node's AsyncLocalStorage context
+ *   manager turns on async hooks for every promise in the process — 30 % of API throughput even with sampling
+ *   off. The trace needs four spans (HTTP server, send, each attempt's process, outgoing webhook), which this
+ *   project creates by hand and parents explicitly (request → send → job metadata → attempt → webhook), so a
+ *   context manager that stores nothing costs nothing and loses nothing.
+ * - Auto (e.g. "http,ioredis,undici"): those instrumentations of @opentelemetry/auto-instrumentations-node, and
+ *   the AsyncLocalStorage context manager, so library spans — and spans from code a user adds to a processor —
+ *   nest under the request and attempt spans (both run their handler/processor inside `context.with`). The
+ *   throughput cost above is then the price of the extra detail.
+ *
+ * Exporter, endpoint and sampler come from the standard OTEL_* variables (OTLP over HTTP by default); when
+ * OTEL_TRACES_SAMPLER is unset the shipped default is parent-based 10 % sampling (docs/benchmarks.md).
+ * Telemetry never breaks the app: any failure here is reported on stderr and the process runs untraced.
  */
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { Context, ContextManager, ROOT_CONTEXT } from '@opentelemetry/api';
+import type { IncomingMessage } from 'node:http';
 import { loadConfig } from '../config';
 
 export const DEFAULT_SAMPLE_RATIO = 0.1;
@@ -40,16 +48,41 @@ export class ExplicitContextManager implements ContextManager {
   }
 }
 
+/**
+ * The instrumentations named in OTEL_NODE_ENABLED_INSTRUMENTATIONS. The package is required only here: loading
+ * it pulls in every instrumentation it knows, a cost the lean mode never pays. It reads the standard variables
+ * itself (OTEL_NODE_ENABLED/DISABLED_INSTRUMENTATIONS), so they behave exactly as its documentation says.
+ */
+type AutoInstrumentationsModule = typeof import('@opentelemetry/auto-instrumentations-node');
+
+function autoInstrumentations(requested: readonly string[]): ReturnType<AutoInstrumentationsModule['getNodeAutoInstrumentations']> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { getNodeAutoInstrumentations } = require('@opentelemetry/auto-instrumentations-node') as AutoInstrumentationsModule;
+  const instrumentations = getNodeAutoInstrumentations({
+    // Prometheus scrapes of the metrics port are not requests worth a trace.
+    '@opentelemetry/instrumentation-http': {
+      ignoreIncomingRequestHook: (req: IncomingMessage) => req.url === '/metrics' || req.url?.startsWith('/metrics?') === true,
+    },
+  });
+  const loaded = new Set(instrumentations.map((i) => i.instrumentationName.replace('@opentelemetry/instrumentation-', '')));
+  const unknown = requested.filter((name) => !loaded.has(name));
+  if (unknown.length > 0) {
+    process.stderr.write(`OTEL_NODE_ENABLED_INSTRUMENTATIONS: no instrumentation named ${unknown.join(', ')} (ignored)\n`);
+  }
+  return instrumentations;
+}
+
 let sdk: NodeSDK | undefined;
 
 export function startTracing(serviceName: string): void {
   try {
     const config = loadConfig();
     if (config.tracing.disabled) return;
+    const auto = config.tracing.instrumentations.length > 0;
     sdk = new NodeSDK({
       serviceName,
-      instrumentations: [],
-      contextManager: new ExplicitContextManager(),
+      instrumentations: auto ? autoInstrumentations(config.tracing.instrumentations) : [],
+      contextManager: auto ? new AsyncLocalStorageContextManager() : new ExplicitContextManager(),
       ...(config.tracing.samplerFromEnv
         ? {}
         : { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(DEFAULT_SAMPLE_RATIO) }) }),

@@ -5,12 +5,19 @@
  *   (retried with backoff) · other 4xx and refused targets → UnrecoverableError (failed, "rejected").
  */
 import { Agent, request, errors as undiciErrors } from 'undici';
-import { Context, ROOT_CONTEXT, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
 import { UnrecoverableError } from 'bullmq';
 import { signWebhook } from './signature';
 import { BlockedTargetError, guardedLookup, isPublicAddress, literalAddressOf } from './ssrf-guard';
 import { ProviderError, RateLimitedError } from '../errors';
 import { contextWith, injectTraceContext, recordError, tracer } from '../../common/telemetry/trace-context';
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_SCHEME,
+} from '../../common/telemetry/semconv';
 
 export interface WebhookDelivery {
   url: string;
@@ -52,14 +59,15 @@ export class WebhookClient {
     const span = tracer.startSpan('POST', {
       kind: SpanKind.CLIENT,
       attributes: {
-        'http.request.method': 'POST',
-        'server.address': url.hostname,
-        'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-        'url.scheme': url.protocol.replace(':', ''),
+        [ATTR_HTTP_REQUEST_METHOD]: 'POST',
+        [ATTR_SERVER_ADDRESS]: url.hostname,
+        [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+        [ATTR_URL_SCHEME]: url.protocol.replace(':', ''),
         'webhook.event': d.event,
       },
     }, parent);
     const started = performance.now();
+    const deliveryContext = contextWith(span, parent);
     try {
       const headers: Record<string, string> = {
         'content-type': 'application/json',
@@ -68,11 +76,14 @@ export class WebhookClient {
         'webhook-event': d.event,
         'webhook-attempt': String(d.attempt),
         'webhook-signature': signWebhook(this.opts.signingSecret, body, Math.floor(Date.now() / 1000)),
-        ...injectTraceContext(contextWith(span, parent)),
+        ...injectTraceContext(deliveryContext),
       };
-      const res = await request(url, { method: 'POST', headers, body, signal, dispatcher: this.agent });
+      // In this span's context, so an auto-instrumented undici (common/telemetry/tracing.ts) nests under it.
+      const res = await context.with(deliveryContext, () =>
+        request(url, { method: 'POST', headers, body, signal, dispatcher: this.agent }),
+      );
       await res.body.dump();
-      span.setAttribute('http.response.status_code', res.statusCode);
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
       const durationMs = performance.now() - started;
       if (res.statusCode >= 200 && res.statusCode < 300) return { status: res.statusCode, durationMs };
       span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${res.statusCode}` });
