@@ -1,35 +1,38 @@
 /**
- * Plain BullMQ reference for `npm run bench`: no API, no telemetry, no product code. One process per role so
+ * Plain BullMQ reference for `npm run bench`: no API, no telemetry, no product processors. One process per role so
  * producer and worker can use both cores like API and worker do:
  *   node dist/bench/baseline.js worker <redisUrl> <concurrency>          trivial processor; prints "ready"
  *   node dist/bench/baseline.js bulk   <redisUrl> <jobs> <plain|product>  Queue.addBulk in batches of 500
  *   node dist/bench/baseline.js add    <redisUrl> <jobs> <plain|product>  Queue.add, 64 in flight (one add per job, like the API)
  * Job options: "plain" = BullMQ defaults plus the product's retention (so Redis memory stays bounded the same
- * way); "product" = what the API sets (priority normal = 5, attempts, exponential backoff with jitter, retention).
+ * way); "product" = what the API sets (services/common/job-options.ts: attempts, exponential backoff with jitter,
+ * retention; plus priority normal = 5).
  */
 import { Queue, Worker, JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
-import { PRIORITIES, QUEUE_CATALOG, RETENTION } from '../services/common/queue-catalog';
+import { DEFAULT_PRIORITY, PRIORITIES } from '../services/common/queue-catalog';
+import { jobOptionsFor } from '../services/common/job-options';
 
 export const BASELINE_QUEUE = 'plain';
 export const BASELINE_PREFIX = 'baseline';
-const policy = QUEUE_CATALOG.notifications.policy;
-const OPTIONS: Record<string, JobsOptions> = {
-  plain: { removeOnComplete: { ...RETENTION.completed }, removeOnFail: { ...RETENTION.failed } },
-  product: {
-    priority: PRIORITIES.normal,
-    attempts: policy.attempts,
-    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
-    removeOnComplete: { ...RETENTION.completed },
-    removeOnFail: { ...RETENTION.failed },
-  },
+export type BaselineVariant = 'plain' | 'product';
+/** The jobs are notifications-shaped, so the product's options are those of the notifications queue. */
+const product = jobOptionsFor('notifications');
+const OPTIONS: Record<BaselineVariant, JobsOptions> = {
+  plain: { removeOnComplete: product.removeOnComplete, removeOnFail: product.removeOnFail },
+  // What the API adds to every job (services/api/enqueue.ts): the priority, `normal` unless the client asks.
+  product: { ...product, priority: PRIORITIES[DEFAULT_PRIORITY] },
 };
 const DATA = { payload: { channel: 'email', to: 'bench@example.com', template: 'welcome' } };
 
 async function main(): Promise<void> {
+  // Started only by bench/stages/baseline.ts with the positional protocol above; anything else is a bug there.
   const [role, url, arg, variant = 'plain'] = process.argv.slice(2);
+  if (role !== 'worker' && role !== 'bulk' && role !== 'add') throw new Error(`unknown role "${role}": worker, bulk or add`);
+  if (!url || !/^[1-9]\d*$/.test(arg ?? '')) throw new Error(`usage: baseline.js ${role} <redisUrl> <positive integer> [plain|product]`);
+  if (variant !== 'plain' && variant !== 'product') throw new Error(`unknown variant "${variant}": plain or product`);
   const n = Number(arg);
-  const connection = new Redis(url!, { maxRetriesPerRequest: null });
+  const connection = new Redis(url, { maxRetriesPerRequest: null });
   if (role === 'worker') {
     const worker = new Worker(BASELINE_QUEUE, async () => ({ ok: true }), { connection, prefix: BASELINE_PREFIX, concurrency: n });
     worker.on('error', () => undefined);
@@ -38,7 +41,7 @@ async function main(): Promise<void> {
     process.on('SIGTERM', () => void worker.close().then(() => process.exit(0)));
     return;
   }
-  const opts = OPTIONS[variant]!;
+  const opts = OPTIONS[variant];
   const queue = new Queue(BASELINE_QUEUE, { connection, prefix: BASELINE_PREFIX });
   await queue.waitUntilReady();
   const t0 = performance.now();
@@ -63,4 +66,9 @@ async function main(): Promise<void> {
   connection.disconnect();
 }
 
-if (require.main === module) void main();
+if (require.main === module) {
+  main().catch((err: Error) => {
+    process.stderr.write(`baseline failed: ${err.stack}\n`);
+    process.exit(1);
+  });
+}

@@ -18,12 +18,19 @@
  * Input: one JSON argument (LoadSpec). Output: one JSON line (LoadResult) on stdout.
  */
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import * as hdr from 'hdr-histogram-js';
+import { waitFor } from '../scripts/lib/wait';
 
 export interface LoadTarget {
   origin: string;
   path: string;
   body: string;
+  /**
+   * When set, every request to this target carries `Idempotency-Key: <prefix><run tag>-<sequence number>`; the
+   * run tag is random per load generator run, so repeated runs against the same Redis never replay a key.
+   */
+  idempotencyKeyPrefix?: string;
 }
 
 export interface LoadSpec {
@@ -123,12 +130,21 @@ class Conn {
 }
 
 async function run(spec: LoadSpec): Promise<LoadResult> {
+  // Pre-built around the one part that changes per request (the Idempotency-Key), so a request costs a concat.
   const requests = spec.targets.map((t) => {
     const u = new URL(t.origin);
-    return Buffer.from(
-      `POST ${t.path} HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${spec.apiKey}\r\ncontent-type: application/json\r\n` +
-        `content-length: ${Buffer.byteLength(t.body)}\r\nconnection: keep-alive\r\n\r\n${t.body}`,
+    const head = Buffer.from(`POST ${t.path} HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${spec.apiKey}\r\n`);
+    const rest = Buffer.from(
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(t.body)}\r\nconnection: keep-alive\r\n\r\n${t.body}`,
     );
+    const prefix = t.idempotencyKeyPrefix;
+    if (prefix === undefined) {
+      const whole = Buffer.concat([head, rest]);
+      return () => whole;
+    }
+    const run = `${prefix}${randomBytes(6).toString('hex')}-`;
+    let seq = 0;
+    return () => Buffer.concat([head, Buffer.from(`idempotency-key: ${run}${seq++}\r\n`), rest]);
   });
   const origins = [...new Set(spec.targets.map((t) => t.origin))];
   const targetOrigin = spec.targets.map((t) => origins.indexOf(t.origin));
@@ -152,7 +168,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   const dispatch = (o: number) => {
     while (queues[o]!.length && free[o]!.length) {
       const p = queues[o]!.shift()!;
-      free[o]!.pop()!.send(requests[p.target]!, p.scheduled);
+      free[o]!.pop()!.send(requests[p.target]!(), p.scheduled);
     }
   };
   const enqueue = (scheduled: number) => {
@@ -215,8 +231,8 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   running = false;
   const loadEnd = performance.now();
   // Let the last requests finish (bounded), so the tail is measured rather than dropped.
-  const drainEnd = performance.now() + 10_000;
-  while (inflight > 0 && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 5));
+  // Those still unanswered after 10 s are reported as `unfinished`, not waited for.
+  await waitFor(() => inflight <= 0, { timeoutMs: 10_000, intervalMs: 5, what: 'last responses' }).catch(() => undefined);
   const unfinished = inflight;
   const cpu = process.cpuUsage(cpu0);
   for (const list of conns) for (const c of list) c.close();

@@ -1,104 +1,70 @@
 /**
- * Processes of `npm run bench`: a private redis-server, a local OTLP/HTTP sink, and the API / worker started
- * from dist/ exactly as `npm run start:api` / `start:worker` do (node --require ./dist/services/<kind>/tracing.js),
- * ready when they log "api listening" / "worker started" (the same signal test/helpers/services.ts waits for;
- * it also works with METRICS_ENABLED=false, when there is no metrics port to poll).
+ * Processes of `npm run bench`, all through the shared helpers of scripts/lib (a process that dies while
+ * starting fails the bench at once, with its output): a private redis-server configured like compose.yaml's, the
+ * OTLP sink, and the API / worker started from dist/ exactly as `npm run start:api` / `start:worker` do, ready
+ * when they log "api listening" / "worker started" (works with METRICS_ENABLED=false too).
  */
-import { spawn, ChildProcess } from 'node:child_process';
-import http from 'node:http';
-import net from 'node:net';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort } from '../scripts/stack/ports';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Redis } from 'ioredis';
+import { freePort } from '../scripts/lib/ports';
+import { ManagedProcess, describeExit, startProcess } from '../scripts/lib/process';
+import { RedisServer, startRedisServer } from '../scripts/lib/redis-server';
+import { OtlpSink, startOtlpSink } from '../scripts/lib/otlp-sink';
+import type { BenchOptions } from './cli';
+import type { LoadResult, LoadSpec, LoadTarget } from './loadgen';
+import { API_KEY, Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
 
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..');
 
-export { freePort };
+export type Mode = 'default' | 'disabled';
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Every child started here, so an interrupted bench (Ctrl-C) leaves no Redis or service behind. */
-const children = new Set<ChildProcess>();
-export function track<T extends ChildProcess>(child: T): T {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-export function killAll(): void {
-  for (const c of children) c.kill('SIGKILL');
-}
-
-async function until(probe: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    try {
-      if (await probe()) return;
-    } catch {
-      /* not yet */
-    }
-    await sleep(50);
-  }
-  throw new Error(`${what}: not ready after ${timeoutMs} ms`);
+/** Everything one bench run shares; created by `openBench`, passed to every stage. */
+export interface BenchContext {
+  options: BenchOptions;
+  plan: Plan;
+  redisServer: RedisServer;
+  /** The orchestrator's own connection (counts, samplers, FLUSHALL between stages). */
+  redis: Redis;
+  otlp: OtlpSink;
+  /** Windows measured while other processes loaded the machine: reported, never hidden. */
+  contention: string[];
+  log(line: string): void;
+  /** True while the run may still spend time on repeats and quiet-waits (plan.budgetMs). */
+  withinBudget(): boolean;
+  /** Where --profile writes the services' .cpuprofile files. */
+  profileDir: string | undefined;
 }
 
-export interface RedisProcess {
-  url: string;
-  pid: number;
-  stop(): void;
-}
-
-/**
- * A private Redis on a free port, configured like compose.yaml's (AOF, appendfsync everysec, maxmemory 1gb,
- * noeviction; no password), data in a temporary directory removed afterwards. The shared 6379 is not touched.
- */
-export async function startRedis(): Promise<RedisProcess> {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), 'bench-redis-'));
-  const child = track(spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes',
-      '--appendfsync', 'everysec', '--maxmemory', '1gb', '--maxmemory-policy', 'noeviction'],
-    { stdio: 'ignore' },
-  ));
-  await until(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const sock = net.connect(port, '127.0.0.1');
-        sock.once('connect', () => sock.write('PING\r\n'));
-        sock.once('data', (d) => (sock.destroy(), resolve(d.toString().startsWith('+PONG'))));
-        sock.once('error', () => resolve(false));
-      }),
-    'redis',
-  );
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    pid: child.pid!,
-    stop: () => {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Answers 200 to POST /v1/traces like a collector, counting requests and bytes: the export cost is real. */
-export async function startOtlpSink(): Promise<{ endpoint: string; stats(): { requests: number; bytes: number }; stop(): void }> {
-  let requests = 0;
-  let bytes = 0;
-  const server = http.createServer((req, res) => {
-    req.on('data', (c: Buffer) => (bytes += c.length));
-    req.on('end', () => {
-      if (req.method === 'POST' && req.url === '/v1/traces') requests++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
+export async function openBench(options: BenchOptions, log: (line: string) => void): Promise<BenchContext> {
+  const plan = planFor(options.quick);
+  const started = Date.now();
+  const profileDir = options.profile ? path.join(tmpdir(), `bench-profiles-${started}`) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  // compose.yaml's Redis: AOF everysec, maxmemory 1gb, noeviction. The shared 6379 is not touched.
+  const redisServer = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '1gb', maxmemoryPolicy: 'noeviction' });
+  const otlp = await startOtlpSink({ keepSpans: false }).catch(async (err: unknown) => {
+    await redisServer.stop();
+    throw err;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    stats: () => ({ requests, bytes }),
-    stop: () => server.close(),
+    options,
+    plan,
+    redisServer,
+    redis: new Redis(redisServer.url, { maxRetriesPerRequest: null }),
+    otlp,
+    contention: [],
+    log,
+    withinBudget: () => Date.now() - started < plan.budgetMs,
+    profileDir,
   };
+}
+
+export async function closeBench(ctx: BenchContext): Promise<void> {
+  ctx.redis.disconnect();
+  await Promise.all([ctx.redisServer.stop(), ctx.otlp.close()]);
 }
 
 export interface Service {
@@ -106,77 +72,89 @@ export interface Service {
   pid: number;
   port?: number;
   metricsPort: number;
-  /** Lines the process wrote (kept short), for error reports. */
-  tail(): string;
-  stop(): Promise<void>;
+  process: ManagedProcess;
 }
 
-export async function startService(kind: 'api' | 'worker', env: Record<string, string>, nodeArgs: string[] = []): Promise<Service> {
+async function startService(ctx: BenchContext, kind: 'api' | 'worker', env: Record<string, string>): Promise<Service> {
+  // One directory per kind, so bench/profile.ts knows whose profile a file is.
+  const nodeArgs = ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ctx.profileDir, kind)}`] : [];
   const metricsPort = await freePort();
   const port = kind === 'api' ? await freePort() : undefined;
   const entry = kind === 'api' ? 'dist/services/api/server.js' : 'dist/services/worker/main.js';
-  const child: ChildProcess = track(spawn(process.execPath, [...nodeArgs, '--require', `./dist/services/${kind}/tracing.js`, entry], {
+  const proc = await startProcess({
+    name: kind,
+    command: process.execPath,
+    args: [...nodeArgs, '--require', `./dist/services/${kind}/tracing.js`, entry],
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env, METRICS_PORT: String(metricsPort), ...(port ? { API_PORT: String(port) } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
-  const lines: string[] = [];
-  let ready = false;
-  const readyMsg = kind === 'api' ? '"msg":"api listening"' : '"msg":"worker started"';
-  let buf = '';
-  const onData = (chunk: Buffer) => {
-    buf += chunk.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.includes(readyMsg)) ready = true;
-      lines.push(line.slice(0, 500));
-      if (lines.length > 20) lines.shift();
-    }
-  };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const tail = () => lines.join('\n');
-  await until(() => {
-    if (child.exitCode !== null) throw Object.assign(new Error(`${kind} exited ${child.exitCode}:\n${tail()}`), { fatal: true });
-    return ready;
-  }, `${kind}`).catch((err: Error & { fatal?: boolean }) => {
-    child.kill('SIGKILL');
-    throw new Error(`${err.message}\n${tail()}`);
+    ready: { line: kind === 'api' ? '"msg":"api listening"' : '"msg":"worker started"' },
   });
+  return { kind, pid: proc.pid, port, metricsPort, process: proc };
+}
+
+function serviceEnv(ctx: BenchContext, mode: Mode): Record<string, string> {
+  const concurrency = String(ctx.options.concurrency);
   return {
-    kind,
-    pid: child.pid!,
-    port,
-    metricsPort,
-    tail,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-        child.once('exit', () => (clearTimeout(t), resolve()));
-        child.kill('SIGTERM');
-      }),
+    NODE_ENV: 'production',
+    REDIS_URL: ctx.redisServer.url,
+    QUEUE_PREFIX: PREFIX,
+    API_KEYS: API_KEY,
+    API_RATE_LIMIT_MAX: '0', // capacity is measured, not the per-key limit (1,000/s by default)
+    WORKER_QUEUES: QUEUES.join(','),
+    WORKER_CONCURRENCY_PAYMENTS: concurrency,
+    WORKER_CONCURRENCY_NOTIFICATIONS: concurrency,
+    LOG_LEVEL: 'info',
+    ...(mode === 'default'
+      ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.endpoint } // OTEL_TRACES_SAMPLER unset: shipped parent-based 10 %
+      : { OTEL_SDK_DISABLED: 'true', METRICS_ENABLED: 'false' }),
   };
 }
 
-/** Peak resident set size of a live process (VmHWM), bytes. */
-export function peakRss(pid: number): number {
+/** The services under test of one stage (or one overhead run). */
+export interface Services {
+  apis: Service[];
+  workers: Service[];
+  mode: Mode;
+  /** Requests for the load generator: alternating payments / notifications over every API. */
+  targets: LoadTarget[];
+  stop(): Promise<void>;
+}
+
+/** FLUSHALL, then workers and APIs started fresh; any that fails to start stops the others. */
+export async function startServices(ctx: BenchContext, apis: number, workers: number, mode: Mode): Promise<Services> {
+  await ctx.redis.flushall();
+  const env = serviceEnv(ctx, mode);
+
+  const started: Service[] = [];
+  const stop = () => Promise.all(started.map((s) => s.process.stop({ signal: 'SIGTERM', killAfterMs: 5_000 }))).then(() => undefined);
+  const launch = async (kind: 'api' | 'worker') => {
+    const s = await startService(ctx, kind, env);
+    started.push(s);
+    return s;
+  };
   try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
+    const w = await Promise.all(Array.from({ length: workers }, () => launch('worker')));
+    const a = await Promise.all(Array.from({ length: apis }, () => launch('api')));
+    return { apis: a, workers: w, mode, targets: loadTargets(a.map((s) => s.port!)), stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 }
 
-/** CPU seconds (user + system) a live process has used, from /proc/<pid>/stat. */
-export function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return 0;
-  }
+/** One load generator run (bench/loadgen.ts) in its own process, so its CPU use is measurable. */
+export async function runLoad(spec: Omit<LoadSpec, 'apiKey' | 'connections'> & { connections?: number }): Promise<LoadResult> {
+  const full: LoadSpec = { apiKey: API_KEY, connections: 64, ...spec };
+  let last = '';
+  const gen = await startProcess({
+    name: 'loadgen',
+    command: process.execPath,
+    args: [path.join(__dirname, 'loadgen.js'), JSON.stringify(full)],
+    onLine: (line, stream) => {
+      if (stream === 'stdout' && line.trim()) last = line;
+    },
+  });
+  const status = await gen.exited;
+  if (status.code !== 0) throw new Error(`loadgen exited (${describeExit(status)}):\n${gen.tail()}`);
+  return JSON.parse(last) as LoadResult;
 }

@@ -6,7 +6,7 @@
  * (a 202 means "on a replica too"), and the cost of that setting: enqueue latency with and without it.
  * Figures are reported (t.comment), never asserted as timings — except the 1 s contract for a 503.
  */
-import t from 'tap';
+import t, { Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { queueKeyPrefix } from '../../services/common/queue-keys';
@@ -29,7 +29,7 @@ interface BurstResult {
 }
 
 async function failoverBurst(
-  t: Tap.Test,
+  t: Test,
   cluster: RedisClusterHandle,
   env: Record<string, string>,
   api: ServiceProcess,
@@ -117,7 +117,7 @@ async function enqueueLatency(api: ServiceProcess, n: number): Promise<{ p50: nu
   return { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) };
 }
 
-function report(t: Tap.Test, label: string, r: BurstResult): void {
+function report(t: Test, label: string, r: BurstResult): void {
   t.comment(
     `${label}: ${r.requests} POSTs, statuses ${JSON.stringify(r.statuses)} (codes ${JSON.stringify(r.codes)}), ` +
       `max ${r.maxMs} ms, 503 window ${r.unavailableMs} ms; accepted ${r.accepted.length}, completed ${r.completed}, ` +
@@ -146,7 +146,7 @@ t.test('failover of the payments master during a burst', async (t) => {
     return { env, api, worker, queue };
   };
 
-  const checkBurst = async (t: Tap.Test, label: string, extra: Record<string, string>, restartKilledAfterMs?: number) => {
+  const checkBurst = async (t: Test, label: string, extra: Record<string, string>, restartKilledAfterMs?: number) => {
     const { env, api, worker, queue } = await start(extra);
     const r = await failoverBurst(t, cluster, env, api, worker, queue, restartKilledAfterMs);
     report(t, label, r);

@@ -1,1 +1,1 @@
-export { freePort } from '../../scripts/stack/ports';
+export { freePort } from '../../scripts/lib/ports';

@@ -1,20 +1,15 @@
 /**
  * Redis for tests: the machine's server on 127.0.0.1:6379 with a unique key prefix per test (cleaned up), or a
- * private redis-server on a free port for tests that kill, freeze or reconfigure it.
+ * private redis-server on a free port for tests that kill, freeze or reconfigure it (scripts/lib/redis-server.ts,
+ * the same starter the bench uses).
  *
  * Cluster mode: with TEST_REDIS_CLUSTER_NODES set (test/cluster/*.test.ts set it after starting a cluster with
  * test/helpers/redis-cluster.ts), "the shared Redis" is that cluster: services get REDIS_CLUSTER_NODES and a
  * REDIS_URL where nothing listens — so a connection that ignored the cluster would fail the suite.
  */
-import { spawn, ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import type { RedisClient } from '../../services/common/redis';
-import { freePort } from './ports';
-import { waitFor } from './wait';
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 /** Nothing listens on port 1. */
@@ -73,67 +68,4 @@ export async function deletePrefix(url: string, prefix: string): Promise<void> {
   }
 }
 
-export interface RedisServer {
-  url: string;
-  port: number;
-  dir: string;
-  process: ChildProcess;
-  /** Sends a signal (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */
-  signal(sig: NodeJS.Signals): void;
-  /** Starts the server again on the same port and directory (AOF replayed when enabled). */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface RedisServerOptions {
-  appendonly?: boolean;
-  /** AOF fsync policy when appendonly: `everysec` (what compose ships) unless a test asks for `always`. */
-  appendfsync?: 'always' | 'everysec';
-  maxmemoryPolicy?: string;
-  port?: number;
-  /** Where the server's data directory is created (default: the OS temp dir). */
-  parentDir?: string;
-  /** More redis-server arguments (the cluster harness adds its cluster-mode ones). */
-  extraArgs?: string[];
-}
-
-export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
-  const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(path.join(opts.parentDir ?? tmpdir(), 'redis-test-'));
-  const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-    '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'everysec',
-    '--maxmemory-policy', opts.maxmemoryPolicy ?? 'noeviction',
-    ...(opts.extraArgs ?? []),
-  ];
-  const server: RedisServer = {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    dir,
-    process: undefined as unknown as ChildProcess,
-    signal: (sig) => server.process.kill(sig),
-    restart: async () => {
-      server.process = spawn('redis-server', args, { stdio: 'ignore' });
-      await waitFor(async () => {
-        const r = new Redis(server.url, { maxRetriesPerRequest: 0, lazyConnect: true, retryStrategy: () => null });
-        r.on('error', () => undefined); // not up yet: the poll tries again
-        try {
-          await r.connect();
-          return (await r.ping()) === 'PONG';
-        } finally {
-          r.disconnect();
-        }
-      }, { timeoutMs: 10_000, what: `redis-server on ${port}` });
-    },
-    stop: async () => {
-      if (server.process.exitCode === null && server.process.signalCode === null) {
-        const exited = new Promise((r) => server.process.once('exit', r));
-        server.process.kill('SIGKILL');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  await server.restart();
-  return server;
-}
+export { startRedisServer, type RedisServer, type RedisServerOptions } from '../../scripts/lib/redis-server';

@@ -1,12 +1,13 @@
 /**
  * Starts the real API and worker processes (compiled, from dist/, exactly as `npm run start:*` does) with a
  * test's environment, waits until they report ready on their JSON log, and stops them with a chosen signal.
+ * Started through scripts/lib/process.ts: a service that dies while starting fails the test at once, with its output.
  */
-import { spawn, ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { ManagedProcess, startProcess } from '../../scripts/lib/process';
 import { freePort } from './ports';
 import { redisEnv } from './redis';
-import { waitFor } from './wait';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const API_KEY = 'test-key-0123456789';
@@ -16,6 +17,8 @@ export const SIGNING_SECRET = 'test-signing-secret-0123456789';
 
 export interface ServiceProcess {
   process: ChildProcess;
+  /** The same process through the shared helper (waitUntil fails at once if the service dies). */
+  managed: ManagedProcess;
   logs: Record<string, unknown>[];
   stderr: string[];
   port?: number;
@@ -46,56 +49,41 @@ export function baseEnv(redisUrl: string, prefix: string, extra: Record<string, 
 async function start(kind: 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
   const metricsPort = env.METRICS_PORT ? Number(env.METRICS_PORT) : await freePort();
   const port = kind === 'api' ? (env.API_PORT ? Number(env.API_PORT) : await freePort()) : undefined;
-  const fullEnv = { ...env, METRICS_PORT: String(metricsPort), ...(port ? { API_PORT: String(port) } : {}) };
-  const entry = kind === 'api' ? 'dist/services/api/server.js' : 'dist/services/worker/main.js';
-  const child = spawn(process.execPath, ['--require', `./dist/services/${kind}/tracing.js`, entry], {
-    cwd: ROOT,
-    env: fullEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const logs: Record<string, unknown>[] = [];
   const stderr: string[] = [];
-  let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        stderr.push(line);
+  const proc = await startProcess({
+    name: kind,
+    command: process.execPath,
+    args: ['--require', `./dist/services/${kind}/tracing.js`, `dist/services/${kind === 'api' ? 'api/server' : 'worker/main'}.js`],
+    cwd: ROOT,
+    env: { ...env, METRICS_PORT: String(metricsPort), ...(port ? { API_PORT: String(port) } : {}) },
+    // Every JSON log line is kept for assertions; anything else (Node warnings, inspector banner) goes to stderr.
+    onLine: (line, stream) => {
+      if (stream === 'stdout') {
+        try {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+          return;
+        } catch {
+          /* not a log line */
+        }
       }
-    }
+      stderr.push(`${line}\n`);
+    },
+    ready: { line: kind === 'api' ? '"msg":"api listening"' : '"msg":"worker started"' },
   });
-  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-  );
-  const ready = kind === 'api' ? 'api listening' : 'worker started';
-  let exitCode: number | string | undefined;
-  void exited.then((code) => (exitCode = code));
-  await waitFor(() => exitCode !== undefined || logs.some((l) => l.msg === ready), {
-    timeoutMs: 30_000,
-    what: `${kind} ready`,
-    intervalMs: 25,
-  });
-  if (exitCode !== undefined) {
-    throw new Error(`${kind} exited (${exitCode}): ${stderr.join('')} ${JSON.stringify(logs.slice(-3))}`);
-  }
   return {
-    process: child,
+    process: proc.child,
+    managed: proc,
     logs,
     stderr,
     port,
     metricsPort,
     url: port ? `http://127.0.0.1:${port}` : undefined,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
-    exited,
+    exited: proc.exited.then((s) => s.code ?? s.signal ?? 'unknown'),
     stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      const s = await proc.stop({ signal });
+      return s.code ?? s.signal ?? 'unknown';
     },
   };
 }

@@ -4,6 +4,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { REPO_ROOT } from '../../observability/generate/thresholds';
+import { ManagedProcess, startProcess } from '../../scripts/lib/process';
+import { freePort } from '../helpers/ports';
+import { waitFor } from '../helpers/wait';
 import { tool } from './tools';
 
 const CONFIG = path.join(REPO_ROOT, 'observability/alertmanager/alertmanager.yml');
@@ -46,45 +49,37 @@ t.test('Slack: URL only from a file, resolved messages sent, templates have firi
 t.test('the real Alertmanager: critical inhibits the warning of the same alert and queue only; Slack gets firing then resolved', async (t) => {
   const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const { spawn } = await import('node:child_process');
   const { alertmanagerConfig } = await import('../../scripts/stack/configs');
   const { startSlackReceiver } = await import('../../scripts/stack/slack-receiver');
-  const { freePort } = await import('../../scripts/stack/ports');
 
   const dir = mkdtempSync(path.join(tmpdir(), 'obs-am-'));
   const slack = await startSlackReceiver(0);
-  writeFileSync(path.join(dir, 'slack_webhook_url'), slack.url);
-  writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(path.join(dir, 'slack_webhook_url'), true)));
-  const port = await freePort();
-  const am = spawn('prometheus-alertmanager', [
-    `--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${dir}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address=',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  am.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const spawnError = new Promise<Error>((resolve) => {
-    am.once('error', resolve);
-    am.once('exit', (code) => resolve(new Error(`exited with ${code}: ${stderr.slice(-2000)}`)));
-  });
+  let am: ManagedProcess | undefined;
   t.teardown(async () => {
-    am.removeAllListeners('exit');
-    // Wait for it to exit: on shutdown it writes its state to the directory removed below.
-    const exited = am.exitCode !== null ? Promise.resolve() : new Promise((r) => am.once('exit', r));
-    am.kill('SIGTERM');
-    await exited;
+    // Alertmanager first: on shutdown it writes its state to the directory removed below.
+    await am?.stop({ signal: 'SIGTERM' });
     await slack.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  writeFileSync(path.join(dir, 'slack_webhook_url'), slack.url);
+  writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(path.join(dir, 'slack_webhook_url'), true)));
+  const port = await freePort();
   const base = `http://127.0.0.1:${port}/api/v2`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const failed = await Promise.race([spawnError, new Promise<undefined>((r) => setTimeout(r, 200, undefined))]);
-    if (failed) throw new Error(`prometheus-alertmanager could not start (${failed.message}): apt-get install -y prometheus-alertmanager`);
+  am = await startProcess({
+    name: 'prometheus-alertmanager',
+    command: 'prometheus-alertmanager',
+    args: [`--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${dir}`, `--web.listen-address=127.0.0.1:${port}`, '--cluster.listen-address='],
     // Ours, not whatever else might listen there: the status carries the config we wrote.
-    const status = await fetch(`${base}/status`).then((r) => (r.ok ? (r.json() as Promise<{ config?: { original?: string } }>) : undefined), () => undefined);
-    if (status?.config?.original?.includes('slack-critical')) break;
-    if (Date.now() > deadline) throw new Error('prometheus-alertmanager not ready after 20 s');
-  }
+    ready: {
+      probe: async () => {
+        const res = await fetch(`${base}/status`);
+        return res.ok && ((await res.json()) as { config?: { original?: string } }).config?.original?.includes('slack-critical') === true;
+      },
+    },
+    readyTimeoutMs: 20_000,
+  }).catch((err: Error) => {
+    throw new Error(`prometheus-alertmanager could not start (apt-get install -y prometheus-alertmanager): ${err.message}`);
+  });
 
   const alert = (severity: string, queue: string, endsAt?: string) => ({
     labels: { alertname: 'BullMQJobErrorRateHigh', severity, queue },
@@ -103,26 +98,22 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
     const list = (await (await fetch(`${base}/alerts`)).json()) as { labels: Record<string, string>; status: { state: string; inhibitedBy: string[] } }[];
     return Object.fromEntries(list.map((a) => [`${a.labels.queue}/${a.labels.severity}`, a.status]));
   };
-  let s = await state();
-  for (let i = 0; i < 100 && s['payments/warning']?.state !== 'suppressed'; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    s = await state();
-  }
+  const s = await waitFor(async () => {
+    const now = await state();
+    return now['payments/warning']?.state === 'suppressed' ? now : undefined;
+  }, { timeoutMs: 10_000, intervalMs: 100, what: 'the payments warning to be inhibited' }).catch(() => state());
   t.equal(s['payments/warning']?.state, 'suppressed', 'payments warning inhibited by payments critical');
   t.ok(s['payments/warning']?.inhibitedBy.length, 'inhibitedBy names the critical alert');
   t.equal(s['payments/critical']?.state, 'active');
   t.equal(s['webhooks/warning']?.state, 'active', 'another queue is not inhibited');
 
   const texts = () => slack.messages.flatMap((m) => (m.attachments ?? []).map((a) => ({ channel: m.channel, text: `${a.title}\n${a.text}` })));
-  const waitFor = async (what: string, f: () => boolean) => {
-    const until = Date.now() + 20_000;
-    while (!f()) {
-      if (Date.now() > until) throw new Error(`not received: ${what}; got ${JSON.stringify(texts())}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  await waitFor('critical payments', () => texts().some((x) => x.text.startsWith('[FIRING:1] BullMQJobErrorRateHigh — queue payments (critical)')));
-  await waitFor('warning webhooks', () => texts().some((x) => x.text.startsWith('[FIRING:1] BullMQJobErrorRateHigh — queue webhooks (warning)')));
+  const received = (what: string, f: () => boolean) =>
+    waitFor(f, { timeoutMs: 20_000, intervalMs: 100, what: `Slack message: ${what}` }).catch((err: Error) => {
+      throw new Error(`${err.message}; got ${JSON.stringify(texts())}`);
+    });
+  await received('critical payments', () => texts().some((x) => x.text.startsWith('[FIRING:1] BullMQJobErrorRateHigh — queue payments (critical)')));
+  await received('warning webhooks', () => texts().some((x) => x.text.startsWith('[FIRING:1] BullMQJobErrorRateHigh — queue webhooks (warning)')));
   const critical = texts().find((x) => x.text.includes('queue payments (critical)'))!;
   t.equal(critical.channel, '#alerts-critical', 'critical routed to the critical receiver');
   t.equal(texts().find((x) => x.text.includes('queue webhooks (warning)'))!.channel, '#alerts', 'warning routed to the warning receiver');
@@ -132,6 +123,6 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
 
   const past = new Date(Date.now() - 1000).toISOString();
   await post([alert('critical', 'payments', past)]);
-  await waitFor('resolved payments', () => texts().some((x) => x.text.startsWith('[RESOLVED] BullMQJobErrorRateHigh — queue payments (critical)')));
+  await received('resolved payments', () => texts().some((x) => x.text.startsWith('[RESOLVED] BullMQJobErrorRateHigh — queue payments (critical)')));
   t.match(texts().find((x) => x.text.startsWith('[RESOLVED]'))!.text, /\*Resolved\*\n• \*Jobs failing in payments\*/, 'resolved section');
 });

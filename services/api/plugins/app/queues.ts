@@ -1,11 +1,13 @@
 /**
  * Producer side of BullMQ: one Queue per catalog entry on a fail-fast Redis connection (see common/redis.ts),
- * the fault store, and their shutdown. Job options (attempts, backoff, retention) come from the catalog.
+ * the fault store, and their shutdown. Job options (attempts, backoff, retention) come from the catalog through
+ * common/job-options.ts.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
-import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, RETENTION } from '../../../common/queue-catalog';
+import { QUEUE_NAMES, QueueName } from '../../../common/queue-catalog';
+import { jobOptionsFor } from '../../../common/job-options';
 import { createProducerConnection, RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
 import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
@@ -36,16 +38,6 @@ declare module 'fastify' {
  */
 const OPERATION_DEADLINE_MS = 600;
 
-export function defaultJobOptions(queue: QueueName) {
-  const { policy } = QUEUE_CATALOG[queue];
-  return {
-    attempts: policy.attempts,
-    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
-    removeOnComplete: { ...RETENTION.completed },
-    removeOnFail: { ...RETENTION.failed },
-  };
-}
-
 export default fp(
   async function queues(app: FastifyInstance) {
     const redis = createProducerConnection(app.config.redis);
@@ -53,7 +45,7 @@ export default fp(
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: queueKeyPrefix(app.config, name), defaultJobOptions: defaultJobOptions(name) }),
+        new Queue(name, { connection: redis, prefix: queueKeyPrefix(app.config, name), defaultJobOptions: jobOptionsFor(name) }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));

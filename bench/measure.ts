@@ -1,0 +1,187 @@
+/**
+ * What the stages read while the services run: job counts and end-to-end latency from BullMQ's own Redis keys
+ * (identical with metrics disabled), /metrics scrape times, and the CPU share of every process in a window.
+ */
+import { cpus } from 'node:os';
+import * as hdr from 'hdr-histogram-js';
+import type { Redis } from 'ioredis';
+import { delay, every, waitFor } from '../scripts/lib/wait';
+import { PREFIX, QUEUES, QUIET_CPU } from './plan';
+import { cpuSeconds, machineBusySeconds } from './proc';
+import type { BenchContext, Service, Services } from './stack';
+import { fmt } from './stats';
+
+export interface Counts {
+  added: number;
+  outstanding: number;
+  failed: number;
+  done: number;
+}
+
+/** Jobs added (the id counter), outstanding (waiting, prioritized, active, delayed), failed and done. */
+export async function counts(redis: Redis, prefix = PREFIX, queues: readonly string[] = QUEUES): Promise<Counts> {
+  const p = redis.pipeline();
+  for (const q of queues) {
+    const k = (s: string) => `${prefix}:${q}:${s}`;
+    p.get(k('id')).llen(k('wait')).zcard(k('prioritized')).llen(k('active')).zcard(k('delayed')).zcard(k('failed'));
+  }
+  const r = ((await p.exec()) ?? []).map(([, v]) => Number(v ?? 0));
+  let added = 0;
+  let outstanding = 0;
+  let failed = 0;
+  for (let i = 0; i < queues.length; i++) {
+    const [id, wait, prio, active, delayed, fail] = r.slice(i * 6, i * 6 + 6) as number[];
+    added += id!;
+    outstanding += wait! + prio! + active! + delayed!;
+    failed += fail!;
+  }
+  return { added, outstanding, failed, done: added - outstanding - failed };
+}
+
+/** Waits (bounded) until no job is outstanding; resolves with what is still outstanding then. */
+export async function drain(redis: Redis, maxMs = 60_000): Promise<number> {
+  await waitFor(async () => (await counts(redis)).outstanding === 0, { timeoutMs: maxMs, intervalMs: 100, what: 'backlog drained' }).catch(
+    () => undefined, // reported through the returned backlog
+  );
+  return (await counts(redis)).outstanding;
+}
+
+/** Keys matching a pattern (the ledger keeps one expiring key per payment). SCAN: bench-only, never the product. */
+export async function countKeys(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+    cursor = next;
+    n += keys.length;
+  } while (cursor !== '0');
+  return n;
+}
+
+export interface E2e {
+  samples: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Samples end-to-end latency (finishedOn − timestamp) of jobs completed since `since`, from BullMQ's own hashes. */
+export function e2eSampler(redis: Redis, since: number): { stop(): Promise<E2e> } {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: 3 });
+  const last: Record<string, number> = Object.fromEntries(QUEUES.map((q) => [q, since]));
+  let samples = 0;
+  const poll = async () => {
+    for (const q of QUEUES) {
+      const res = await redis.zrangebyscore(`${PREFIX}:${q}:completed`, `(${last[q]}`, '+inf', 'WITHSCORES');
+      if (res.length === 0) continue;
+      const ids: string[] = [];
+      for (let i = 0; i < res.length; i += 2) ids.push(res[i]!);
+      last[q] = Number(res[res.length - 1]);
+      const step = Math.max(1, Math.floor(ids.length / 250)); // ≤ 250 jobs per queue per poll
+      const p = redis.pipeline();
+      for (let i = 0; i < ids.length; i += step) p.hmget(`${PREFIX}:${q}:${ids[i]}`, 'timestamp', 'finishedOn');
+      for (const [, v] of (await p.exec()) ?? []) {
+        const [ts, fin] = (v as (string | null)[]) ?? [];
+        if (!ts || !fin || Number(ts) < since) continue;
+        h.recordValue(Math.max(1, Number(fin) - Number(ts)));
+        samples++;
+      }
+    }
+  };
+  const sampler = every(500, poll);
+  return {
+    stop: async () => {
+      await sampler.stop();
+      return { samples, p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), max: h.maxValue };
+    },
+  };
+}
+
+const OPENMETRICS_ACCEPT = 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
+
+/** One Prometheus-style scrape: its duration (ms) and body. */
+export async function scrapeOnce(port: number): Promise<{ ms: number; body: string }> {
+  const t = performance.now();
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { accept: OPENMETRICS_ACCEPT } });
+  const body = await res.text();
+  return { ms: performance.now() - t, body };
+}
+
+/** Scrapes every service each `everyMs` until stopped; scrape durations per metrics port (NaN = failed). */
+export function scrapeSampler(services: Service[], everyMs: number): { stop(): Promise<Record<number, number[]>> } {
+  const times: Record<number, number[]> = Object.fromEntries(services.map((s) => [s.metricsPort, []]));
+  const sampler = every(everyMs, async () => {
+    for (const s of services) times[s.metricsPort]!.push((await scrapeOnce(s.metricsPort).catch(() => ({ ms: NaN }))).ms);
+  });
+  return { stop: async () => (await sampler.stop(), times) };
+}
+
+/** Sum of every sample of a metric family in a text exposition. */
+export function metricSum(body: string, name: string): number {
+  let sum = 0;
+  for (const line of body.split('\n')) if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) sum += Number(line.split(' ')[1]);
+  return sum;
+}
+
+/** CPU of a measured window, % of one core: each role, the load generator, and other processes on the machine. */
+export interface CpuShare {
+  api: number;
+  worker: number;
+  redis: number;
+  loadgen: number;
+  other: number;
+  total: number;
+}
+
+/** Starts a CPU window; call the result with the load generator's CPU seconds to close it. */
+export function cpuWindow(ctx: BenchContext, services: Services): (loadgenCpu: number) => CpuShare {
+  const pids = { api: services.apis.map((s) => s.pid), worker: services.workers.map((s) => s.pid), redis: [ctx.redisServer.managed.pid] };
+  const read = () => Object.fromEntries(Object.entries(pids).map(([k, list]) => [k, list.reduce((a, p) => a + cpuSeconds(p), 0)]));
+  const before = read();
+  const busy0 = machineBusySeconds();
+  const self0 = process.cpuUsage();
+  const t0 = performance.now();
+  return (loadgenCpu) => {
+    const after = read();
+    const wall = (performance.now() - t0) / 1000;
+    const self = process.cpuUsage(self0);
+    const share = (cpu: number) => Math.round((cpu / wall) * 100);
+    const api = after.api! - before.api!;
+    const worker = after.worker! - before.worker!;
+    const rds = after.redis! - before.redis!;
+    const busy = machineBusySeconds() - busy0;
+    // Whatever else ran on the machine meanwhile (other users' processes): contamination, reported not hidden.
+    const other = busy - api - worker - rds - loadgenCpu - (self.user + self.system) / 1e6;
+    return { api: share(api), worker: share(worker), redis: share(rds), loadgen: share(loadgenCpu), other: Math.max(0, share(other)), total: share(busy) };
+  };
+}
+
+export const cpuText = (c: CpuShare): string =>
+  `CPU % of one core: api ${c.api}, worker ${c.worker}, redis ${c.redis}, load generator ${c.loadgen}, other processes ${c.other}; machine busy ${c.total} of ${cpus().length * 100}`;
+
+/**
+ * The machine may be shared (CI, other users): before a measured window, wait (bounded, and only while the
+ * run's budget lasts) until the whole machine is nearly idle while our idle services sit still; note it when
+ * it never gets there.
+ */
+export async function waitQuiet(ctx: BenchContext, what: string, maxMs = 15_000): Promise<void> {
+  let busy = 0;
+  const quiet = await waitFor(
+    async () => {
+      const b0 = machineBusySeconds();
+      await delay(1000);
+      busy = (machineBusySeconds() - b0) * 100;
+      return busy <= QUIET_CPU;
+    },
+    { timeoutMs: ctx.withinBudget() ? maxMs : 0, intervalMs: 0, what: 'a quiet machine' },
+  ).catch(() => false);
+  if (quiet) return;
+  const msg = `${what}: machine still ${Math.round(busy)} % busy (of ${cpus().length * 100}) from other processes after waiting up to ${fmt(maxMs / 1000)} s; measured anyway`;
+  ctx.contention.push(msg);
+  ctx.log(`  WARNING ${msg}`);
+}
+
+/** Notes a window kept although other processes used more than allowed in every attempt. */
+export function noteContended(ctx: BenchContext, what: string, otherPct: number): void {
+  ctx.contention.push(`${what}: other processes used ${otherPct} % of a core in every attempt (or the time budget for repeats was used up); last attempt kept`);
+}

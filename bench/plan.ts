@@ -1,0 +1,76 @@
+/** What `npm run bench` measures and against which targets: every figure of the report is defined here. */
+import type { LoadTarget } from './loadgen';
+
+export interface Plan {
+  /** Jobs per plain-BullMQ reference run. */
+  baselineJobs: number;
+  warmS: number;
+  /** Length of one capacity step. */
+  probeS: number;
+  maxProbes: number;
+  fixedS: number;
+  /** Closed-loop saturation window of one overhead run. */
+  abS: number;
+  /** Fixed-rate (CPU per job) window of one overhead run. */
+  abFixedS: number;
+  abPairs: number;
+  idleScrapes: number;
+  /** [APIs, workers] per capacity search. */
+  topologies: [number, number][];
+  /** The fixed-rate stage also runs with 1 API + 2 workers. */
+  fixedAlt: boolean;
+  /** Repeats of contaminated windows and waits for a quiet machine stop once the run has used this long. */
+  budgetMs: number;
+}
+
+export function planFor(quick: boolean): Plan {
+  return quick
+    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, budgetMs: 100_000 }
+    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, budgetMs: 540_000 };
+}
+
+export const FIXED_RATE = 2000;
+export const AB_RATE = 2000;
+/** The first capacity step (later topologies start just below the previous one's maximum). */
+export const CAPACITY_START = 2000;
+
+export const TARGETS = {
+  e2eP99Ms: 250,
+  apiP99Ms: 50,
+  jobsPerS: 4000,
+  ratio: 0.9,
+  rssMB: 150,
+  scrapeMs: 10,
+};
+
+/** Other processes above this share of one core during a measured window make it contaminated: it is run again. */
+export const MAX_OTHER_CPU = 15;
+export const RETRY_LIMIT = 2;
+/** Below this share of one core (whole machine) before a window, the machine counts as quiet. */
+export const QUIET_CPU = 25;
+
+export const API_KEY = 'bench-key-0123456789';
+export const PREFIX = 'bench';
+export const QUEUES = ['payments', 'notifications'] as const;
+export type BenchQueue = (typeof QUEUES)[number];
+
+const BODIES: Record<BenchQueue, string> = {
+  payments: JSON.stringify({ data: { amount: 1250, currency: 'EUR', account: 'acct_bench_0001' } }),
+  notifications: JSON.stringify({ data: { channel: 'email', to: 'bench@example.com', template: 'welcome' } }),
+};
+
+/**
+ * Request i goes to targets[i % n]: alternating payments / notifications, spread over the API processes.
+ * Every payment carries its own Idempotency-Key (clients must send one for payments): the load generator makes
+ * it unique per run and request (bench/loadgen.ts), the port keeps the APIs' key spaces apart.
+ */
+export function loadTargets(apiPorts: number[]): LoadTarget[] {
+  return apiPorts.flatMap((port) =>
+    QUEUES.map((q) => ({
+      origin: `http://127.0.0.1:${port}`,
+      path: `/v1/queues/${q}/jobs`,
+      body: BODIES[q],
+      ...(q === 'payments' ? { idempotencyKeyPrefix: `bench-${port}-` } : {}),
+    })),
+  );
+}

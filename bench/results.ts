@@ -1,0 +1,119 @@
+/** What a bench run produced: the stages' results (saved with --json, rendered by report.ts). */
+import type { Stage } from './cli';
+import type { LoadResult } from './loadgen';
+import type { CpuShare, E2e } from './measure';
+import type { Plan } from './plan';
+import type { Mode } from './stack';
+import type { Summary } from './stats';
+
+export interface BaselineRun {
+  variant: 'plain' | 'product';
+  addPerS: number;
+  endToEndPerS: number;
+  /** CPU ms per job: producer, worker, redis. */
+  cpuMsPerJob: { producer: number; worker: number; redis: number };
+}
+
+export interface Baseline {
+  bulkAddPerS: number;
+  drainPerS: number;
+  runs: BaselineRun[];
+}
+
+export interface Fixed {
+  topology: string;
+  load: LoadResult;
+  e2e: E2e;
+  /** p99Latency of the API's own GET /queue/payments/metrics (last 500 jobs), for comparison. */
+  compatP99: number;
+  scrapeLoad: { api: Summary; worker: Summary };
+  scrapeIdle: { api: Summary; worker: Summary };
+  /** Bytes: peak (VmHWM) of worker and API, the worker's own gauge, and the worker's RSS before any load. */
+  rss: { worker: number; api: number; workerMetric: number; workerIdle: number };
+  cross: { enqueuedMetric: number; completedMetric: number; addedRedis: number; doneRedis: number };
+  cpu: CpuShare;
+  backlogEnd: number;
+  spans: { requests: number; bytes: number };
+  redis: { usedMB: number; ledger: number; charges: number };
+}
+
+export interface Probe {
+  rate: number;
+  load: LoadResult;
+  completedPerS: number;
+  backlogEnd: number;
+  ok: boolean;
+  why: string;
+  cpu: CpuShare;
+}
+
+export interface Capacity {
+  apis: number;
+  workers: number;
+  probes: Probe[];
+  best: Probe | undefined;
+}
+
+export interface AbRun {
+  mode: Mode;
+  acceptedPerS: number;
+  completedPerS: number;
+  sustainedPerS: number;
+  p99: number;
+  cpu: CpuShare;
+  workerPeakMB: number;
+  /** api + worker + redis CPU ms per job at AB_RATE. */
+  cpuMsPerJob: number;
+  /** api + worker only (telemetry lives there; Redis does the same work in both modes). */
+  appMsPerJob: number;
+  redisMsPerJob: number;
+  fixedP99: number;
+}
+
+export interface Overhead {
+  runs: AbRun[];
+  ratio: number;
+  ratioAccepted: number;
+  ratioCompleted: number;
+  cpuRatio: number;
+  appCpuRatio: number;
+}
+
+/** The hottest functions of one service kind, from its CPU profiles (--profile). */
+export interface ProfileSummary {
+  kind: 'api' | 'worker';
+  files: number;
+  totalMs: number;
+  /** Share of samples in V8's garbage collector. */
+  gcPct: number;
+  top: { fn: string; where: string; selfPct: number }[];
+}
+
+export interface Machine {
+  vcpus: number;
+  cpuModel: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+}
+
+export interface BenchResults {
+  /** ISO time the run started. */
+  startedAt: string;
+  durationS: number;
+  quick: boolean;
+  stages: Stage[];
+  concurrency: number;
+  /** Payments carried a unique Idempotency-Key each (absent in results of runs from before the bench sent one). */
+  idempotencyKeys?: boolean;
+  plan: Plan;
+  machine: Machine;
+  baseline?: Baseline;
+  fixed?: Fixed;
+  fixedAlt?: Fixed;
+  capacity: Capacity[];
+  overhead?: Overhead;
+  profiles?: ProfileSummary[];
+  /** Windows measured on a busy machine. */
+  contention: string[];
+}
