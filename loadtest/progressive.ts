@@ -12,6 +12,7 @@ import path from 'node:path';
 import { loadScenarios, parseDuration, LOADTEST_DIR } from './lib/scenarios';
 import { runLoad } from './run';
 import type { QueueResult } from './lib/verdict';
+import { httpUrl, oneOf, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 
 export interface RunSummary {
   scenario: string;
@@ -56,30 +57,37 @@ function k6Run(o: ProgressiveOptions, scenario: string, dir: string): RunSummary
   if (res.error) throw new Error(`could not run k6 (${res.error.message}); install k6 or use --runner node`);
   const summaryFile = path.join(dir, `${testid}.json`);
   // k6 exits 99 when a threshold fails (also after abortOnFail); any other non-zero code is a broken run.
-  if (res.status !== 0 && res.status !== 99 && !existsSync(summaryFile)) throw new Error(`k6 ${scenario} exited ${res.status} without a summary`);
-  return summaryFromK6(scenario, JSON.parse(readFileSync(summaryFile, 'utf8')), res.status === 0);
+  if (res.status !== 0 && res.status !== 99 && !existsSync(summaryFile)) throw new Error(`k6 ${scenario} exited ${res.status ?? res.signal} without a summary`);
+  return summaryFromK6(scenario, JSON.parse(readFileSync(summaryFile, 'utf8')) as K6SummaryData, res.status === 0);
+}
+
+/** The parts of k6's handleSummary data read here: each metric's aggregated `values` and, where set, `thresholds`. */
+export interface K6SummaryData {
+  metrics: Record<string, { values: Record<string, number | undefined>; thresholds?: Record<string, { ok: boolean }> } | undefined>;
 }
 
 /** A run summary from k6's handleSummary data (metrics with `values` and, where set, `thresholds`). */
-export function summaryFromK6(scenario: string, data: { metrics: Record<string, any> }, exitedZero: boolean): RunSummary {
+export function summaryFromK6(scenario: string, data: K6SummaryData, exitedZero: boolean): RunSummary {
   const m = data.metrics;
+  const value = (metric: string, stat: string) => m[metric]?.values[stat] ?? 0;
   const queues: QueueResult[] = Object.keys(m)
     .filter((k) => k.startsWith('http_req_duration{queue:'))
     .map((k) => {
       const queue = k.slice('http_req_duration{queue:'.length, -1);
-      const failed = m[`http_req_failed{queue:${queue}}`]?.values ?? {};
-      const requests = (failed.passes ?? 0) + (failed.fails ?? 0);
-      return { queue, requests, errors: failed.passes ?? 0, p50: m[k].values.med ?? 0, p95: m[k].values['p(95)'] ?? 0, p99: m[k].values['p(99)'] ?? 0 };
+      const failed = `http_req_failed{queue:${queue}}`;
+      // http_req_failed is a Rate: "passes" are the failed requests, "fails" the successful ones.
+      const errors = value(failed, 'passes');
+      return { queue, requests: errors + value(failed, 'fails'), errors, p50: value(k, 'med'), p95: value(k, 'p(95)'), p99: value(k, 'p(99)') };
     });
   const failed: string[] = [];
   for (const [name, metric] of Object.entries(m)) {
-    for (const [expr, r] of Object.entries((metric.thresholds ?? {}) as Record<string, { ok: boolean }>)) if (!r.ok) failed.push(`${name} ${expr}`);
+    for (const [expr, r] of Object.entries(metric?.thresholds ?? {})) if (!r.ok) failed.push(`${name} ${expr}`);
   }
   return {
     scenario,
-    vus: m.vus_max?.values.max ?? 0,
-    requests: m.http_reqs?.values.count ?? 0,
-    rps: m.http_reqs?.values.rate ?? 0,
+    vus: value('vus_max', 'max'),
+    requests: value('http_reqs', 'count'),
+    rps: value('http_reqs', 'rate'),
     queues,
     passed: exitedZero && failed.length === 0,
     failed,
@@ -150,31 +158,41 @@ const USAGE = `usage: npm run loadtest:progressive -- [--api-key KEY] [--base-ur
 
 /** Flags, then the same environment names as the k6 script and the no-k6 runner. */
 export function parseProgressiveArgs(argv: string[], env: Record<string, string | undefined>, hasK6: boolean): ProgressiveOptions | 'help' {
-  const known = new Set(['api-key', 'base-url', 'webhook-url', 'runner', 'remote-write', 'duration', 'scale', 'out', 'help']);
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--') || !known.has(a.slice(2))) throw new Error(`unknown argument "${a}"\n${USAGE}`);
-    if (a === '--help') return 'help';
-    const v = argv[++i];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value\n${USAGE}`);
-    flags[a.slice(2)] = v;
-  }
+  const flags = parseFlags(
+    argv,
+    {
+      'api-key': { type: 'string' },
+      'base-url': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      runner: { type: 'string' },
+      'remote-write': { type: 'string' },
+      duration: { type: 'string' },
+      scale: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    USAGE,
+  );
+  if (flags.help) return 'help';
   const apiKey = flags['api-key'] ?? env.API_KEY;
-  if (!apiKey) throw new Error(`--api-key (or API_KEY) is required: one of the API's API_KEYS\n${USAGE}`);
-  const runner = (flags.runner ?? (hasK6 ? 'k6' : 'node')) as 'k6' | 'node';
-  if (runner !== 'k6' && runner !== 'node') throw new Error(`--runner must be k6 or node, got "${runner}"`);
-  const scale = flags.scale === undefined ? undefined : Number(flags.scale);
-  if (scale !== undefined && !(scale > 0)) throw new Error(`--scale must be a number > 0, got "${flags.scale}"`);
-  if (flags.duration) parseDuration(flags.duration);
+  if (!apiKey) throw new UsageError("--api-key (or API_KEY) is required: one of the API's API_KEYS", USAGE);
+  const runner = oneOf('runner', flags.runner ?? (hasK6 ? 'k6' : 'node'), ['k6', 'node'] as const, USAGE);
+  if (flags.duration) {
+    try {
+      parseDuration(flags.duration);
+    } catch (err) {
+      throw new UsageError(`--duration: ${(err as Error).message}`, USAGE);
+    }
+  }
+  const remoteWrite = flags['remote-write'] ?? env.K6_PROMETHEUS_RW_SERVER_URL;
   return {
-    baseUrl: flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000',
+    baseUrl: httpUrl('base-url', flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', USAGE),
     apiKey,
-    webhookUrl: flags['webhook-url'] ?? env.WEBHOOK_TARGET_URL ?? 'http://127.0.0.1:8099/hooks',
+    webhookUrl: httpUrl('webhook-url', flags['webhook-url'] ?? env.WEBHOOK_TARGET_URL ?? 'http://127.0.0.1:8099/hooks', USAGE),
     runner,
     duration: flags.duration,
-    scale,
-    remoteWrite: flags['remote-write'] ?? env.K6_PROMETHEUS_RW_SERVER_URL,
+    scale: positiveNumber('scale', flags.scale, USAGE),
+    remoteWrite: remoteWrite === undefined ? undefined : httpUrl('remote-write', remoteWrite, USAGE),
     outRoot: flags.out,
   };
 }

@@ -20,8 +20,10 @@ import autocannon from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadLoadThresholds, loadScenarios, parseDuration, payloadFor, splitByWeight, LOADTEST_DIR, ScenarioFile } from './lib/scenarios';
-import { QueueResult, verdicts, Verdict } from './lib/verdict';
+import { randomUUID } from 'node:crypto';
+import { loadLoadThresholds, loadScenarios, parseDuration, payloadFor, splitByWeight, LOADTEST_DIR, type ScenarioFile } from './lib/scenarios';
+import { verdicts, type QueueResult, type Verdict } from './lib/verdict';
+import { httpUrl, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 
 export interface RunOptions {
   scenario: string;
@@ -93,20 +95,35 @@ export function lanes(plan: { connections: number; rate: number }): { connection
   }));
 }
 
-function runLane(o: RunOptions, queue: string, body: string, lane: { connections: number; rate: number }, seconds: number, stats: QueueStats) {
+/** A new key for every request: each load-test payment is its own intent (Stripe-style keys are UUIDs too). */
+export const newIdempotencyKey = (): string => `loadtest-${randomUUID()}`;
+
+/**
+ * autocannon's request for one queue. Queues listed in scenarios.json `idempotentQueues` get a fresh
+ * Idempotency-Key per request through `setupRequest`, which autocannon calls every time it builds a request.
+ */
+export function laneRequest(baseUrl: string, apiKey: string, queue: string, body: string, idempotent: boolean): autocannon.Request {
+  return {
+    method: 'POST',
+    path: `${new URL(baseUrl).pathname.replace(/\/$/, '')}/v1/queues/${queue}/jobs`,
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    body,
+    ...(idempotent ? { setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...req.headers, 'idempotency-key': newIdempotencyKey() } }) } : {}),
+  };
+}
+
+function runLane(o: RunOptions, queue: string, request: autocannon.Request, lane: { connections: number; rate: number }, seconds: number, stats: QueueStats) {
   return new Promise<void>((resolve, reject) => {
     const instance = autocannon(
       {
-        url: `${o.baseUrl.replace(/\/$/, '')}/v1/queues/${queue}/jobs`,
-        method: 'POST',
-        headers: { authorization: `Bearer ${o.apiKey}`, 'content-type': 'application/json' },
-        body,
+        url: o.baseUrl,
+        requests: [request],
         connections: lane.connections,
         overallRate: Math.max(1, Math.round(lane.rate)),
         duration: seconds,
         timeout: 10,
       },
-      (err) => (err ? reject(err) : resolve()),
+      (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
     );
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
       stats.requests++;
@@ -122,9 +139,9 @@ function runLane(o: RunOptions, queue: string, body: string, lane: { connections
   });
 }
 
-function runQueue(o: RunOptions, queue: string, body: string, plan: { connections: number; rate: number }, seconds: number, stats: QueueStats) {
+function runQueue(o: RunOptions, queue: string, request: autocannon.Request, plan: { connections: number; rate: number }, seconds: number, stats: QueueStats) {
   const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  return Promise.all(lanes(plan).map((lane) => delay(lane.offsetMs).then(() => runLane(o, queue, body, lane, seconds, stats))));
+  return Promise.all(lanes(plan).map((lane) => delay(lane.offsetMs).then(() => runLane(o, queue, request, lane, seconds, stats))));
 }
 
 export async function runLoad(o: RunOptions): Promise<RunReport> {
@@ -163,7 +180,11 @@ export async function runLoad(o: RunOptions): Promise<RunReport> {
       targetRequests += stageRps * stage.seconds;
       log(`stage ${stage.seconds}s: ${o.rate ? `${o.rate} req/s` : `${stage.target} VUs (≤ ${stageRps.toFixed(0)} req/s)`} — ${Object.entries(plan).map(([q, p]) => `${q} ${p.connections} conn ${p.rate.toFixed(0)} req/s`).join(', ')}\n`);
       await Promise.all(
-        file.mix.map(({ queue }) => runQueue(o, queue, payloadFor(file, queue, { WEBHOOK_TARGET_URL: o.webhookUrl }), plan[queue]!, stage.seconds, stats[queue]!)),
+        file.mix.map(({ queue }) => {
+          const body = payloadFor(file, queue, { WEBHOOK_TARGET_URL: o.webhookUrl });
+          const request = laneRequest(o.baseUrl, o.apiKey, queue, body, file.idempotentQueues.includes(queue));
+          return runQueue(o, queue, request, plan[queue]!, stage.seconds, stats[queue]!);
+        }),
       );
     }
   } finally {
@@ -248,38 +269,46 @@ export interface CliArgs {
 
 /** Flags win over the environment (BASE_URL, API_KEY, WEBHOOK_TARGET_URL, SCENARIO, RATE: the k6 script's names). */
 export function parseArgs(argv: string[], env: Record<string, string | undefined>): CliArgs {
-  const known = new Set(['scenario', 'base-url', 'api-key', 'webhook-url', 'rate', 'duration', 'scale', 'out', 'help']);
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--') || !known.has(a.slice(2))) throw new Error(`unknown argument "${a}"\n${USAGE}`);
-    if (a === '--help') {
-      flags.help = 'true';
-      continue;
-    }
-    const v = argv[++i];
-    if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value\n${USAGE}`);
-    flags[a.slice(2)] = v;
-  }
-  const num = (name: string, text: string | undefined) => {
-    if (text === undefined || text === '') return undefined;
-    const n = Number(text);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a number > 0, got "${text}"`);
-    return n;
-  };
+  const flags = parseFlags(
+    argv,
+    {
+      scenario: { type: 'string' },
+      'base-url': { type: 'string' },
+      'api-key': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      scale: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    USAGE,
+  );
+  const help = flags.help === true;
   const apiKey = flags['api-key'] ?? env.API_KEY ?? '';
-  if (!apiKey && !flags.help) throw new Error(`--api-key (or API_KEY) is required: one of the API's API_KEYS\n${USAGE}`);
-  if (flags.duration) parseDuration(flags.duration);
+  if (!apiKey && !help) throw new UsageError("--api-key (or API_KEY) is required: one of the API's API_KEYS", USAGE);
+  if (flags.duration) {
+    try {
+      parseDuration(flags.duration);
+    } catch (err) {
+      throw new UsageError(`--duration: ${(err as Error).message}`, USAGE);
+    }
+  }
+  const scenario = flags.scenario ?? env.SCENARIO ?? 'smoke';
+  if (!help) {
+    const known = Object.keys(loadScenarios().scenarios);
+    if (!known.includes(scenario)) throw new UsageError(`--scenario must be one of ${known.join(', ')}, got "${scenario}"`, USAGE);
+  }
   return {
-    help: !!flags.help,
+    help,
     options: {
-      scenario: flags.scenario ?? env.SCENARIO ?? 'smoke',
-      baseUrl: flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000',
+      scenario,
+      baseUrl: httpUrl('base-url', flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', USAGE),
       apiKey,
-      webhookUrl: flags['webhook-url'] ?? env.WEBHOOK_TARGET_URL ?? 'http://127.0.0.1:8099/hooks',
-      rate: num('rate', flags.rate ?? env.RATE),
+      webhookUrl: httpUrl('webhook-url', flags['webhook-url'] ?? env.WEBHOOK_TARGET_URL ?? 'http://127.0.0.1:8099/hooks', USAGE),
+      rate: positiveNumber('rate', flags.rate ?? env.RATE, USAGE),
       duration: flags.duration,
-      scale: num('scale', flags.scale),
+      scale: positiveNumber('scale', flags.scale, USAGE),
       outDir: flags.out ?? path.join(LOADTEST_DIR, '..', 'loadtest-results'),
     },
   };
@@ -300,7 +329,7 @@ if (require.main === module) {
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
     (err: Error) => {
-      process.stderr.write(`${err.message}\n`);
+      process.stderr.write(`${err instanceof UsageError ? '' : 'load test failed: '}${err.message}\n`);
       process.exitCode = 2;
     },
   );

@@ -60,6 +60,11 @@ export function pickQueue(mix, r) {
   return mix[mix.length - 1].queue;
 }
 
+/** One request's Idempotency-Key: unique per VU (prefix drawn in each VU's init code) and iteration. */
+export function idempotencyKey(prefix, vu, iter) {
+  return `${prefix}-${vu}-${iter}`;
+}
+
 export function bodyFor(scenarios, queue, env) {
   return JSON.stringify(scenarios.payloads[queue]).replace(/\$\{(\w+)\}/g, (_, k) => {
     if (k === 'WEBHOOK_TARGET_URL') return env.WEBHOOK_TARGET_URL || 'http://127.0.0.1:8099/hooks';

@@ -3,10 +3,12 @@
 // With Prometheus remote write (lights up the k6 dashboard):
 //   K6_PROMETHEUS_RW_SERVER_URL=http://127.0.0.1:9090/api/v1/write K6_PROMETHEUS_RW_TREND_STATS='p(95),p(99),avg' \
 //   k6 run -o experimental-prometheus-rw --tag testid=light-1 loadtest/k6/script.js
-// Optional: RATE=2000 (constant arrival rate instead of VUs), WEBHOOK_TARGET_URL, RESULTS_DIR.
+// Optional: RATE=2000 (constant arrival rate instead of VUs), WEBHOOK_TARGET_URL, RESULTS_DIR (default
+// loadtest-results, which the repository ships: k6 writes files but does not create folders).
+// Every payments request carries its own Idempotency-Key (scenarios.json idempotentQueues).
 import http from 'k6/http';
 import { check, sleep } from 'k6';
-import { buildOptions, pickQueue, bodyFor, summaryText } from './options.js';
+import { buildOptions, pickQueue, bodyFor, summaryText, idempotencyKey } from './options.js';
 
 const scenarios = JSON.parse(open('../scenarios.json'));
 const thresholds = JSON.parse(open('../thresholds.json'));
@@ -21,8 +23,15 @@ export const options = buildOptions(scenarios, thresholds, __ENV);
 http.setResponseCallback(http.expectedStatuses(202));
 
 const bodies = Object.fromEntries(scenarios.mix.map(({ queue }) => [queue, bodyFor(scenarios, queue, __ENV)]));
+// Init code runs once per VU: a random prefix per VU, then __VU and __ITER (k6's documented execution globals)
+// make every key of the run unique without depending on a k6 version that has the WebCrypto global.
+const keyPrefix = `k6-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 const params = (queue) => ({
-  headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
+  headers: {
+    Authorization: `Bearer ${API_KEY}`,
+    'Content-Type': 'application/json',
+    ...(scenarios.idempotentQueues.includes(queue) ? { 'Idempotency-Key': idempotencyKey(keyPrefix, __VU, __ITER) } : {}),
+  },
   tags: { queue, name: `POST /v1/queues/${queue}/jobs` },
 });
 const vuMode = !__ENV.RATE;

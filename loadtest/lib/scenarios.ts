@@ -10,6 +10,8 @@ export interface Stage {
 export interface ScenarioFile {
   thinkTimeMs: number;
   mix: { queue: string; weight: number }[];
+  /** Queues whose every request carries a new Idempotency-Key (each payment is a new intent). */
+  idempotentQueues: string[];
   payloads: Record<string, unknown>;
   scenarios: Record<string, { description: string; stages: Stage[] }>;
   progressive: string[];
@@ -31,7 +33,7 @@ export function parseDuration(text: string): number {
 }
 
 export function loadScenarios(file = path.join(LOADTEST_DIR, 'scenarios.json')): ScenarioFile {
-  return validateScenarios(JSON.parse(readFileSync(file, 'utf8')), file);
+  return validateScenarios(JSON.parse(readFileSync(file, 'utf8')) as ScenarioFile, file);
 }
 
 /** Checks the scenarios file's shape; every runner fails early with a message naming the bad entry. */
@@ -45,6 +47,8 @@ export function validateScenarios(s: ScenarioFile, where = 'scenarios.json'): Sc
   const total = s.mix.reduce((a, m) => a + m.weight, 0);
   if (total <= 0) fail('mix weights must add up to more than 0');
   for (const m of s.mix) if (!s.payloads?.[m.queue]) fail(`no payload for queue "${m.queue}"`);
+  if (!Array.isArray(s.idempotentQueues)) fail('idempotentQueues must list the queues that get a new Idempotency-Key per request ([] for none)');
+  for (const q of s.idempotentQueues) if (!s.mix.some((m) => m.queue === q)) fail(`idempotentQueues names "${q}", which is not in the mix`);
   if (!s.scenarios || !Object.keys(s.scenarios).length) fail('no scenarios');
   for (const [name, sc] of Object.entries(s.scenarios)) {
     if (!sc.stages?.length) fail(`scenario "${name}" has no stages`);
@@ -69,7 +73,7 @@ export function loadLoadThresholds(file = path.join(LOADTEST_DIR, 'thresholds.js
 export function payloadFor(s: ScenarioFile, queue: string, vars: Record<string, string>): string {
   return JSON.stringify(s.payloads[queue]).replace(/\$\{(\w+)\}/g, (_, k: string) => {
     if (vars[k] === undefined) throw new Error(`payload for ${queue} needs ${k}`);
-    return vars[k]!;
+    return vars[k];
   });
 }
 

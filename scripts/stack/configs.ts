@@ -20,8 +20,28 @@ export interface StackPorts {
   slack: number;
 }
 
-export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string) {
-  const cfg = YAML.parse(readFileSync(repoPath('observability/prometheus/prometheus.yml'), 'utf8'));
+/** The parts of observability/prometheus/prometheus.yml rewritten here (the rest passes through untouched). */
+interface PrometheusYaml {
+  global: { scrape_interval?: string; evaluation_interval?: string };
+  rule_files?: string[];
+  alerting: { alertmanagers: unknown[] };
+  scrape_configs: { job_name: string; dns_sd_configs?: unknown; static_configs?: { targets: string[] }[] }[];
+}
+
+/** The parts of observability/alertmanager/alertmanager.yml rewritten here. */
+interface Route {
+  group_wait?: string;
+  group_interval?: string;
+  routes?: Route[];
+}
+interface AlertmanagerYaml {
+  templates?: string[];
+  route: Route;
+  receivers: { name: string; slack_configs?: { api_url_file?: string }[] }[];
+}
+
+export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string): PrometheusYaml {
+  const cfg = YAML.parse(readFileSync(repoPath('observability/prometheus/prometheus.yml'), 'utf8')) as PrometheusYaml;
   if (scrapeInterval) {
     cfg.global.scrape_interval = scrapeInterval;
     cfg.global.evaluation_interval = scrapeInterval;
@@ -44,8 +64,8 @@ export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInte
   return cfg;
 }
 
-export function alertmanagerConfig(slackUrlFile: string, fast: boolean) {
-  const cfg = YAML.parse(readFileSync(repoPath('observability/alertmanager/alertmanager.yml'), 'utf8'));
+export function alertmanagerConfig(slackUrlFile: string, fast: boolean): AlertmanagerYaml {
+  const cfg = YAML.parse(readFileSync(repoPath('observability/alertmanager/alertmanager.yml'), 'utf8')) as AlertmanagerYaml;
   cfg.templates = [repoPath('observability/alertmanager/templates/*.tmpl')];
   for (const r of cfg.receivers) for (const s of r.slack_configs ?? []) s.api_url_file = slackUrlFile;
   if (fast) {

@@ -1,22 +1,24 @@
 /**
  * The whole stack natively, with the real binaries from Debian packages: Redis (noeviction, AOF everysec),
  * redis_exporter, Prometheus (rules, remote-write receiver, exemplars), Alertmanager (Slack → a local
- * Slack-compatible receiver unless a URL file is given), the API, N workers and a webhook receiver. Processes
- * run under `concurrently` (prefixed output, Ctrl-C stops them all). `startStack()` is what live tests use.
+ * Slack-compatible receiver unless a URL file is given), the API, N workers and a webhook receiver.
+ *
+ * Each process is started with the shared process helper (scripts/lib/process.ts): a readiness wait fails at
+ * once, with the process's last output, when it exits instead of becoming ready. Every process's output goes to
+ * its own log file (`logs`), never to the terminal. `startStack()` is what `npm run stack` and the live tests use.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync, copyFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, writeFileSync, copyFileSync, rmSync, type WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
-import { PassThrough, Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { concurrently, Command } from 'concurrently';
 import YAML from 'yaml';
 import { loadThresholds, repoPath } from '../../observability/generate/thresholds';
 import { writeDrillRules } from '../../observability/generate/main';
-import { alertmanagerConfig, prometheusConfig, StackPorts } from './configs';
-import { startSlackReceiver } from './slack-receiver';
-import { freePort } from './ports';
+import { startProcess, type ManagedProcess, type Readiness } from '../lib/process';
+import { pingRedis } from '../lib/redis-server';
+import { freePort } from '../lib/ports';
+import { alertmanagerConfig, prometheusConfig, type StackPorts } from './configs';
+import { startSlackReceiver, type SlackMessage, type SlackReceiver } from './slack-receiver';
 
 export interface StackOptions {
   /** Fixed ports (the CLI); tests leave them out and get free ones. */
@@ -26,18 +28,28 @@ export interface StackOptions {
   drill?: boolean;
   /** File holding a real Slack webhook URL; without it a local Slack-compatible receiver is used. */
   slackUrlFile?: string;
-  /** Where process output goes (default: discarded). */
-  output?: Writable;
+  /** Each local Slack receiver message as it arrives (the CLI prints it). */
+  onSlackMessage?: (msg: SlackMessage) => void;
+  /** Folder for the processes' log files (default: `logs/` in the stack's temporary folder, removed on stop). */
+  logDir?: string;
+  /** Extra environment for the API and the workers. */
   env?: Record<string, string>;
 }
 
 export interface Stack {
   ports: StackPorts;
+  /** Temporary folder: configs, rules, Redis/Prometheus/Alertmanager data (removed by `stop()`). */
   dir: string;
+  /** Log file of each process, by name ("api", "worker-1", "prometheus", …). */
+  logs: Record<string, string>;
+  /** Client key (API_KEYS): jobs and queue reads. */
   apiKey: string;
+  /** Operator key (ADMIN_API_KEYS): /v1/admin/*, e.g. fault injection (FAULTS_ENABLED=true here). */
+  adminKey: string;
   urls: Record<string, string>;
-  slack?: Awaited<ReturnType<typeof startSlackReceiver>>;
-  workerCommands: Command[];
+  slack?: SlackReceiver;
+  processes: Record<string, ManagedProcess>;
+  /** Stops worker `index` (0-based) with SIGTERM, as an orchestrator would. */
   stopWorker(index: number): Promise<void>;
   stop(): Promise<void>;
 }
@@ -54,20 +66,12 @@ export const DEFAULT_PORTS: StackPorts = {
   slack: 8098,
 };
 
-async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await probe()) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`stack: ${what} not ready after ${timeoutMs} ms`);
-}
+/** How long a process gets to become ready; Prometheus and the services load more on a busy machine. */
+const READY_TIMEOUT_MS = 60_000;
+/** A process still running this long after SIGTERM is killed (workers drain their jobs first). */
+const STOP_KILL_AFTER_MS = 15_000;
 
-const httpOk = (url: string) => async () => (await fetch(url)).ok;
+const httpOk = (url: string) => async () => (await fetch(url, { signal: AbortSignal.timeout(2_000) })).ok;
 
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
   for (const entry of ['dist/services/api/server.js', 'dist/services/worker/main.js', 'dist/services/webhook-receiver/main.js']) {
@@ -85,137 +89,150 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     receiver: await freePort(),
     slack: await freePort(),
   };
+  if (ports.workerMetrics.length !== workers) throw new Error(`stack: ${workers} workers need ${workers} worker metrics ports, got ${ports.workerMetrics.length}`);
   const dir = mkdtempSync(path.join(tmpdir(), 'bullmq-stack-'));
   for (const d of ['redis', 'prometheus', 'alertmanager', 'rules']) mkdirSync(path.join(dir, d));
+  const logDir = o.logDir ?? path.join(dir, 'logs');
+  mkdirSync(logDir, { recursive: true });
   const thresholds = loadThresholds();
   if (o.drill) writeDrillRules(thresholds, path.join(dir, 'rules'), { forOverride: '0s', rateWindow: '30s', stuckWindow: '1m' });
   else copyFileSync(repoPath('observability/prometheus/rules/bullmq.rules.yml'), path.join(dir, 'rules', 'bullmq.rules.yml'));
   writeFileSync(path.join(dir, 'prometheus.yml'), YAML.stringify(prometheusConfig(ports, path.join(dir, 'rules'), o.drill ? '1s' : undefined)));
 
-  // Messages are printed only when the stack talks to a person (the CLI); tests read slack.messages.
-  const slack = o.slackUrlFile ? undefined : await startSlackReceiver(ports.slack, '127.0.0.1', o.output === process.stdout);
-  const slackUrlFile = o.slackUrlFile ?? path.join(dir, 'slack_webhook_url');
-  if (slack) writeFileSync(slackUrlFile, slack.url);
-  writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(slackUrlFile, !!o.drill)));
-
-  const apiKey = `stack-${randomBytes(8).toString('hex')}`;
+  const apiKey = `stack-${randomBytes(12).toString('hex')}`;
+  const adminKey = `stack-admin-${randomBytes(12).toString('hex')}`;
   const secret = randomBytes(16).toString('hex');
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
-  const output = o.output ?? new PassThrough().resume();
   const appEnv = {
     PATH: process.env.PATH ?? '',
     REDIS_URL: redisUrl,
     API_KEYS: apiKey,
+    ADMIN_API_KEYS: adminKey,
+    // A demo and drill stack: faults are injected through the admin API (off by default in production).
+    FAULTS_ENABLED: 'true',
     WEBHOOK_SIGNING_SECRET: secret,
     WEBHOOK_ALLOW_PRIVATE: 'true',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
     ...o.env,
   };
-  const node = (entry: string, kind: string) => `"${process.execPath}" --require ./dist/services/${kind}/tracing.js ${entry}`;
 
-  const infra = concurrently(
-    [
-      {
-        name: 'redis',
-        command: `redis-server --port ${ports.redis} --bind 127.0.0.1 --dir ${path.join(dir, 'redis')} --appendonly yes --appendfsync everysec --save "" --maxmemory 256mb --maxmemory-policy noeviction`,
-      },
-      { name: 'redis_exporter', command: `prometheus-redis-exporter --redis.addr=${redisUrl} --web.listen-address=127.0.0.1:${ports.redisExporter}` },
-      {
-        name: 'alertmanager',
-        command: `prometheus-alertmanager --config.file=${path.join(dir, 'alertmanager.yml')} --storage.path=${path.join(dir, 'alertmanager')} --web.listen-address=127.0.0.1:${ports.alertmanager} --cluster.listen-address=`,
-      },
-      {
-        name: 'receiver',
-        command: `"${process.execPath}" dist/services/webhook-receiver/main.js`,
-        env: { RECEIVER_PORT: String(ports.receiver), WEBHOOK_SIGNING_SECRET: secret },
-      },
-    ],
-    { cwd: repoPath(), prefix: 'name', outputStream: output, killOthersOn: [], handleInput: false },
-  );
-  // concurrently's result rejects when any command exits non-zero — which every process does when stopped.
-  infra.result.catch(() => undefined);
-  const all: Command[] = [...infra.commands];
+  const processes: Record<string, ManagedProcess> = {};
+  const logs: Record<string, string> = {};
+  const streams: WriteStream[] = [];
+  let slack: SlackReceiver | undefined;
+
   const stopAll = async () => {
-    for (const c of all) if (c.exited === false) c.kill('SIGTERM');
-    await Promise.race([
-      Promise.all(all.map((c) => (c.exited ? undefined : new Promise((r) => c.close.subscribe(r))))),
-      new Promise((r) => setTimeout(r, 15_000)),
-    ]);
-    for (const c of all) if (c.exited === false) c.kill('SIGKILL');
+    await Promise.all(Object.values(processes).map((p) => p.stop({ signal: 'SIGTERM', killAfterMs: STOP_KILL_AFTER_MS })));
     await slack?.close();
+    await Promise.all(streams.map((s) => new Promise((resolve) => s.end(resolve))));
     rmSync(dir, { recursive: true, force: true });
   };
 
-  try {
-    await waitUntil('redis', async () => {
-      const sock = net.connect(ports.redis, '127.0.0.1');
-      return new Promise<boolean>((resolve) => {
-        sock.once('connect', () => sock.write('PING\r\n'));
-        sock.once('data', (d) => {
-          sock.destroy();
-          resolve(d.toString().startsWith('+PONG'));
-        });
-        sock.once('error', () => resolve(false));
-      });
+  /** Starts one process with its output in <logDir>/<name>.log and waits until it is ready. */
+  const start = async (name: string, command: string, args: string[], ready: Readiness, env?: NodeJS.ProcessEnv) => {
+    const file = path.join(logDir, `${name}.log`);
+    const log = createWriteStream(file, { flags: 'w' });
+    streams.push(log);
+    logs[name] = file;
+    const proc = await startProcess({
+      name,
+      command,
+      args,
+      cwd: repoPath(),
+      env: env ?? { PATH: process.env.PATH ?? '' },
+      onLine: (line) => log.write(`${line}\n`),
+      ready,
+      readyTimeoutMs: READY_TIMEOUT_MS,
     });
-    const apps = concurrently(
-      [
-        { name: 'api', command: node('dist/services/api/server.js', 'api'), env: { ...appEnv, API_PORT: String(ports.api), METRICS_PORT: String(ports.apiMetrics) } },
-        ...ports.workerMetrics.map((p, i) => ({
-          name: `worker-${i + 1}`,
-          command: node('dist/services/worker/main.js', 'worker'),
-          env: { ...appEnv, METRICS_PORT: String(p) },
-        })),
-      ],
-      { cwd: repoPath(), prefix: 'name', outputStream: output, killOthersOn: [], handleInput: false },
+    processes[name] = proc;
+    return proc;
+  };
+  const nodeService = (kind: 'api' | 'worker', entry: string) => ['--require', `./dist/services/${kind}/tracing.js`, entry];
+
+  try {
+    // The local Slack receiver first: Alertmanager must be able to deliver from its first notification on.
+    if (!o.slackUrlFile) slack = await startSlackReceiver(ports.slack, '127.0.0.1', o.onSlackMessage);
+    const slackUrlFile = o.slackUrlFile ?? path.join(dir, 'slack_webhook_url');
+    if (slack) writeFileSync(slackUrlFile, slack.url);
+    writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(slackUrlFile, !!o.drill)));
+
+    await start(
+      'redis',
+      'redis-server',
+      ['--port', String(ports.redis), '--bind', '127.0.0.1', '--dir', path.join(dir, 'redis'), '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory', '256mb', '--maxmemory-policy', 'noeviction'],
+      { probe: () => pingRedis(ports.redis) },
     );
-    apps.result.catch(() => undefined);
-    all.push(...apps.commands);
-    await waitUntil('alertmanager', httpOk(`http://127.0.0.1:${ports.alertmanager}/-/ready`));
-    await waitUntil('api', httpOk(`http://127.0.0.1:${ports.api}/readyz`));
-    for (const p of ports.workerMetrics) await waitUntil(`worker :${p}`, httpOk(`http://127.0.0.1:${p}/metrics`));
-    await waitUntil('redis_exporter', httpOk(`http://127.0.0.1:${ports.redisExporter}/metrics`));
+    // allSettled, not all: when one fails, the others are still starting and must be stopped too.
+    const settled = await Promise.allSettled([
+      start('redis_exporter', 'prometheus-redis-exporter', [`--redis.addr=${redisUrl}`, `--web.listen-address=127.0.0.1:${ports.redisExporter}`], {
+        probe: httpOk(`http://127.0.0.1:${ports.redisExporter}/metrics`),
+      }),
+      start(
+        'alertmanager',
+        'prometheus-alertmanager',
+        [`--config.file=${path.join(dir, 'alertmanager.yml')}`, `--storage.path=${path.join(dir, 'alertmanager')}`, `--web.listen-address=127.0.0.1:${ports.alertmanager}`, '--cluster.listen-address='],
+        { probe: httpOk(`http://127.0.0.1:${ports.alertmanager}/-/ready`) },
+      ),
+      start('receiver', process.execPath, ['dist/services/webhook-receiver/main.js'], { probe: httpOk(`http://127.0.0.1:${ports.receiver}/healthz`) }, {
+        PATH: process.env.PATH ?? '',
+        RECEIVER_PORT: String(ports.receiver),
+        WEBHOOK_SIGNING_SECRET: secret,
+      }),
+      start('api', process.execPath, nodeService('api', 'dist/services/api/server.js'), { probe: httpOk(`http://127.0.0.1:${ports.api}/readyz`) }, {
+        ...appEnv,
+        API_PORT: String(ports.api),
+        METRICS_PORT: String(ports.apiMetrics),
+      }),
+      ...ports.workerMetrics.map((p, i) =>
+        start(`worker-${i + 1}`, process.execPath, nodeService('worker', 'dist/services/worker/main.js'), { probe: httpOk(`http://127.0.0.1:${p}/metrics`) }, { ...appEnv, METRICS_PORT: String(p) }),
+      ),
+    ]);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     // Prometheus last, once every target answers: otherwise its first evaluations page TargetDown (and, with
     // drill timings, send it to Slack) for processes that are merely still starting.
-    const prom = concurrently(
+    await start(
+      'prometheus',
+      'prometheus',
       [
-        {
-          name: 'prometheus',
-          command: `prometheus --config.file=${path.join(dir, 'prometheus.yml')} --storage.tsdb.path=${path.join(dir, 'prometheus')} --web.listen-address=127.0.0.1:${ports.prometheus} --web.enable-remote-write-receiver --enable-feature=exemplar-storage --web.enable-lifecycle`,
-        },
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'prometheus')}`,
+        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
+        '--web.enable-remote-write-receiver',
+        '--enable-feature=exemplar-storage',
+        '--web.enable-lifecycle',
       ],
-      { cwd: repoPath(), prefix: 'name', outputStream: output, killOthersOn: [], handleInput: false },
+      { probe: httpOk(`http://127.0.0.1:${ports.prometheus}/-/ready`) },
     );
-    prom.result.catch(() => undefined);
-    all.push(...prom.commands);
-    await waitUntil('prometheus', httpOk(`http://127.0.0.1:${ports.prometheus}/-/ready`));
-    await waitUntil('receiver', httpOk(`http://127.0.0.1:${ports.receiver}/healthz`));
-    const workerCommands = apps.commands.slice(1);
-    return {
-      ports,
-      dir,
-      apiKey,
-      slack,
-      workerCommands,
-      urls: {
-        api: `http://127.0.0.1:${ports.api}`,
-        prometheus: `http://127.0.0.1:${ports.prometheus}`,
-        alertmanager: `http://127.0.0.1:${ports.alertmanager}`,
-        receiver: `http://127.0.0.1:${ports.receiver}/hooks`,
-        ...(slack ? { slack: slack.url } : {}),
-        apiMetrics: `http://127.0.0.1:${ports.apiMetrics}/metrics`,
-        ...Object.fromEntries(ports.workerMetrics.map((p, i) => [`worker${i + 1}Metrics`, `http://127.0.0.1:${p}/metrics`])),
-        redisExporter: `http://127.0.0.1:${ports.redisExporter}/metrics`,
-      },
-      stopWorker: async (i) => {
-        const c = workerCommands[i]!;
-        c.kill('SIGTERM');
-        await new Promise((r) => c.close.subscribe(r));
-      },
-      stop: stopAll,
-    };
   } catch (err) {
     await stopAll();
     throw err;
   }
+
+  const workerProcesses = ports.workerMetrics.map((_, i) => processes[`worker-${i + 1}`]!);
+  return {
+    ports,
+    dir,
+    logs,
+    apiKey,
+    adminKey,
+    slack,
+    processes,
+    urls: {
+      api: `http://127.0.0.1:${ports.api}`,
+      prometheus: `http://127.0.0.1:${ports.prometheus}`,
+      alertmanager: `http://127.0.0.1:${ports.alertmanager}`,
+      receiver: `http://127.0.0.1:${ports.receiver}/hooks`,
+      ...(slack ? { slack: slack.url } : {}),
+      apiMetrics: `http://127.0.0.1:${ports.apiMetrics}/metrics`,
+      ...Object.fromEntries(ports.workerMetrics.map((p, i) => [`worker${i + 1}Metrics`, `http://127.0.0.1:${p}/metrics`])),
+      redisExporter: `http://127.0.0.1:${ports.redisExporter}/metrics`,
+    },
+    stopWorker: async (i) => {
+      const worker = workerProcesses[i];
+      if (!worker) throw new Error(`stack: no worker ${i} (there are ${workerProcesses.length})`);
+      await worker.stop({ signal: 'SIGTERM', killAfterMs: STOP_KILL_AFTER_MS });
+    },
+    stop: stopAll,
+  };
 }

@@ -13,6 +13,11 @@ export interface JobMeta {
    * per client, so side effects are deduplicated by (clientId, idempotencyKey).
    */
   clientId?: string;
+  /**
+   * Set by the worker when the job's own target answered 429 (services/worker/deferral.ts): how many times the job
+   * was deferred and when the first deferral happened, so the bound survives worker restarts.
+   */
+  rateLimitDeferrals?: { count: number; firstAt: number };
 }
 
 export interface JobEnvelope<P = Record<string, unknown>> {

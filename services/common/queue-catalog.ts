@@ -105,8 +105,11 @@ export const QUEUE_CATALOG = {
     description: 'Signed HTTP POST deliveries to customer endpoints.',
     payloadSchema: WebhookPayload,
     // Lock longer than the 30 s timeout so a slow but live delivery is never taken for stalled.
+    // Concurrency 64: deliveries are I/O-bound (a socket and a few KB each), and with WEBHOOK_MAX_PER_HOST = 2
+    // it takes 32 hanging target hosts — each held at most 10 s by the client's headers timeout — to fill one
+    // worker, so a healthy target still finds a free slot at once (services/worker/webhook/host-slots.ts).
     policy: {
-      concurrency: 8, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5,
+      concurrency: 64, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5,
       ...stallDefaults, lockDurationMs: 45_000,
     },
   },

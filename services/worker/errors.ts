@@ -2,9 +2,14 @@
  * Errors a processor throws, each mapped to one failure reason and one retry decision:
  * - JobTimeoutError: the attempt exceeded the queue's timeout → retried with backoff, reason "timeout".
  * - ProviderError: provider/target failed transiently (5xx, 408, network) → retried, reason "provider_error".
- * - RateLimitedError: provider/target answered 429 → queue rate limiter engaged, job retried without
- *   consuming an attempt; not a failure.
- * - UnrecoverableError (BullMQ): the request itself is wrong (4xx, refused target) → failed at once, "rejected".
+ * - RateLimitedError: a provider shared by the whole queue answered 429 → queue rate limiter engaged, job retried
+ *   without consuming an attempt; not a failure.
+ * - JobDeferredError: only this job must wait (its webhook target answered 429, or its target host is at its
+ *   concurrency limit) → the job alone moves to delayed, no attempt consumed; not a failure.
+ * - RateLimitExhaustedError: a job deferred by its target's 429s too often or too long → failed at once,
+ *   "rate_limited".
+ * - UnrecoverableError (BullMQ): the request itself is wrong (4xx, refused target, malformed job, a payment that
+ *   conflicts with another) → failed at once, "rejected".
  */
 import { UnrecoverableError } from 'bullmq';
 import type { FailureReason } from '../common/telemetry/job-metrics';
@@ -30,6 +35,21 @@ export class RateLimitedError extends Error {
   }
 }
 
+/** Why a job alone was put back to delayed: its target's 429, or its target host already at WEBHOOK_MAX_PER_HOST. */
+export type DeferralCause = 'rate_limited' | 'host_busy';
+
+export class JobDeferredError extends Error {
+  override name = 'JobDeferredError';
+  constructor(readonly delayMs: number, readonly kind: DeferralCause, message = `deferred ${delayMs} ms (${kind})`) {
+    super(message);
+  }
+}
+
+/** Unrecoverable: retrying cannot help once the bound on a target's 429 deferrals is reached. */
+export class RateLimitExhaustedError extends UnrecoverableError {
+  override name = 'RateLimitExhaustedError';
+}
+
 export { UnrecoverableError };
 
 /** BullMQ's deferred failure for a job that stalled more than maxStalledCount times. */
@@ -39,6 +59,7 @@ export function failureReason(err: unknown): FailureReason {
   if (err instanceof JobTimeoutError) return 'timeout';
   if (err instanceof ProviderError) return 'provider_error';
   if (err instanceof Error && err.message === STALLED_FAILURE_MESSAGE) return 'stalled';
+  if (err instanceof RateLimitExhaustedError) return 'rate_limited';
   if (err instanceof UnrecoverableError) return 'rejected';
   return 'other';
 }

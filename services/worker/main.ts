@@ -12,9 +12,11 @@ import { createLogger } from '../common/logger';
 import { QUEUE_NAMES } from '../common/queue-catalog';
 import { queueKeyPrefix } from '../common/queue-keys';
 import { assertNoEviction, createWorkerConnection } from '../common/redis';
-import { CachedFaults, FaultStore } from '../common/faults';
+import { CachedFaults, FaultStore, NO_FAULTS } from '../common/faults';
+import type { FaultSource } from './providers/simulated';
 import { createRegistry } from '../common/telemetry/registry';
 import { createJobMetrics, noopJobMetrics } from '../common/telemetry/job-metrics';
+import { createWebhookMetrics, noopWebhookMetrics } from '../common/telemetry/webhook-metrics';
 import { registerQueueStateMetrics } from '../common/telemetry/queue-state-metrics';
 import { startMetricsServer, MetricsServer } from '../common/telemetry/metrics-server';
 import { shutdownTracing } from '../common/telemetry/tracing';
@@ -57,13 +59,17 @@ async function main(): Promise<void> {
   const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: queueKeyPrefix(config, name) }));
   if (config.metrics.enabled) registerQueueStateMetrics(registry, stateQueues);
 
-  const faults = new CachedFaults(new FaultStore(connection, config.queuePrefix), QUEUE_NAMES);
-  await faults.start();
+  // FAULTS_ENABLED=false (the default): stored fault settings are never read, so whatever sits in Redis — left by
+  // a drill, or written by anyone — cannot slow, fail or rate-limit real jobs.
+  const cachedFaults = config.faultsEnabled ? new CachedFaults(new FaultStore(connection, config.queuePrefix), QUEUE_NAMES) : undefined;
+  await cachedFaults?.start();
+  const faults: FaultSource = cachedFaults ?? { get: () => NO_FAULTS };
   const webhookClient = config.webhooks.signingSecret
     ? new WebhookClient({
         signingSecret: config.webhooks.signingSecret,
         allowPrivate: config.webhooks.allowPrivate,
         maxRetryAfterMs: config.webhooks.maxRetryAfterMs,
+        maxPerHost: config.webhooks.maxPerHost,
       })
     : undefined;
   const processorDeps = {
@@ -71,6 +77,7 @@ async function main(): Promise<void> {
     notificationProvider: new SimulatedNotificationProvider(faults),
     ledger: new PaymentLedger(connection, config.queuePrefix),
     webhookClient: webhookClient as WebhookClient,
+    webhookMetrics: config.metrics.enabled && config.worker.queues.includes('webhooks') ? createWebhookMetrics(registry) : noopWebhookMetrics,
   };
 
   const workers: Worker[] = config.worker.queues.map((queue) =>
@@ -88,7 +95,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     log.info({ reason, graceMs: config.shutdownGraceMs }, 'shutting down: no new jobs, finishing active ones');
     await Promise.all(workers.map((w) => w.close()));
-    faults.stop();
+    cachedFaults?.stop();
     stopMemoryGuard();
     await webhookClient?.close();
     await metricsServer?.close();
@@ -116,7 +123,12 @@ async function main(): Promise<void> {
 
   for (const w of workers) void w.run().catch((err) => log.error({ err }, 'worker run loop failed'));
   log.info(
-    { queues: config.worker.queues, concurrency: config.worker.concurrency, metricsPort: metricsServer?.port },
+    {
+      queues: config.worker.queues,
+      concurrency: config.worker.concurrency,
+      metricsPort: metricsServer?.port,
+      faultInjection: config.faultsEnabled,
+    },
     'worker started',
   );
 }

@@ -1,28 +1,59 @@
 /**
- * The payments ledger: a durable record of every charge this system applied, keyed by the client's
- * Idempotency-Key, else the payment reference, else the job id. BullMQ delivers at least once — a job whose
- * worker died mid-charge runs again — so the processor consults the ledger before charging and passes the same
- * key to the provider, which refuses to apply a key twice. Together: each payment applied at most once.
+ * The payments ledger: a durable record of every charge this system applied.
+ *
+ * A charge is identified by its intent — the client's Idempotency-Key, scoped to the client that sent it
+ * (`meta.clientId`, a digest of its API key: two clients may pick the same key) — and bound to the payment's
+ * details (amount, currency, account). BullMQ delivers at least once — a job whose worker died mid-charge runs
+ * again, and a client may send its intent again — so the processor consults the ledger before charging and
+ * passes the intent key to the provider, which refuses to apply a key twice or to a different payment. A job
+ * without an Idempotency-Key (enqueued around the API) is its own intent: its job id.
+ *
+ * `reference` is unique per account: the first intent to use it claims it (SET NX: of two concurrent payments,
+ * exactly one wins) before any charge. The same intent may come back to it (a replay); another intent using it is
+ * refused for good, whatever its details — a second charge under one order reference is what the reference exists
+ * to prevent, and answering with the first charge would make two payments share one charge id.
  *
  * One Redis key per entry, expiring after LEDGER_TTL_SECONDS (7 days: longer than any retry, the 24 h failed
  * retention and the longest allowed delay), so the ledger cannot grow without bound under noeviction.
  */
+import { createHash } from 'node:crypto';
 import type { RedisClient } from '../common/redis';
+import type { JobMeta } from '../common/job-envelope';
 
 export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
 
-export interface LedgerEntry {
-  chargeId: string;
-  jobId: string;
+/** What binds an intent: the same intent with other details is a different payment, never merged. */
+export interface PaymentDetails {
   amount: number;
   currency: string;
+  account: string;
+}
+
+export interface LedgerEntry extends Partial<PaymentDetails> {
+  chargeId: string;
+  jobId: string;
   at: number;
+}
+
+/** Who holds an account's reference: the intent (ledger key) and the details it was claimed with. */
+export interface ReferenceClaim extends PaymentDetails {
+  ledgerKey: string;
+  jobId: string;
+  reference: string;
+  at: number;
+}
+
+export function sameDetails(a: Partial<PaymentDetails>, b: PaymentDetails): boolean {
+  // Entries written before the account was recorded compare on what they hold.
+  return a.amount === b.amount && a.currency === b.currency && (a.account === undefined || a.account === b.account);
 }
 
 export class PaymentLedger {
   private readonly prefix: string;
+  private readonly referencePrefix: string;
   constructor(private readonly redis: RedisClient, prefix: string) {
     this.prefix = `${prefix}:ledger:payments:`;
+    this.referencePrefix = `${prefix}:ledger:references:`;
   }
 
   async get(ledgerKey: string): Promise<LedgerEntry | undefined> {
@@ -35,10 +66,33 @@ export class PaymentLedger {
     const created = await this.redis.set(this.prefix + ledgerKey, JSON.stringify(entry), 'EX', LEDGER_TTL_SECONDS, 'NX');
     return created === 'OK' ? entry : ((await this.get(ledgerKey)) ?? entry);
   }
+
+  /**
+   * Claims (account, reference) for this intent unless another holds it; returns the claim that stands — this
+   * one, or the earlier one. SET NX is atomic: of concurrent claims exactly one is stored.
+   */
+  async claimReference(claim: ReferenceClaim): Promise<ReferenceClaim> {
+    const key = this.referencePrefix + referenceDigest(claim.account, claim.reference);
+    for (;;) {
+      const created = await this.redis.set(key, JSON.stringify(claim), 'EX', LEDGER_TTL_SECONDS, 'NX');
+      if (created === 'OK') return claim;
+      const raw = await this.redis.get(key);
+      if (raw) return JSON.parse(raw) as ReferenceClaim;
+      // Expired between SET NX and GET: claim again.
+    }
+  }
 }
 
-export function ledgerKeyFor(job: { id?: string }, payload: { reference?: string }, idempotencyKey?: string): string {
-  if (idempotencyKey) return `idem:${idempotencyKey}`;
-  if (payload.reference) return `ref:${payload.reference}`;
+/** Account and reference are free text (':' included): a digest keeps the Redis key unambiguous and bounded. */
+function referenceDigest(account: string, reference: string): string {
+  return createHash('sha256').update(JSON.stringify([account, reference])).digest('hex');
+}
+
+/**
+ * The intent's ledger key, also the provider's idempotency key: `idem:<clientId>:<Idempotency-Key>`
+ * (`idem:-:<key>` for jobs enqueued before the API recorded the client), else `job:<job id>`.
+ */
+export function ledgerKeyFor(job: { id?: string }, meta: Pick<JobMeta, 'idempotencyKey' | 'clientId'>): string {
+  if (meta.idempotencyKey) return `idem:${meta.clientId ?? '-'}:${meta.idempotencyKey}`;
   return `job:${job.id}`;
 }

@@ -30,7 +30,7 @@ import {
   traceFields,
   tracer,
 } from '../common/telemetry/trace-context';
-import { JobTimeoutError, RateLimitedError, failureReason } from './errors';
+import { DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError, failureReason } from './errors';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {
@@ -47,8 +47,11 @@ type AttemptOutcome =
   | { kind: 'completed' }
   /** Provider/target 429: the queue's limiter is engaged and the job re-runs without using an attempt. */
   | { kind: 'rate_limited'; retryAfterMs: number }
-  /** The processor moved the job to delayed itself (DelayedError): not a failure, no attempt used. */
-  | { kind: 'deferred' }
+  /**
+   * Only this job waits: a webhook target's 429 or a busy target host (JobDeferredError → moved to delayed here),
+   * or the processor moved it itself (DelayedError). Not a failure, no attempt used.
+   */
+  | { kind: 'deferred'; cause?: DeferralCause; delayMs?: number }
   | { kind: 'failed'; err: unknown; reason: FailureReason; willRetry: boolean };
 
 /** When the job became eligible to run: enqueue time plus its delay. Wait and end-to-end times start here. */
@@ -58,6 +61,7 @@ export function eligibleAt(job: Pick<QueueJob, 'timestamp' | 'opts'>): number {
 
 function classifyFailure(err: unknown, attempt: number, maxAttempts: number): AttemptOutcome {
   if (err instanceof RateLimitedError) return { kind: 'rate_limited', retryAfterMs: err.retryAfterMs };
+  if (err instanceof JobDeferredError) return { kind: 'deferred', cause: err.kind, delayMs: err.delayMs };
   if (err instanceof DelayedError) return { kind: 'deferred' };
   const willRetry = !(err instanceof UnrecoverableError) && attempt < maxAttempts;
   return { kind: 'failed', err, reason: failureReason(err), willRetry };
@@ -117,7 +121,12 @@ export function createAttemptRunner<Q extends QueueName>(
         });
         break;
       case 'deferred':
-        safely('span deferred', () => span.addEvent('deferred'));
+        // A target's 429 counts as a rate-limit hit like a provider's does (deferral.ts).
+        if (outcome.cause === 'rate_limited') metrics.rateLimited(queue);
+        safely('span deferred', () => {
+          span.addEvent('deferred', { 'bullmq.deferral': outcome.cause ?? 'processor', delay_ms: outcome.delayMs ?? 0 });
+          if (outcome.cause) span.setAttribute('bullmq.deferred', outcome.cause);
+        });
         break;
       case 'failed': {
         const { err, reason, willRetry } = outcome;
@@ -139,7 +148,8 @@ export function createAttemptRunner<Q extends QueueName>(
     }
   }
 
-  return async function runAttempt(job: QueueJob<PayloadOf<Q>>): Promise<unknown> {
+  // `token` is the job's lock token, passed by BullMQ as the processor's 2nd argument (needed to move it to delayed).
+  return async function runAttempt(job: QueueJob<PayloadOf<Q>>, token?: string): Promise<unknown> {
     const startedAt = Date.now();
     const attempt = job.attemptsMade + 1;
     const { span, ctx } = startSpan(job, attempt);
@@ -180,6 +190,12 @@ export function createAttemptRunner<Q extends QueueName>(
       );
     } catch (err) {
       outcome = classifyFailure(err, attempt, job.opts.attempts ?? defaultAttempts);
+      if (err instanceof JobDeferredError) {
+        // Only this job waits (BullMQ's documented "delay a job while processing" pattern): no attempt consumed,
+        // the rest of the queue keeps running (deferral.ts).
+        await job.moveToDelayed(Date.now() + err.delayMs, token);
+        throw new DelayedError();
+      }
       if (outcome.kind === 'rate_limited') {
         await deps.rateLimit(outcome.retryAfterMs);
         throw Worker.RateLimitError();

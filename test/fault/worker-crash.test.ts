@@ -14,6 +14,7 @@ import { waitFor } from '../helpers/wait';
 import { enqueueWithRetry, payment, redisClient, ms } from './lib';
 import type { Pipeline } from '../helpers/pipeline';
 import { ledgerEntries, providerCharges } from '../helpers/charges';
+import { ledgerKeyFor } from '../../services/worker/payment-ledger';
 
 const enqueue = (p: Pipeline, body: object, key: string) =>
   enqueueWithRetry(async (headers) => {
@@ -50,7 +51,12 @@ t.test('1. SIGKILL with 60 active payments: another worker completes all, each c
 
   const charges = await providerCharges(redis, p.prefix);
   const ledger = await ledgerEntries(redis, p.prefix);
-  const expectedKeys = ids.map((_, i) => `idem:crash1-${i}`).sort(); // ledger key = the client's Idempotency-Key
+  // ledger key = the intent: (client, Idempotency-Key) as the API stored them in each job
+  const jobs = await Promise.all(ids.map((id) => p.app.queues.payments.getJob(id)));
+  const expectedKeys = jobs.map((j, i) => {
+    t.equal(j?.data.meta.idempotencyKey, `crash1-${i}`, 'the job carries its Idempotency-Key');
+    return ledgerKeyFor(j!, j!.data.meta);
+  }).sort();
   t.same(Object.keys(charges).sort(), expectedKeys, 'provider: exactly one applied charge per payment');
   t.same(Object.keys(ledger).sort(), expectedKeys, 'ledger: exactly one entry per payment');
   const mismatched = expectedKeys.filter((k) => (JSON.parse(ledger[k]!) as { chargeId: string }).chargeId !== charges[k]);

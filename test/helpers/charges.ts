@@ -18,7 +18,10 @@ async function byPrefix(redis: RedisClient, keyPrefix: string): Promise<Record<s
 }
 
 /** The simulated provider's applied charges: ledger key → charge id. */
-export const providerCharges = (redis: RedisClient, prefix: string) => byPrefix(redis, `${prefix}:simulated-provider:charges:`);
+export async function providerCharges(redis: RedisClient, prefix: string): Promise<Record<string, string>> {
+  const raw = await byPrefix(redis, `${prefix}:simulated-provider:charges:`);
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, (JSON.parse(v) as { chargeId: string }).chargeId]));
+}
 
 /** The worker's payment ledger: ledger key → entry JSON. */
 export const ledgerEntries = (redis: RedisClient, prefix: string) => byPrefix(redis, `${prefix}:ledger:payments:`);

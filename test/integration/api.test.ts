@@ -2,12 +2,12 @@
  * The API contract through app.inject(), against the real Redis: validation and the one error shape, auth,
  * idempotency under concurrency, job reads, fault settings, the guide's JSON endpoints and probes.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { buildTestApp } from '../helpers/app';
 
 const payment = { amount: 1250, currency: 'EUR', account: 'acct_42' };
 
-function assertErrorShape(t: Tap.Test, res: { statusCode: number; json(): any }, status: number, code: string) {
+function assertErrorShape(t: Test, res: { statusCode: number; json(): any }, status: number, code: string) {
   const body = res.json();
   t.equal(res.statusCode, status, `status ${status}`);
   t.same(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode'], 'error shape');
@@ -15,10 +15,6 @@ function assertErrorShape(t: Tap.Test, res: { statusCode: number; json(): any },
   t.equal(body.code, code);
   t.type(body.message, 'string');
   return body;
-}
-type TapTest = Parameters<Parameters<typeof t.test>[1]>[0];
-declare namespace Tap {
-  type Test = TapTest;
 }
 
 t.test('POST accepts a valid job: 202, id, state and Location', async (t) => {

@@ -1,11 +1,14 @@
-/** Webhook delivery outcomes over real HTTP: 5xx retried, 4xx rejected, 429 rate limited, slow target timed out, SSRF refused. */
+/**
+ * Webhook delivery outcomes over real HTTP: 5xx retried, 4xx rejected, 429 deferred, slow target timed out, SSRF
+ * refused, and jobs the worker cannot send (CR/LF in the event, an unparseable URL) failed once, not retried.
+ */
 import t from 'tap';
 import { startPipeline } from '../helpers/pipeline';
 import { startReceiver } from '../helpers/receiver';
 import { scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 
-t.test('webhook responses map to done / retry / rejected / rate limited', async (t) => {
+t.test('webhook responses map to done / retry / rejected / deferred (429)', async (t) => {
   const p = await startPipeline(t);
   const receiver = await startReceiver();
   t.teardown(() => receiver.close());
@@ -53,4 +56,31 @@ t.test('SSRF: private targets refused unless WEBHOOK_ALLOW_PRIVATE=true', async 
   const byName = await p.enqueue('webhooks', { data: { url: receiver.url.replace('127.0.0.1', 'localhost'), event: 'e', payload: {} } });
   t.match((await p.waitForState('webhooks', byName, 'failed')).failedReason, /private, loopback or reserved/, 'hostname resolving to loopback refused too');
   t.equal(receiver.deliveries.length, 0, 'nothing reached the private receiver');
+});
+
+t.test('a job the worker cannot send fails once as rejected, never retried (even if it got past the API)', async (t) => {
+  const p = await startPipeline(t);
+  const receiver = await startReceiver();
+  t.teardown(() => receiver.close());
+  const worker = await p.startWorker({ WORKER_QUEUES: 'webhooks' });
+  // Straight into the queue, as a job written around the API's validation would arrive.
+  const add = async (url: string, event: string) =>
+    String((await p.app.queues.webhooks.add('webhooks', { payload: { url, event, payload: {} }, meta: {} })).id);
+  const crlf = await add(receiver.url, 'order.paid\r\nx-injected: 1');
+  const unparseable = await add('http://exa mple.com/hooks', 'order.paid');
+  const scheme = await add('file:///etc/passwd', 'order.paid');
+  const cases = [
+    [crlf, /event "order\.paid\\r\\nx-injected: 1" is not an HTTP token/],
+    [unparseable, /url "http:\/\/exa mple\.com\/hooks" cannot be parsed/],
+    [scheme, /scheme "file:" is not http or https/],
+  ] as const;
+  for (const [id, reason] of cases) {
+    const failed = await p.waitForState('webhooks', id, 'failed');
+    t.match(failed.failedReason, reason, 'failed, saying what is wrong');
+    t.equal(failed.attemptsMade, 1, 'one attempt: not retried');
+  }
+  t.equal(receiver.deliveries.length, 0, 'nothing sent');
+  const m = await scrape(worker.metricsUrl);
+  t.equal(valueOf(m, 'bullmq_jobs_failed_total', { queue: 'webhooks', reason: 'rejected' }), 3, 'counted as rejected');
+  t.equal(valueOf(m, 'bullmq_job_retries_total', { queue: 'webhooks' }), 0, 'no retry');
 });

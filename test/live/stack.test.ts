@@ -5,16 +5,19 @@
  *    (but k6's) returns at least one series;
  * 2. alert drill: payments failure rate 50 % → BullMQJobErrorRateHigh{queue="payments"} reaches the Slack-compatible
  *    receiver with labels and runbook link; back to 0 → the resolved message; a stopped worker → TargetDown;
- * 3. an evicting maxmemory-policy set at runtime → RedisEvictionPolicyUnsafe (the exporter's label is right).
+ * 3. the live status line (requests/s, depth and failing % per queue, firing alerts) reads that Prometheus, and every
+ *    process writes its output to its own log file;
+ * 4. an evicting maxmemory-policy set at runtime → RedisEvictionPolicyUnsafe (the exporter's label is right).
  */
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { startStack, Stack } from '../../scripts/stack/stack';
+import { startStack, type Stack } from '../../scripts/stack/stack';
 import { runLoad } from '../../loadtest/run';
 import { REPO_ROOT } from '../../observability/generate/thresholds';
 import { waitFor } from '../helpers/wait';
+import { formatStatus, loadedRecordingRules, readStatus, signalQueries, SIGNALS } from '../../scripts/stack/status';
 
 // About 2.5 minutes alone (two timed loads, alert round trips); more on a loaded CI box than .taprc's 240 s allows.
 t.setTimeout(480_000);
@@ -26,12 +29,15 @@ t.before(async () => {
 });
 t.teardown(() => stack?.stop());
 
-async function api(method: string, url: string, body?: unknown) {
-  const res = await fetch(`${stack.urls.api}${url}`, {
-    method,
-    headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+/** Fault settings go through the admin API with the stack's admin key (ADMIN_API_KEYS; FAULTS_ENABLED=true). */
+async function setFaults(queue: string, faults: Record<string, number>) {
+  const res = await fetch(`${stack.urls.api}/v1/admin/faults/${queue}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${stack.adminKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
   });
+  // A refused setting would make every check below meaningless: fail here, with the API's answer.
+  if (!res.ok) throw new Error(`PUT /v1/admin/faults/${queue}: ${res.status} ${await res.text()}`);
   return res.json() as Promise<any>;
 }
 
@@ -43,12 +49,12 @@ async function query(expr: string): Promise<unknown[]> {
 }
 
 t.test('every dashboard panel query returns data from the live Prometheus', async (t) => {
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0.3, rateLimitRate: 0.2, latencyMs: 30 });
-  await api('PUT', '/v1/admin/faults/notifications', { timeoutRate: 0.1 });
+  await setFaults('payments', { failureRate: 0.3, rateLimitRate: 0.2, latencyMs: 30 });
+  await setFaults('notifications', { timeoutRate: 0.1 });
   const report = await runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '20s', quiet: true });
   t.ok(report.queues.every((q) => q.requests > 0), 'load reached every queue');
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0, rateLimitRate: 0, latencyMs: 0 });
-  await api('PUT', '/v1/admin/faults/notifications', { timeoutRate: 0 });
+  await setFaults('payments', { failureRate: 0, rateLimitRate: 0, latencyMs: 0 });
+  await setFaults('notifications', { timeoutRate: 0 });
 
   const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
   const empty: string[] = [];
@@ -73,6 +79,28 @@ t.test('every dashboard panel query returns data from the live Prometheus', asyn
     { timeoutMs: 60_000, intervalMs: 3_000, what: 'every panel query to return data' },
   ).catch(() => undefined);
   t.same(empty, [], `all ${checked} panel queries return at least one series`);
+});
+
+t.test('live status line reads the stack Prometheus through the recording rules; process output is in log files', async (t) => {
+  const queries = signalQueries(await loadedRecordingRules(stack.urls.prometheus!));
+  t.same(queries, signalQueries(new Set(Object.values(SIGNALS).map((s) => s.recorded))), 'the drill rules have every recording rule the status uses');
+  // Under load every queue has a depth and a failing ratio (finished jobs in the window), the API a request rate.
+  const load = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '15s', quiet: true });
+  const status = await waitFor(
+    async () => {
+      const s = await readStatus(stack.urls.prometheus!, queries);
+      return s.requestsPerSecond !== undefined && s.queues.every((q) => q.depth !== undefined && q.failingRatio !== undefined) ? s : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 1_000, what: 'a status with every signal' },
+  );
+  await load;
+  t.ok(status.requestsPerSecond! > 0, `API requests/s from the recording rule: ${status.requestsPerSecond}`);
+  t.same(status.queues.map((q) => q.queue), ['payments', 'notifications', 'webhooks']);
+  t.match(formatStatus(status), /^\d\d:\d\d:\d\d {2}api [\d.]+ req\/s \| payments depth \d+ failing [\d.]+% \| notifications depth \d+ failing [\d.]+% \| webhooks depth \d+ failing [\d.]+% \| /);
+  const names = ['redis', 'redis_exporter', 'alertmanager', 'receiver', 'api', 'worker-1', 'worker-2', 'prometheus'];
+  t.same(Object.keys(stack.logs).sort(), names.sort(), 'one log file per process');
+  t.match(readFileSync(stack.logs.api!, 'utf8'), /"msg":"api listening"/, 'the API log has its startup line');
+  t.match(readFileSync(stack.logs.prometheus!, 'utf8'), /Server is ready to receive web requests/, 'the Prometheus log too');
 });
 
 t.test('dashboard variables have values; exemplars carry the trace id label Grafana links to Jaeger', async (t) => {
@@ -100,7 +128,7 @@ t.test('dashboard variables have values; exemplars carry the trace id label Graf
 t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker → TargetDown', async (t) => {
   const slack = stack.slack!;
   const titles = () => slack.messages.flatMap((m) => (m.attachments ?? []).map((a) => `${a.title}\n${a.text}`));
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0.5 });
+  await setFaults('payments', { failureRate: 0.5 });
   const load = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '40s', quiet: true });
   const firing = await waitFor(() => titles().find((x) => /^\[FIRING:\d+\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
     timeoutMs: 60_000,
@@ -112,7 +140,7 @@ t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker �
   t.match(firing, /\/d\/bullmq-queues/, 'dashboard link');
   t.match(firing, /\d+(\.\d+)?% of payments jobs failed over 30s, above the (warning|critical) threshold/, 'description with the value and the drill window');
   await load;
-  await api('PUT', '/v1/admin/faults/payments', { failureRate: 0 });
+  await setFaults('payments', { failureRate: 0 });
   // Successful traffic so the ratio falls below the threshold.
   const recovery = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '45s', quiet: true });
   const resolved = await waitFor(() => titles().find((x) => /^\[RESOLVED\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
@@ -134,6 +162,8 @@ t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker �
     what: 'TargetDown for the stopped worker',
   });
   t.match(down, /FIRING/);
+  const status = await readStatus(stack.urls.prometheus!, signalQueries(await loadedRecordingRules(stack.urls.prometheus!)));
+  t.ok(status.firing.some((a) => a.alertname === 'TargetDown' && a.instance === `127.0.0.1:${stack.ports.workerMetrics[0]}`), 'the status line lists TargetDown as firing');
 });
 
 t.test('unsafe eviction policy → RedisEvictionPolicyUnsafe reaches Slack and /readyz says why', async (t) => {

@@ -16,14 +16,19 @@ import Ajv from 'ajv';
 import { buildTestApp } from '../helpers/app';
 import { PRIORITIES, QUEUE_CATALOG } from '../../services/common/queue-catalog';
 import { ROOT } from '../helpers/services';
+import { esmImport } from '../helpers/esm-import';
 
 /** A stand-in for the API: 202 to every job POST, 500 for failQueue, answers for slowQueue delayed by slowMs. */
 async function fakeApi(failQueue?: string, slow?: { queue: string; ms: number }) {
   let requests = 0;
+  /** Idempotency-Key of every request, by queue ('' when the request had none). */
+  const keys: Record<string, string[]> = {};
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       requests++;
+      const queue = /\/v1\/queues\/([^/]+)\/jobs$/.exec(req.url ?? '')?.[1] ?? req.url ?? '';
+      (keys[queue] ??= []).push(String(req.headers['idempotency-key'] ?? ''));
       const fail = failQueue && req.url?.includes(`/${failQueue}/`);
       const answer = () => res.writeHead(fail ? 500 : 202, { 'content-type': 'application/json' }).end('{"id":"1"}');
       if (slow && req.url?.includes(`/${slow.queue}/`)) setTimeout(answer, slow.ms);
@@ -31,7 +36,7 @@ async function fakeApi(failQueue?: string, slow?: { queue: string; ms: number })
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, count: () => requests, close: () => new Promise((r) => server.close(r)) };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, count: () => requests, keys, close: () => new Promise((r) => server.close(r)) };
 }
 
 t.test('scenarios: the guide plan, one file for every runner', async (t) => {
@@ -89,8 +94,6 @@ t.test('every scenario payload validates against the queue catalog schemas (no R
 
 t.test('k6 options: executors, stages, per-queue thresholds from thresholds.json, testid tag', async (t) => {
   const src = readFileSync(path.join(ROOT, 'loadtest/k6/options.js'), 'utf8');
-  // A real ESM import (TypeScript would turn `import()` into require here).
-  const esmImport = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<any>;
   const mod = await esmImport(`data:text/javascript;base64,${Buffer.from(src).toString('base64')}`);
   const s = loadScenarios();
   const th = loadLoadThresholds();
@@ -133,6 +136,12 @@ t.test('no-k6 runner: measures per queue, passes, and fails with exit code 1 whe
   t.equal(pass.status, 0, pass.stdout + pass.stderr);
   t.match(pass.stdout, /payments\s+\d+\s+0\s/);
   t.match(pass.stdout, /PASS/);
+  // Each payment is its own intent: a new Idempotency-Key on every payments request, none elsewhere.
+  const paymentKeys = ok.keys.payments ?? [];
+  t.ok(paymentKeys.length > 5, `payments requests sent (${paymentKeys.length})`);
+  t.ok(paymentKeys.every((k) => /^loadtest-[0-9a-f-]{36}$/.test(k)), 'every payments request carries an Idempotency-Key');
+  t.equal(new Set(paymentKeys).size, paymentKeys.length, 'no key is sent twice');
+  t.same([...new Set([...(ok.keys.notifications ?? []), ...(ok.keys.webhooks ?? [])])], [''], 'notifications and webhooks send no key');
   const fail = await run(bad.url);
   t.equal(fail.status, 1, 'exit code 1 on a crossed threshold');
   t.match(fail.stdout, /✗ payments error ratio: 1 \(limit 0\.05\)/);
@@ -148,7 +157,8 @@ t.test('no-k6 runner: measures per queue, passes, and fails with exit code 1 whe
   t.match(late.stdout, /FAIL: thresholds crossed/);
   const usage = await run(ok.url, ['--scenario', 'no-such-scenario']);
   t.equal(usage.status, 2, 'exit code 2 on a usage error');
-  t.match(usage.stderr, /unknown scenario "no-such-scenario"; known: smoke, light/);
+  t.match(usage.stderr, /--scenario must be one of smoke, light, .*got "no-such-scenario"/);
+  t.match(usage.stderr, /usage: npm run loadtest/, 'the usage text follows the error');
   const before = ok.count();
   const rated = await run(ok.url, ['--rate', '100']);
   t.equal(rated.status, 0);
@@ -181,7 +191,7 @@ t.test('live progress while running, and a JSON summary per run', async (t) => {
   const outDir = path.join(ROOT, '.tap', 'loadtest-run-test');
   const written: string[] = [];
   const original = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true)) as typeof process.stdout.write;
+  process.stdout.write = ((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
   let report;
   try {
     report = await runLoad({ scenario: 'smoke', baseUrl: ok.url, apiKey: 'k', webhookUrl: 'http://x/h', duration: '2s', progressMs: 500, outDir });

@@ -2,10 +2,10 @@
  * The stack's webhook receiver (load and demo target): signature verified with the worker's signing scheme,
  * injected 429/503 and latency, /healthz, settings validated; and the compiled binary starts from its env.
  */
-import t, { Test } from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { createReceiver, receiverSettings, ReceiverSettings } from '../../services/webhook-receiver/main';
+import { createReceiver, receiverSettings, type ReceiverSettings } from '../../services/webhook-receiver/main';
 import { signWebhook } from '../../services/worker/webhook/signature';
 import { ROOT } from '../helpers/services';
 import { freePort } from '../helpers/ports';

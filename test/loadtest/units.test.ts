@@ -7,13 +7,13 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { loadScenarios, loadLoadThresholds, parseDuration, payloadFor, splitByWeight, validateScenarios, ScenarioFile, LoadThresholds } from '../../loadtest/lib/scenarios';
+import { loadScenarios, loadLoadThresholds, parseDuration, payloadFor, splitByWeight, validateScenarios, type ScenarioFile, type LoadThresholds } from '../../loadtest/lib/scenarios';
 import { verdicts } from '../../loadtest/lib/verdict';
 import { lanes, parseArgs, rateConnections, stagePlan } from '../../loadtest/run';
 import { markdownReport, parseProgressiveArgs, summaryFromK6 } from '../../loadtest/progressive';
 import { ROOT } from '../helpers/services';
+import { esmImport } from '../helpers/esm-import';
 
-const esmImport = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<any>;
 const k6Options = () => esmImport(`data:text/javascript;base64,${readFileSync(path.join(ROOT, 'loadtest/k6/options.js')).toString('base64')}`);
 
 const TH: LoadThresholds = { error_ratio: 0.05, default_http_p95_ms: 1000, queues: { payments: { http_p95_ms: 500 }, notifications: { http_p95_ms: 300 } } };
@@ -39,12 +39,22 @@ t.test('scenarios file validation names the bad entry', async (t) => {
     ['bad target', (s) => (s.scenarios.heavy!.stages[0]!.target = 0), /scenario "heavy": target/],
     ['no stages', (s) => (s.scenarios.smoke!.stages = []), /"smoke" has no stages/],
     ['unknown progressive step', (s) => s.progressive.push('insane'), /unknown scenario "insane"/],
+    ['idempotent queue outside the mix', (s) => s.idempotentQueues.push('refunds'), /idempotentQueues names "refunds"/],
+    ['idempotentQueues missing', (s) => delete (s as Partial<ScenarioFile>).idempotentQueues, /idempotentQueues must list/],
   ];
   for (const [name, mutate, re] of cases) {
     const s = good();
     mutate(s);
     t.throws(() => validateScenarios(s), re, name);
   }
+});
+
+t.test('payments are the queue whose requests each carry a new Idempotency-Key', async (t) => {
+  t.same(loadScenarios().idempotentQueues, ['payments']);
+  const { idempotencyKey } = await k6Options();
+  t.equal(idempotencyKey('k6-abc', 3, 17), 'k6-abc-3-17');
+  t.not(idempotencyKey('k6-abc', 3, 17), idempotencyKey('k6-abc', 3, 18), 'another iteration, another key');
+  t.not(idempotencyKey('k6-abc', 3, 17), idempotencyKey('k6-abc', 4, 17), 'another VU, another key');
 });
 
 t.test('payload templates: ${VARS} filled, a missing one refused', async (t) => {
@@ -60,7 +70,7 @@ t.test('mix selection: node runner splits by weight, k6 picks by weight', async 
   t.same(splitByWeight(s, 100), { payments: 40, notifications: 40, webhooks: 20 });
   t.same(splitByWeight(s, 2000), { payments: 800, notifications: 800, webhooks: 400 });
   t.same(splitByWeight(s, 1), { payments: 1, notifications: 1, webhooks: 1 }, 'every queue gets at least one');
-  const odd = { ...s, mix: [{ queue: 'a', weight: 3 }, { queue: 'b', weight: 1 }] } as ScenarioFile;
+  const odd = { ...s, mix: [{ queue: 'a', weight: 3 }, { queue: 'b', weight: 1 }] };
   t.same(splitByWeight(odd, 8), { a: 6, b: 2 });
   // VU mode: one connection per VU, each VU one request per think time.
   t.same(stagePlan(s, 100, undefined), { payments: { connections: 40, rate: 40 }, notifications: { connections: 40, rate: 40 }, webhooks: { connections: 20, rate: 20 } });
@@ -157,11 +167,23 @@ t.test('CLI: flags, then the k6 script env names, then defaults', async (t) => {
   t.match(e.options, { scenario: 'medium', apiKey: 'env-key', baseUrl: 'http://api:3000', webhookUrl: 'http://webhook-receiver:8099/hooks', rate: undefined });
   t.equal(parseArgs(['--api-key', 'flag'], { API_KEY: 'env' }).options.apiKey, 'flag', 'a flag wins over the env');
   t.throws(() => parseArgs([], {}), /--api-key \(or API_KEY\) is required/);
-  t.throws(() => parseArgs(['--api-key', 'k', '--rate', '-5'], {}), /--rate must be a number > 0/);
+  t.throws(() => parseArgs(['--api-key', 'k', '--rate=-5'], {}), /--rate must be a number > 0, got "-5"/);
   t.throws(() => parseArgs(['--api-key', 'k', '--duration', 'soon'], {}), /invalid duration/);
-  t.throws(() => parseArgs(['--api-key', 'k', '--bogus', '1'], {}), /unknown argument "--bogus"/);
-  t.throws(() => parseArgs(['--api-key'], {}), /--api-key needs a value/);
+  t.throws(() => parseArgs(['--api-key', 'k', '--bogus', '1'], {}), /Unknown option '--bogus'/);
+  t.throws(() => parseArgs(['--api-key'], {}), /Option '--api-key <value>' argument missing/);
+  t.throws(() => parseArgs(['--api-key', '--rate', '5'], {}), /argument is ambiguous/, 'a flag is not taken as the previous flag\'s value');
+  t.throws(() => parseArgs(['--api-key', 'k', 'light'], {}), /Unexpected argument 'light'/);
+  t.throws(() => parseArgs(['--api-key', 'k', '--rate', 'fast'], {}), /--rate must be a number > 0, got "fast"/);
+  t.throws(() => parseArgs(['--api-key', 'k', '--scale', '0'], {}), /--scale must be a number > 0, got "0"/);
+  t.throws(() => parseArgs(['--api-key', 'k'], { RATE: 'x' }), /--rate must be a number > 0, got "x"/, 'RATE from the env is checked too');
+  t.throws(() => parseArgs(['--api-key', 'k', '--scenario', 'huge'], {}), /--scenario must be one of smoke, light, .*got "huge"/);
+  t.throws(() => parseArgs(['--api-key', 'k', '--base-url', 'localhost:3000'], {}), /--base-url must be an http\(s\) URL, got "localhost:3000"/);
+  t.throws(() => parseArgs(['--api-key', 'k', '--webhook-url', 'not a url'], {}), /--webhook-url must be an http\(s\) URL/);
+  for (const bad of [['--bogus'], ['--rate', '0']]) {
+    t.throws(() => parseArgs(['--api-key', 'k', ...bad], {}), { name: 'UsageError', message: /usage: npm run loadtest/ }, `${bad.join(' ')}: a UsageError with the usage text`);
+  }
   t.equal(parseArgs(['--help'], {}).help, true);
+  t.equal(parseArgs(['--api-key=k', '--rate=50'], {}).options.rate, 50, '--flag=value works too');
 });
 
 t.test('loadtest/thresholds.json is exactly what observability/thresholds.yaml says', async (t) => {
@@ -210,4 +232,8 @@ t.test('progressive CLI: flags, env fallbacks, runner choice', async (t) => {
   t.throws(() => parseProgressiveArgs([], {}, true), /--api-key \(or API_KEY\) is required/);
   t.throws(() => parseProgressiveArgs(['--api-key', 'k', '--runner', 'jmeter'], {}, true), /--runner must be k6 or node/);
   t.throws(() => parseProgressiveArgs(['--api-key', 'k', '--scale', '0'], {}, true), /--scale must be a number > 0/);
+  t.throws(() => parseProgressiveArgs(['--api-key', 'k', '--scale', 'half'], {}, true), /--scale must be a number > 0, got "half"/);
+  t.throws(() => parseProgressiveArgs(['--api-key', 'k', '--duration', 'long'], {}, true), /--duration: invalid duration "long"/);
+  t.throws(() => parseProgressiveArgs(['--api-key', 'k', '--remote-write', 'prometheus:9090'], {}, true), /--remote-write must be an http\(s\) URL/);
+  t.throws(() => parseProgressiveArgs(['--api-key', 'k', '--vus', '10'], {}, true), { name: 'UsageError', message: /Unknown option '--vus'[\s\S]*usage: npm run loadtest:progressive/ });
 });

@@ -35,7 +35,7 @@ t.test('native stack configs (derived from the compose ones) pass promtool and a
   copyFileSync(path.join(REPO_ROOT, 'observability/prometheus/rules/bullmq.rules.yml'), path.join(dir, 'rules', 'bullmq.rules.yml'));
   const ports = { redis: 7001, redisExporter: 7002, prometheus: 7003, alertmanager: 7004, api: 7005, apiMetrics: 7006, workerMetrics: [7007, 7008], receiver: 7009, slack: 7010 };
   const prom = prometheusConfig(ports, path.join(dir, 'rules'), '1s');
-  t.same(prom.scrape_configs.find((j: { job_name: string }) => j.job_name === 'worker').static_configs, [{ targets: ['127.0.0.1:7007', '127.0.0.1:7008'] }]);
+  t.same(prom.scrape_configs.find((j: { job_name: string }) => j.job_name === 'worker')?.static_configs, [{ targets: ['127.0.0.1:7007', '127.0.0.1:7008'] }]);
   writeFileSync(path.join(dir, 'prometheus.yml'), YAML.stringify(prom));
   const checked = tool('promtool', ['check', 'config', path.join(dir, 'prometheus.yml')]);
   t.equal(checked.status, 0, checked.stdout + checked.stderr);

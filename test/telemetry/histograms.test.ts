@@ -3,7 +3,7 @@
  * (timestamps read back independently), for injected latencies, delays and failures; stalled jobs move exactly
  * their counters and end their end-to-end time.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { startPipeline } from '../helpers/pipeline';
 import { Sample, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
@@ -24,7 +24,7 @@ const e2eOf = (j: JobTimes) => (j.finishedOn! - (j.timestamp + (j.opts.delay ?? 
  * Every job's observation lies within one bucket of its own timestamps: for each boundary b[k], the histogram's
  * cumulative count sits between the measured counts at b[k-1] and b[k+1].
  */
-function checkWithinOneBucket(t: { same(found: unknown, wanted: unknown, msg?: string): unknown }, m: Sample[], labels: Record<string, string>, measured: number[]): void {
+function checkWithinOneBucket(t: Test, m: Sample[], labels: Record<string, string>, measured: number[]): void {
   const bounds = [...BUCKETS.jobE2e];
   const upTo = (le: number | undefined) => (le === undefined ? measured.length : measured.filter((v) => v <= le).length);
   const off: string[] = [];

@@ -48,8 +48,9 @@ const brokenProvider: TracerProvider = { getTracer: () => brokenTracer };
 
 type Behaviour = 'complete' | 'fail once, then complete' | 'reject';
 
-const processor: Processor = async (job) => {
-  const behaviour = job.data.payload.behaviour as Behaviour;
+// A notifications job whose template names what the processor does: real payload shape, scripted outcome.
+const processor: Processor<'notifications'> = async (job) => {
+  const behaviour = job.data.payload.template as Behaviour;
   if (behaviour === 'reject') throw new UnrecoverableError('the request is wrong');
   if (behaviour === 'fail once, then complete' && job.attemptsMade === 0) throw new ProviderError('provider 503', 503);
   return { done: behaviour };
@@ -89,7 +90,7 @@ t.test('jobs keep their real outcome when every metric and span call throws', as
   for (const mode of ['throw on start', 'throwing spans'] as const) {
     tracerMode = mode;
     const add = (behaviour: Behaviour) =>
-      queue.add(def.name, { payload: { behaviour }, meta: {} }, { attempts: 2, backoff: { type: 'fixed', delay: 50 } });
+      queue.add(def.name, { payload: { channel: 'push', to: 'device-1', template: behaviour }, meta: {} }, { attempts: 2, backoff: { type: 'fixed', delay: 50 } });
     const [complete, retry, reject] = await Promise.all([add('complete'), add('fail once, then complete'), add('reject')]);
     const settled = async (id: string) =>
       waitFor(

@@ -11,7 +11,7 @@ t.test('defaults come from the catalog and the issue contract', async (t) => {
   t.same(c.api.keys, []);
   t.equal(c.queuePrefix, 'bull');
   t.same(c.worker.queues, ['payments', 'notifications', 'webhooks']);
-  t.same(c.worker.concurrency, { payments: 5, notifications: 10, webhooks: 8 });
+  t.same(c.worker.concurrency, { payments: 5, notifications: 10, webhooks: 64 });
   t.same(c.worker.timeoutMs, { payments: 10_000, notifications: 5_000, webhooks: 30_000 });
   t.equal(c.webhooks.allowPrivate, false);
   t.equal(c.api.bodyLimitBytes, 64 * 1024);

@@ -2,7 +2,11 @@ import t from 'tap';
 import { createHmac } from 'node:crypto';
 import { signWebhook, verifyWebhook } from '../../services/worker/webhook/signature';
 import { isPublicAddress } from '../../services/worker/webhook/ssrf-guard';
-import { WebhookClient } from '../../services/worker/webhook/client';
+import { WebhookClient, parseDeliveryTarget } from '../../services/worker/webhook/client';
+import { HostSlots } from '../../services/worker/webhook/host-slots';
+import { MAX_RATE_LIMIT_DEFERRALS, MAX_RATE_LIMIT_DEFERRAL_WINDOW_MS, deferAfterRateLimit } from '../../services/worker/deferral';
+import { JobDeferredError, RateLimitExhaustedError, UnrecoverableError, failureReason } from '../../services/worker/errors';
+import type { JobEnvelope } from '../../services/common/job-envelope';
 
 t.test('signature is HMAC-SHA256(secret, t + "." + body) in hex', async (t) => {
   const header = signWebhook('s3cret-s3cret-s3cret', '{"a":1}', 1700000000);
@@ -23,7 +27,7 @@ t.test('SSRF guard: only public unicast addresses', async (t) => {
 });
 
 t.test('Retry-After is parsed and bounded', async (t) => {
-  const c = new WebhookClient({ signingSecret: 'x'.repeat(16), allowPrivate: false, maxRetryAfterMs: 60_000 });
+  const c = new WebhookClient({ signingSecret: 'x'.repeat(16), allowPrivate: false, maxRetryAfterMs: 60_000, maxPerHost: 2 });
   t.equal(c.retryAfterMs('3'), 3000);
   t.equal(c.retryAfterMs('0'), 1000, 'lower bound');
   t.equal(c.retryAfterMs('86400'), 60_000, 'upper bound');
@@ -31,4 +35,74 @@ t.test('Retry-After is parsed and bounded', async (t) => {
   const inTen = new Date(Date.now() + 10_000).toUTCString();
   t.ok(Math.abs(c.retryAfterMs(inTen) - 10_000) < 1500, 'HTTP date');
   await c.close();
+});
+
+t.test('host slots: at most maxPerHost per host, first come first served', async (t) => {
+  const slots = new HostSlots(2);
+  const a1 = await slots.acquire('a:80', 0);
+  const a2 = await slots.acquire('a:80', 0);
+  t.ok(a1 && a2, 'two slots for host a');
+  t.equal(await slots.acquire('a:80', 0), undefined, 'a third without waiting: none');
+  t.ok(await slots.acquire('b:80', 0), 'another host is not affected');
+  const waiting = slots.acquire('a:80', 5_000);
+  const late = slots.acquire('a:80', 5_000);
+  a1!();
+  a1!(); // releasing twice frees one slot only
+  const handed = await waiting;
+  t.ok(handed, 'a released slot goes to the first waiter');
+  t.equal(slots.inUse('a:80'), 2, 'still 2 in use');
+  a2!();
+  t.ok(await late, 'the second waiter gets the next slot');
+});
+
+t.test('host slots: a waiter gives up only when its host finishes nothing for waitMs', async (t) => {
+  const slots = new HostSlots(1);
+  const busy = await slots.acquire('slow:80', 0);
+  const started = Date.now();
+  t.equal(await slots.acquire('slow:80', 30), undefined, 'no delivery finished in 30 ms: gave up');
+  t.ok(Date.now() - started >= 30, 'after waitMs');
+  const abort = new AbortController();
+  const aborted = slots.acquire('slow:80', 60_000, abort.signal);
+  abort.abort();
+  t.equal(await aborted, undefined, 'an aborted attempt stops waiting');
+  busy!();
+  t.equal(slots.inUse('slow:80'), 0, 'the aborted waiter took no slot');
+
+  // A host finishing a delivery every 25 ms: the last of 12 waiters waits ~300 ms, past waitMs (200 ms).
+  let current = (await slots.acquire('fast:80', 0))!;
+  const queued = Array.from({ length: 12 }, () => slots.acquire('fast:80', 200));
+  for (let i = 0; i < 12; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    const next = queued[i]!;
+    current();
+    current = (await next)!;
+    t.ok(current, `waiter ${i + 1} served`);
+  }
+  current();
+});
+
+t.test('deferral bound: 10 deferrals or 1 h after the first, then rate_limited', async (t) => {
+  let data = { payload: {}, meta: {} } as JobEnvelope<unknown>;
+  const job = { get data() { return data; }, updateData: async (d: JobEnvelope<unknown>) => void (data = d) };
+  const start = 1_700_000_000_000;
+  for (let i = 1; i <= MAX_RATE_LIMIT_DEFERRALS; i++) {
+    const next = await deferAfterRateLimit(job, 20_000, start + i);
+    t.ok(next instanceof JobDeferredError && next.delayMs === 20_000 && next.kind === 'rate_limited', `deferral ${i}`);
+  }
+  t.same(data.meta.rateLimitDeferrals, { count: MAX_RATE_LIMIT_DEFERRALS, firstAt: start + 1 }, 'recorded in the job');
+  const last = await deferAfterRateLimit(job, 20_000, start + 100);
+  t.ok(last instanceof RateLimitExhaustedError, 'the 11th 429 fails the job');
+  t.equal(failureReason(last), 'rate_limited');
+
+  data = { payload: {}, meta: { rateLimitDeferrals: { count: 2, firstAt: start } } };
+  t.ok(await deferAfterRateLimit(job, 1_000, start + MAX_RATE_LIMIT_DEFERRAL_WINDOW_MS - 1) instanceof JobDeferredError, 'just under 1 h: deferred');
+  t.ok(await deferAfterRateLimit(job, 1_000, start + MAX_RATE_LIMIT_DEFERRAL_WINDOW_MS) instanceof RateLimitExhaustedError, '1 h after the first: failed');
+});
+
+t.test('deliveries the worker cannot send are refused before any request', async (t) => {
+  t.throws(() => parseDeliveryTarget({ url: 'http://x.test/', event: 'a\r\nb: c' }), UnrecoverableError);
+  t.throws(() => parseDeliveryTarget({ url: 'http://x.test/', event: 'order paid' }), /not an HTTP token/);
+  t.throws(() => parseDeliveryTarget({ url: '::not a url', event: 'e' }), /cannot be parsed/);
+  t.throws(() => parseDeliveryTarget({ url: 'javascript:alert(1)', event: 'e' }), /not http or https/);
+  t.equal(parseDeliveryTarget({ url: 'https://x.test:8443/h', event: "order.paid_v1!#$%&'*+-^`|~" }).host, 'x.test:8443');
 });

@@ -7,7 +7,7 @@ import { Counter, Histogram } from 'prom-client';
 import { BUCKETS, MetricsRegistry, traceExemplar as exemplar } from './registry';
 import type { TelemetryGuard } from './guard';
 
-export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'other'] as const;
+export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'rate_limited', 'other'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export type JobStatus = 'completed' | 'failed';

@@ -11,6 +11,7 @@ import type { PayloadOf, QueueName } from '../../common/queue-catalog';
 import type { NotificationProvider, PaymentProvider } from '../providers/provider';
 import type { PaymentLedger } from '../payment-ledger';
 import type { WebhookClient } from '../webhook/client';
+import type { WebhookMetrics } from '../../common/telemetry/webhook-metrics';
 
 export interface ProcessorDeps {
   signal: AbortSignal;
@@ -21,6 +22,7 @@ export interface ProcessorDeps {
   notificationProvider: NotificationProvider;
   ledger: PaymentLedger;
   webhookClient: WebhookClient;
+  webhookMetrics: WebhookMetrics;
 }
 
 export type QueueJob<P = Record<string, unknown>> = Job<JobEnvelope<P>>;

@@ -1,13 +1,17 @@
 /**
  * Provider adapters: what the payments and notifications processors call. A real integration (a PSP, an email
  * or SMS gateway) implements these; the built-in SimulatedProvider stands in for demos, tests and alert drills.
- * Adapters report transient failures as ProviderError, 429s as RateLimitedError, and honour the abort signal.
+ * Adapters report transient failures as ProviderError, 429s as RateLimitedError, requests refused for good
+ * (e.g. an idempotency key reused with other parameters) as UnrecoverableError, and honour the abort signal.
  */
 import type { NotificationPayload, PaymentPayload } from '../../common/queue-catalog';
 
 /** What a charge carries: the payment's own fields (from the catalog schema) plus the provider idempotency key. */
 export interface ChargeRequest extends Pick<PaymentPayload, 'amount' | 'currency' | 'account'> {
-  /** Same key ⇒ same charge: the provider applies it at most once (as real PSPs do with Idempotency-Key). */
+  /**
+   * Same key ⇒ same charge: the provider applies it at most once (as real PSPs do with Idempotency-Key), and
+   * refuses the key for a request with other parameters.
+   */
   idempotencyKey: string;
 }
 

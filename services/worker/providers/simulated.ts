@@ -7,13 +7,18 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisClient } from '../../common/redis';
-import type { CachedFaults, FaultSettings } from '../../common/faults';
+import type { FaultSettings } from '../../common/faults';
 import type { QueueName } from '../../common/queue-catalog';
-import { ProviderError, RateLimitedError } from '../errors';
+import { ProviderError, RateLimitedError, UnrecoverableError } from '../errors';
 import type { ChargeRequest, ChargeResult, NotificationProvider, NotificationRequest, PaymentProvider } from './provider';
 import { LEDGER_TTL_SECONDS } from '../payment-ledger';
 
 export const SIMULATED_RETRY_AFTER_MS = 1_000;
+
+/** Where the simulated providers read their faults: CachedFaults, or NO_FAULTS when FAULTS_ENABLED=false. */
+export interface FaultSource {
+  get(queue: QueueName): FaultSettings;
+}
 
 /** Applies the queue's injected faults to one call; resolves when the call "succeeds". */
 export async function simulateCall(faults: FaultSettings, signal: AbortSignal, random: () => number = Math.random): Promise<void> {
@@ -27,11 +32,19 @@ export async function simulateCall(faults: FaultSettings, signal: AbortSignal, r
   signal.throwIfAborted();
 }
 
+/** The provider's record of one applied charge: the charge and the parameters it was applied with. */
+interface AppliedCharge {
+  chargeId: string;
+  amount: number;
+  currency: string;
+  account: string;
+}
+
 export class SimulatedPaymentProvider implements PaymentProvider {
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
-    private readonly faults: CachedFaults,
+    private readonly faults: FaultSource,
     private readonly queue: QueueName = 'payments',
   ) {}
 
@@ -42,17 +55,24 @@ export class SimulatedPaymentProvider implements PaymentProvider {
 
   async charge(req: ChargeRequest, signal: AbortSignal): Promise<ChargeResult> {
     await simulateCall(this.faults.get(this.queue), signal);
-    const chargeId = `ch_${randomUUID()}`;
+    const applied: AppliedCharge = { chargeId: `ch_${randomUUID()}`, amount: req.amount, currency: req.currency, account: req.account };
     // Like a PSP's idempotency window: kept as long as our ledger, then forgotten (bounded memory).
-    const created = await this.redis.set(this.chargeKey(req.idempotencyKey), chargeId, 'EX', LEDGER_TTL_SECONDS, 'NX');
-    if (created === 'OK') return { chargeId, replayed: false };
-    const existing = await this.redis.get(this.chargeKey(req.idempotencyKey));
-    return { chargeId: existing ?? chargeId, replayed: true };
+    const key = this.chargeKey(req.idempotencyKey);
+    const created = await this.redis.set(key, JSON.stringify(applied), 'EX', LEDGER_TTL_SECONDS, 'NX');
+    if (created === 'OK') return { chargeId: applied.chargeId, replayed: false };
+    const existing = await this.redis.get(key);
+    if (!existing) throw new ProviderError('simulated provider: idempotency record vanished, retry');
+    const first = JSON.parse(existing) as AppliedCharge;
+    // As real PSPs do (Stripe answers 400 on a key reused with other parameters): one key, one payment.
+    if (first.amount !== req.amount || first.currency !== req.currency || first.account !== req.account) {
+      throw new UnrecoverableError('simulated provider: 400 idempotency key already used with different parameters');
+    }
+    return { chargeId: first.chargeId, replayed: true };
   }
 }
 
 export class SimulatedNotificationProvider implements NotificationProvider {
-  constructor(private readonly faults: CachedFaults, private readonly queue: QueueName = 'notifications') {}
+  constructor(private readonly faults: FaultSource, private readonly queue: QueueName = 'notifications') {}
 
   async send(_req: NotificationRequest, signal: AbortSignal): Promise<{ messageId: string }> {
     await simulateCall(this.faults.get(this.queue), signal);

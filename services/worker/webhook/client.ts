@@ -3,6 +3,10 @@
  * receiver in `traceparent`. Response mapping:
  *   2xx → delivered · 429 → RateLimitedError(Retry-After, bounded) · 408, 5xx, network, timeout → ProviderError
  *   (retried with backoff) · other 4xx and refused targets → UnrecoverableError (failed, "rejected").
+ * A delivery the worker cannot even send — a URL it cannot parse, a scheme other than http(s), an event name that
+ * is not an HTTP token (CR/LF would split the `webhook-event` header) — is UnrecoverableError before any request:
+ * retrying cannot fix the job. The API refuses such jobs with 400; this is the worker's own check.
+ * At most `maxPerHost` deliveries per target host run at once (host-slots.ts); past that, HostBusyError.
  */
 import { Agent, request, errors as undiciErrors } from 'undici';
 import { Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
@@ -10,6 +14,7 @@ import { UnrecoverableError } from 'bullmq';
 import { signWebhook } from './signature';
 import { BlockedTargetError, guardedLookup, isPublicAddress, literalAddressOf } from './ssrf-guard';
 import { ProviderError, RateLimitedError } from '../errors';
+import { HostSlots } from './host-slots';
 import { contextWith, injectTraceContext, recordError, tracer } from '../../common/telemetry/trace-context';
 import {
   ATTR_HTTP_REQUEST_METHOD,
@@ -30,31 +35,92 @@ export interface WebhookDelivery {
 export interface WebhookClientOptions {
   signingSecret: string;
   allowPrivate: boolean;
-  /** Upper bound for a target's Retry-After, so one receiver cannot park the queue for hours. */
+  /** Upper bound for a target's Retry-After, so one receiver cannot park its jobs for hours per 429. */
   maxRetryAfterMs: number;
+  /** Deliveries in flight per target host (hostname:port) in this worker (WEBHOOK_MAX_PER_HOST). */
+  maxPerHost: number;
   defaultRetryAfterMs?: number;
+  /** How long a host may finish no delivery while one waits for its slot, before HostBusyError (host-slots.ts). */
+  hostSlotWaitMs?: number;
+  /**
+   * A target must accept the connection within connectTimeoutMs and send its response headers within
+   * headersTimeoutMs (body: the same bound between chunks). Shorter than the queue's 30 s attempt timeout so a
+   * target that never answers holds a delivery slot 10 s, not 30 s; 10 s is what GitHub allows webhook receivers.
+   */
+  connectTimeoutMs?: number;
+  headersTimeoutMs?: number;
+}
+
+/** RFC 9110 token (tchar+): what an HTTP header value built from the event name may contain. */
+export const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The target's host already has maxPerHost deliveries in flight: the job should come back later. */
+export class HostBusyError extends Error {
+  override name = 'HostBusyError';
+  constructor(readonly host: string) {
+    super(`target host ${host} already has its maximum of deliveries in flight`);
+  }
+}
+
+/** Checks what the worker needs to send the delivery at all; UnrecoverableError names what is wrong. */
+export function parseDeliveryTarget(d: Pick<WebhookDelivery, 'url' | 'event'>): URL {
+  let url: URL;
+  try {
+    url = new URL(d.url);
+  } catch {
+    throw new UnrecoverableError(`webhook url ${JSON.stringify(String(d.url).slice(0, 200))} cannot be parsed; not retried`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UnrecoverableError(`webhook url scheme ${JSON.stringify(url.protocol)} is not http or https; not retried`);
+  }
+  if (typeof d.event !== 'string' || !HTTP_TOKEN.test(d.event)) {
+    throw new UnrecoverableError(
+      `webhook event ${JSON.stringify(String(d.event).slice(0, 200))} is not an HTTP token (letters, digits, !#$%&'*+-.^_\`|~); not retried`,
+    );
+  }
+  return url;
 }
 
 export class WebhookClient {
   private readonly agent: Agent;
   private readonly opts: Required<WebhookClientOptions>;
+  readonly hostSlots: HostSlots;
 
   constructor(options: WebhookClientOptions) {
-    this.opts = { defaultRetryAfterMs: 5_000, ...options };
+    this.opts = { defaultRetryAfterMs: 5_000, hostSlotWaitMs: 250, connectTimeoutMs: 5_000, headersTimeoutMs: 10_000, ...options };
     if (!this.opts.signingSecret) throw new Error('WebhookClient: signingSecret is required (WEBHOOK_SIGNING_SECRET)');
+    this.hostSlots = new HostSlots(this.opts.maxPerHost);
     this.agent = new Agent({
       keepAliveTimeout: 10_000,
       connections: 64,
-      connect: this.opts.allowPrivate ? {} : { lookup: guardedLookup },
+      headersTimeout: this.opts.headersTimeoutMs,
+      bodyTimeout: this.opts.headersTimeoutMs,
+      connect: {
+        timeout: this.opts.connectTimeoutMs,
+        ...(this.opts.allowPrivate ? {} : { lookup: guardedLookup }),
+      },
     });
   }
 
   async deliver(d: WebhookDelivery, signal: AbortSignal, parent: Context = ROOT_CONTEXT): Promise<{ status: number; durationMs: number }> {
-    const url = new URL(d.url);
+    const url = parseDeliveryTarget(d);
     const literal = literalAddressOf(url);
     if (!this.opts.allowPrivate && literal && !isPublicAddress(literal)) {
       throw new UnrecoverableError(new BlockedTargetError(literal).message);
     }
+    const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
+    if (!release) {
+      signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
+      throw new HostBusyError(url.host);
+    }
+    try {
+      return await this.send(url, d, signal, parent);
+    } finally {
+      release();
+    }
+  }
+
+  private async send(url: URL, d: WebhookDelivery, signal: AbortSignal, parent: Context): Promise<{ status: number; durationMs: number }> {
     const body = JSON.stringify(d.payload);
     const span = tracer.startSpan('POST', {
       kind: SpanKind.CLIENT,
@@ -108,6 +174,11 @@ export class WebhookClient {
     }
     recordError(span, err);
     if (signal.aborted) return signal.reason ?? err; // the attempt's timeout: keep its JobTimeoutError
+    // undici refuses a request it cannot send as built (e.g. a header value it rejects): retrying cannot help.
+    if (err instanceof undiciErrors.InvalidArgumentError) return new UnrecoverableError(`delivery not sendable: ${err.message}; not retried`);
+    if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+      return new ProviderError(`target did not answer within ${this.opts.headersTimeoutMs} ms`);
+    }
     const cause = (err as { cause?: unknown }).cause;
     if (err instanceof BlockedTargetError || cause instanceof BlockedTargetError) {
       return new UnrecoverableError((cause instanceof BlockedTargetError ? cause : (err as Error)).message);
