@@ -11,7 +11,7 @@
  * ioredis' own `Cluster`, whose `redisOptions` carry the same per-kind options to every node connection; it
  * follows MOVED/ASK redirections and re-reads the slot map after a failover, so nothing here does that by hand.
  */
-import { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { ClusterNode } from './config/shared';
 

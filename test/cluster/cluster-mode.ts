@@ -4,7 +4,7 @@
  * test/helpers/redis.ts); stops it when the file ends. The suite's own cases then run unchanged, in cluster mode.
  */
 import t from 'tap';
-import { startRedisCluster, RedisClusterHandle } from '../helpers/redis-cluster';
+import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster';
 
 let cluster: RedisClusterHandle | undefined;
 

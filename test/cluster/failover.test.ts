@@ -6,12 +6,12 @@
  * (a 202 means "on a replica too"), and the cost of that setting: enqueue latency with and without it.
  * Figures are reported (t.comment), never asserted as timings — except the 1 s contract for a 503.
  */
-import t, { Test } from 'tap';
+import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { queueKeyPrefix } from '../../services/common/queue-keys';
-import { startRedisCluster, RedisClusterHandle } from '../helpers/redis-cluster';
-import { baseEnv, startApi, startWorker, ServiceProcess } from '../helpers/services';
+import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster';
+import { baseEnv, startApi, startWorker, type ServiceProcess } from '../helpers/services';
 import { SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
@@ -89,7 +89,7 @@ async function failoverBurst(
   ).catch((err: Error) => {
     throw new Error(`${err.message}; counts ${JSON.stringify(counts)}; worker log tail ${JSON.stringify(worker.logs.slice(-5))}`);
   });
-  const states = await Promise.all(accepted.map(async (id) => ((await queue.getJob(id)) ? await queue.getJobState(id) : 'missing')));
+  const states = await Promise.all(accepted.map(async (id) => ((await queue.getJob(id)) ? queue.getJobState(id) : 'missing')));
   const lost = accepted.filter((_, k) => states[k] === 'missing');
   const sorted = [...latencies].sort((a, b) => a - b);
   void env;

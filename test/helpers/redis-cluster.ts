@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { freePort } from './ports';
-import { startRedisServer, RedisServer } from './redis';
+import { startRedisServer, type RedisServer } from './redis';
 import { waitFor } from './wait';
 
 const exec = promisify(execFile);

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
 import { QUEUE_NAMES, QueueName } from '../../../common/queue-catalog';
 import { jobOptionsFor } from '../../../common/job-options';
-import { createProducerConnection, RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
+import { createProducerConnection, type RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
 import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
 import { isRedisError, notReplicated, redisUnavailable } from '../../errors';
