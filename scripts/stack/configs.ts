@@ -25,7 +25,13 @@ interface PrometheusYaml {
   global: { scrape_interval?: string; evaluation_interval?: string };
   rule_files?: string[];
   alerting: { alertmanagers: unknown[] };
-  scrape_configs: { job_name: string; dns_sd_configs?: unknown; static_configs?: { targets: string[] }[] }[];
+  scrape_configs: {
+    job_name: string;
+    dns_sd_configs?: unknown;
+    static_configs?: { targets: string[] }[];
+    metrics_path?: string;
+    relabel_configs?: Record<string, unknown>[];
+  }[];
 }
 
 /** The parts of observability/alertmanager/alertmanager.yml rewritten here. */
@@ -40,7 +46,11 @@ interface AlertmanagerYaml {
   receivers: { name: string; slack_configs?: { api_url_file?: string }[] }[];
 }
 
-export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string): PrometheusYaml {
+/**
+ * @param redisNodes Redis Cluster nodes ("127.0.0.1:port"): the `redis` job then scrapes each node through the one
+ * redis_exporter's multi-target endpoint (/scrape?target=…), so every redis_* series is per node (`instance`).
+ */
+export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string, redisNodes?: string[]): PrometheusYaml {
   const cfg = YAML.parse(readFileSync(repoPath('observability/prometheus/prometheus.yml'), 'utf8')) as PrometheusYaml;
   if (scrapeInterval) {
     cfg.global.scrape_interval = scrapeInterval;
@@ -60,6 +70,15 @@ export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInte
     if (!t) throw new Error(`prometheus.yml has scrape job "${job.job_name}" the native stack does not know`);
     delete job.dns_sd_configs;
     job.static_configs = [{ targets: t }];
+    if (job.job_name === 'redis' && redisNodes?.length) {
+      job.static_configs = [{ targets: redisNodes.map((n) => `redis://${n}`) }];
+      job.metrics_path = '/scrape';
+      job.relabel_configs = [
+        { source_labels: ['__address__'], target_label: '__param_target' },
+        { source_labels: ['__param_target'], target_label: 'instance' },
+        { target_label: '__address__', replacement: `127.0.0.1:${ports.redisExporter}` },
+      ];
+    }
   }
   return cfg;
 }

@@ -43,6 +43,15 @@ t.test('native stack configs (derived from the compose ones) pass promtool and a
 
   writeFileSync(path.join(dir, 'slack_webhook_url'), 'http://127.0.0.1:7010/slack');
   writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(path.join(dir, 'slack_webhook_url'), true)));
+  // --redis-cluster: the redis job scrapes every node through redis_exporter's multi-target /scrape endpoint.
+  const clusterProm = prometheusConfig(ports, path.join(dir, 'rules'), '1s', ['127.0.0.1:7101', '127.0.0.1:7102']);
+  const redisJob = clusterProm.scrape_configs.find((j) => j.job_name === 'redis');
+  t.same(redisJob?.static_configs, [{ targets: ['redis://127.0.0.1:7101', 'redis://127.0.0.1:7102'] }], 'one target per cluster node');
+  t.equal(redisJob?.metrics_path, '/scrape');
+  writeFileSync(path.join(dir, 'prometheus-cluster.yml'), YAML.stringify(clusterProm));
+  const clusterChecked = tool('promtool', ['check', 'config', path.join(dir, 'prometheus-cluster.yml')]);
+  t.equal(clusterChecked.status, 0, clusterChecked.stdout + clusterChecked.stderr);
+
   const am = tool('amtool', ['check-config', path.join(dir, 'alertmanager.yml')]);
   t.equal(am.status, 0, am.stdout + am.stderr);
   t.match(am.stdout, /1 templates/, 'templates found through the absolute path');
