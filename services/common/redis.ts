@@ -87,6 +87,12 @@ export function nodeForKey(client: RedisClient, key: string): Redis {
   return node;
 }
 
+/** "slot 15553 on 127.0.0.1:7001": where a key lives, for logs. */
+export function keyPlacement(client: Cluster, key: string): string {
+  const slot = calculateSlot(key);
+  return `slot ${slot} on ${client.slots[slot]?.[0] ?? 'no master'}`;
+}
+
 export class ReplicationTimeoutError extends Error {
   override name = 'ReplicationTimeoutError';
   constructor(readonly acknowledged: number, readonly wanted: number, readonly timeoutMs: number) {

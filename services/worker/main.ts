@@ -11,7 +11,7 @@ import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { QUEUE_NAMES } from '../common/queue-catalog';
 import { queueKeyPrefix } from '../common/queue-keys';
-import { assertNoEviction, createWorkerConnection } from '../common/redis';
+import { assertNoEviction, createWorkerConnection, isCluster, keyPlacement } from '../common/redis';
 import { CachedFaults, FaultStore, NO_FAULTS } from '../common/faults';
 import type { FaultSource } from './providers/simulated';
 import { createRegistry } from '../common/telemetry/registry';
@@ -58,6 +58,10 @@ async function main(): Promise<void> {
   // Queue state for every queue (not only the ones consumed here), read from Redis at scrape time.
   const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: queueKeyPrefix(config, name) }));
   if (config.metrics.enabled) registerQueueStateMetrics(registry, stateQueues);
+  // Where each queue lives on a cluster (docs/scaling.md: two busy queues on one master is worth a reshard).
+  if (isCluster(connection)) {
+    log.info({ placement: Object.fromEntries(stateQueues.map((q) => [q.name, keyPlacement(connection, q.toKey('id'))])) }, 'queue placement on the Redis Cluster');
+  }
 
   // FAULTS_ENABLED=false (the default): stored fault settings are never read, so whatever sits in Redis — left by
   // a drill, or written by anyone — cannot slow, fail or rate-limit real jobs.

@@ -51,6 +51,8 @@ t.test('Redis Cluster: queues on their own slots, spread over masters; API and w
   t.teardown(() => api.stop('SIGKILL'));
   const worker = await startWorker(env);
   t.teardown(() => worker.stop('SIGKILL'));
+  const placementLog = worker.logs.find((l) => l.msg === 'queue placement on the Redis Cluster') as { placement?: Record<string, string> } | undefined;
+  t.match(placementLog?.placement, { payments: /^slot 15553 on 127\.0\.0\.1:\d+$/, notifications: /^slot 7850 on /, webhooks: /^slot 3256 on / }, 'the worker logs where each queue lives');
 
   const ids: Record<string, string> = {};
   ids.payments = (await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'cluster'))).body.id;
