@@ -12,6 +12,8 @@ declare -A deb=(
   [amtool]=prometheus-alertmanager
   [prometheus-redis-exporter]=prometheus-redis-exporter
   [wrk]=wrk
+  # The console's browser test drives Debian's Chromium through playwright-core, which never downloads a browser.
+  [chromium]=chromium
 )
 missing=()
 for bin in "${!deb[@]}"; do command -v "$bin" >/dev/null 2>&1 || missing+=("${deb[$bin]}"); done

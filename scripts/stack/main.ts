@@ -101,6 +101,7 @@ function banner(stack: Stack): string {
     ...urls,
     `  API key          ${stack.apiKey}   (API_KEYS: jobs and queue reads)`,
     `  admin key        ${stack.adminKey}   (ADMIN_API_KEYS: /v1/admin/*, fault injection is on)`,
+    `  console          ${stack.urls.api}/admin/queues   (log in as user "admin", password = the admin key)`,
     '',
     ...(stack.redisNodes ? ['Redis Cluster nodes:', ...stack.redisNodes.map((n) => `  ${n}`), ''] : []),
     'process logs:',

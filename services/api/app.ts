@@ -2,22 +2,26 @@
  * buildApp(opts): the whole API as a Fastify instance, nothing listening. server.ts listens; tests use
  * app.inject(). Third-party plugins (plugins/external) are configured apart from ours (plugins/app).
  */
-import Fastify, { FastifyInstance, LogController } from 'fastify';
+import Fastify, { FastifyBaseLogger, FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { MetricsRegistry } from '../common/telemetry/registry';
 import { createLogger } from '../common/logger';
+import { clientErrorHandler } from './client-errors';
 import configPlugin from './plugins/app/config';
 import telemetryPlugin from './plugins/app/telemetry';
 import errorHandlerPlugin from './plugins/app/error-handler';
+import jsonBodyPlugin from './plugins/app/json-body';
 import queuesPlugin from './plugins/app/queues';
 import authPlugin from './plugins/app/auth';
+import adminAuditPlugin from './plugins/app/admin-audit';
 import rateLimitPlugin from './plugins/external/rate-limit';
 import underPressurePlugin from './plugins/external/under-pressure';
 import healthRoutes from './routes/health';
 import jobRoutes from './routes/jobs';
-import adminFaultRoutes from './routes/admin-faults';
+import adminRoutes from './routes/admin';
 import queueCompatRoutes from './routes/queue-compat';
+import consoleRoutes from './routes/console';
 
 export interface BuildAppOptions {
   config: Config;
@@ -28,8 +32,10 @@ export interface BuildAppOptions {
 
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = opts;
+  // Typed as Fastify's logger interface (which pino implements) so the instance is the plain FastifyInstance.
+  const logger: FastifyBaseLogger = opts.logger ?? createLogger({ name: 'api', level: config.logLevel });
   const app = Fastify({
-    loggerInstance: opts.logger ?? createLogger({ name: 'api', level: config.logLevel }),
+    loggerInstance: logger,
     // Access lines would be the API's biggest CPU cost at thousands of req/s; the same facts are in
     // http_request_duration_seconds and the request spans. Errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
@@ -39,27 +45,31 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     trustProxy: false,
+    // Malformed requests Node rejects before routing (400, 408, 414, 431) still get the API's error shape.
+    clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
-  }) as unknown as FastifyInstance;
-  // Node checks request timeouts only every connectionsCheckingInterval (30 s by default) and lets headers take
-  // 60 s: without these, a slowloris client holds a socket far past API_REQUEST_TIMEOUT_MS. Read at listen time.
-  app.server.headersTimeout = Math.min(config.api.requestTimeoutMs, 60_000);
-  (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(
-    1_000,
-    Math.ceil(config.api.requestTimeoutMs / 2),
-  );
+    // Node checks request timeouts only every connectionsCheckingInterval (30 s by default) and lets headers take
+    // 60 s: without these, a slowloris client holds a socket far past API_REQUEST_TIMEOUT_MS.
+    http: {
+      headersTimeout: Math.min(config.api.requestTimeoutMs, 60_000),
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.api.requestTimeoutMs / 2)),
+    },
+  });
 
   await app.register(configPlugin, { config });
   await app.register(telemetryPlugin, { registry: opts.registry });
   await app.register(errorHandlerPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(underPressurePlugin);
   await app.register(queuesPlugin);
   await app.register(authPlugin);
+  await app.register(adminAuditPlugin);
   await app.register(rateLimitPlugin);
 
   await app.register(healthRoutes);
   await app.register(jobRoutes);
-  await app.register(adminFaultRoutes);
+  await app.register(adminRoutes);
   await app.register(queueCompatRoutes);
+  await app.register(consoleRoutes);
   return app;
 }

@@ -1,15 +1,19 @@
 /**
  * Adding a job: PRODUCER span (child of the request span) whose context is injected into the job, so every
- * attempt's consumer span joins the same trace. With an Idempotency-Key the job id is derived from the key,
- * and BullMQ's atomic add returns the existing job instead of creating a second one — safe under concurrency.
+ * attempt's consumer span joins the same trace. With an Idempotency-Key the intent is claimed first
+ * (idempotency.ts): a replay of a stored intent adds nothing; a new intent — or one whose first add has an
+ * unknown outcome — is added under the intent's job id, which BullMQ's atomic add never stores twice.
+ * bullmq_jobs_enqueued_total counts jobs this request actually created, never replays.
  */
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Context, SpanKind, context } from '@opentelemetry/api';
-import type { Job, Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import { DEFAULT_PRIORITY, PRIORITIES, PriorityName, QueueName } from '../common/queue-catalog';
 import type { JobEnvelope } from '../common/job-envelope';
+import type { ApiMetrics } from '../common/telemetry/http-metrics';
 import { ATTR_MESSAGING_MESSAGE_ID } from '../common/telemetry/semconv';
 import { contextWith, injectTraceContext, messagingAttributes, messagingSpanName, recordError, tracer } from '../common/telemetry/trace-context';
+import { IdempotencyStore, requestFingerprint } from './idempotency';
 
 export interface EnqueueRequest {
   data: Record<string, unknown>;
@@ -17,41 +21,102 @@ export interface EnqueueRequest {
   delayMs?: number;
 }
 
-export function idempotentJobId(key: string): string {
-  // Job ids must not contain ':' (BullMQ key separator); a digest also bounds the length.
-  return `idem-${createHash('sha256').update(key).digest('hex')}`;
+export interface EnqueueDeps {
+  queue: Queue;
+  idempotency: IdempotencyStore;
+  metrics: Pick<ApiMetrics, 'enqueued'>;
+}
+
+export interface Intent {
+  /** Key id of the client key (plugins/app/auth.ts); Idempotency-Keys are scoped by it. */
+  clientId: string;
+  idempotencyKey?: string;
+}
+
+export interface EnqueueResult {
+  id: string;
+  state: string;
+  /** True when the answer is the stored outcome of an earlier request with the same Idempotency-Key. */
+  replayed: boolean;
 }
 
 export async function enqueueJob(
-  queue: Queue,
+  deps: EnqueueDeps,
   name: QueueName,
   req: EnqueueRequest,
-  idempotencyKey: string | undefined,
+  intent: Intent,
   parent: Context,
-): Promise<Job<JobEnvelope>> {
-  const jobId = idempotencyKey ? idempotentJobId(idempotencyKey) : undefined;
+): Promise<EnqueueResult> {
+  const { queue, idempotency } = deps;
+  const freshState = req.delayMs ? 'delayed' : 'prioritized';
+  const key = intent.idempotencyKey;
+  if (!key) {
+    const { job } = await addJob(deps, name, req, intent, undefined, true, parent);
+    return { id: String(job.id), state: freshState, replayed: false };
+  }
+
+  const claim = await idempotency.claim(name, intent.clientId, key, requestFingerprint(req));
+  const { record } = claim;
+  if (claim.kind === 'replay' && record.added) {
+    return { id: record.jobId, state: await queue.getJobState(record.jobId), replayed: true };
+  }
+  const { job, created } = await addJob(deps, name, req, intent, record.jobId, claim.kind === 'new', parent);
+  // Not awaited: the answer does not depend on it (same connection, so it is sent before any later command), and
+  // if it is lost a replay merely re-adds under the same id, which BullMQ turns into a no-op.
+  void idempotency.markAdded(name, intent.clientId, key, record).catch(() => undefined);
+  if (claim.kind === 'new') return { id: String(job.id), state: freshState, replayed: false };
+  return { id: String(job.id), state: created ? freshState : await queue.getJobState(record.jobId), replayed: !created };
+}
+
+/**
+ * One add under the producer span. `fresh`: no job can exist under this id yet (no id, or a new claim's id), so
+ * this add creates the job. Otherwise BullMQ returns the existing job if there is one, and whether this add
+ * created it is read back from the stored envelope's enqueueId.
+ */
+async function addJob(
+  deps: EnqueueDeps,
+  name: QueueName,
+  req: EnqueueRequest,
+  intent: Intent,
+  jobId: string | undefined,
+  fresh: boolean,
+  parent: Context,
+): Promise<{ job: Job<JobEnvelope>; created: boolean }> {
   const span = tracer.startSpan(messagingSpanName('send', name), {
     kind: SpanKind.PRODUCER,
     attributes: messagingAttributes('send', name, jobId),
   }, parent);
   const sendContext = contextWith(span, parent);
   try {
+    const enqueueId = randomUUID();
     const envelope: JobEnvelope = {
       payload: req.data,
-      meta: { trace: injectTraceContext(sendContext), idempotencyKey },
+      meta: {
+        trace: injectTraceContext(sendContext),
+        idempotencyKey: intent.idempotencyKey,
+        clientId: intent.clientId,
+        enqueueId,
+      },
     };
     // In the send span's context, so an auto-instrumented Redis client (tracing.ts) nests its commands here.
-    const job = (await context.with(sendContext, () => queue.add(name, envelope, {
+    const job = (await context.with(sendContext, () => deps.queue.add(name, envelope, {
       jobId,
       priority: PRIORITIES[req.priority ?? DEFAULT_PRIORITY],
       delay: req.delayMs && req.delayMs > 0 ? req.delayMs : undefined,
     }))) as Job<JobEnvelope>;
     span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, String(job.id));
-    return job;
+    const created = fresh || (await storedEnqueueId(deps.queue, jobId!)) === enqueueId;
+    if (created) deps.metrics.enqueued(name);
+    return { job, created };
   } catch (err) {
     recordError(span, err);
     throw err;
   } finally {
     span.end();
   }
+}
+
+async function storedEnqueueId(queue: Queue, jobId: string): Promise<string | undefined> {
+  const stored = await Job.fromId<JobEnvelope>(queue, jobId);
+  return stored?.data?.meta?.enqueueId;
 }

@@ -3,6 +3,7 @@
  * errors (validation, body too large, bad JSON, rate limit, load shedding) are mapped to the same shape.
  */
 import { STATUS_CODES } from 'node:http';
+import { Type } from '@sinclair/typebox';
 
 export class ApiError extends Error {
   constructor(
@@ -26,24 +27,25 @@ export function errorBody(statusCode: number, code: string, message: string): Er
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message };
 }
 
-/** JSON Schema of the error shape, used in route response schemas (and so in fast serialization). */
-export const errorSchema = {
-  type: 'object',
-  required: ['statusCode', 'code', 'error', 'message'],
-  properties: {
-    statusCode: { type: 'integer' },
-    code: { type: 'string' },
-    error: { type: 'string' },
-    message: { type: 'string' },
-  },
-} as const;
+/** The error shape as a schema, used in route response schemas (and so in fast serialization). */
+export const errorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+});
+
+/** A command that timed out may still have run: its outcome is unknown, and the 503 says so. */
+const isTimeout = (err: Error) => /Command timed out|ETIMEDOUT/i.test(err.message);
 
 export const redisUnavailable = (cause: Error) =>
   new ApiError(
     503,
     'REDIS_UNAVAILABLE',
-    `the job store is unavailable (${cause.message}); retry after Retry-After with the same Idempotency-Key — ` +
-      'a timed-out enqueue may still have been stored',
+    isTimeout(cause)
+      ? `the job store did not answer in time (${cause.message}): the outcome is unknown and the job may have been ` +
+          'stored; retry after Retry-After with the same Idempotency-Key — it never creates a second job'
+      : `the job store is unavailable (${cause.message}); nothing was stored; retry after Retry-After with the same Idempotency-Key`,
     { 'retry-after': '1' },
   );
 
@@ -55,6 +57,20 @@ export const notReplicated = (cause: Error) =>
       'Idempotency-Key — the retry returns the same job',
     { 'retry-after': '1' },
   );
+
+/** Redis refusing writes because it reached maxmemory (noeviction): nothing was written. */
+export const redisFull = () =>
+  new ApiError(
+    503,
+    'REDIS_FULL',
+    'the job store is full (Redis maxmemory reached, writes refused); nothing was stored; retry after Retry-After with the same Idempotency-Key',
+    { 'retry-after': '5' },
+  );
+
+/** ioredis reply error of a write refused for memory: "OOM command not allowed when used memory > 'maxmemory'". */
+export function isRedisOom(err: unknown): boolean {
+  return /^OOM command not allowed/.test((err as Error)?.message ?? '');
+}
 
 /** Errors that mean "Redis is unreachable, frozen or closing" (ioredis / BullMQ messages), as opposed to bugs. */
 export function isRedisError(err: unknown): err is Error {

@@ -18,6 +18,8 @@ export interface JobMeta {
    * was deferred and when the first deferral happened, so the bound survives worker restarts.
    */
   rateLimitDeferrals?: { count: number; firstAt: number };
+  /** Unique per API request that added the job: tells a re-add under an existing job id from the one that created it. */
+  enqueueId?: string;
 }
 
 export interface JobEnvelope<P = Record<string, unknown>> {

@@ -6,12 +6,22 @@
 import type { DefaultJobOptions } from 'bullmq';
 import { QUEUE_CATALOG, QueueName, RETENTION } from './queue-catalog';
 
-export function jobOptionsFor(queue: QueueName): DefaultJobOptions {
+export interface FailedRetention {
+  /** Seconds a job that failed for good stays inspectable and replayable (FAILED_RETENTION_S). */
+  age: number;
+  /** Most such jobs kept per queue (FAILED_RETENTION_COUNT). */
+  count: number;
+}
+
+export function jobOptionsFor(queue: QueueName, failedRetention: FailedRetention = RETENTION.failed): DefaultJobOptions {
   const { policy } = QUEUE_CATALOG[queue];
   return {
     attempts: policy.attempts,
     backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
     removeOnComplete: { ...RETENTION.completed },
-    removeOnFail: { ...RETENTION.failed },
+    removeOnFail: { ...failedRetention },
+    // One stack trace per failed job (the last attempt's), not one per attempt: it is what the console shows and
+    // what the failures API classifies, and each extra trace is ~1 KB per dead letter (docs/console.md).
+    stackTraceLimit: 1,
   };
 }

@@ -5,6 +5,19 @@
  */
 
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import currencyCodes from 'currency-codes';
+
+/**
+ * ISO 4217 alphabetic codes from the maintained list shipped by `currency-codes` (updated with each ISO
+ * amendment), less XTS (reserved for testing) and XXX ("no currency"): neither can be charged.
+ */
+export const CURRENCY_CODES: readonly string[] = currencyCodes.codes().filter((c) => c !== 'XTS' && c !== 'XXX').sort();
+
+/** Largest payment amount, in minor units: far below 2^53, so every accepted amount is exact. */
+export const MAX_PAYMENT_AMOUNT = 1_000_000_000_000;
+
+/** RFC 9110 token (tchar): what a webhook event may be, since it is sent as the Webhook-Event header. */
+export const HTTP_TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
 
 /** BullMQ priorities: lower number runs first. */
 export const PRIORITIES = {
@@ -43,14 +56,17 @@ export interface QueueDefinition<S extends TSchema = TSchema> {
   description: string;
   /** Payload schema (`data` in the API body), written once with TypeBox: JSON Schema for Fastify, types by Static<>. */
   payloadSchema: S;
+  /** 'required': POST without an Idempotency-Key is refused (400 IDEMPOTENCY_KEY_REQUIRED). */
+  idempotencyKey: 'required' | 'optional';
   policy: QueuePolicy;
 }
 
 // Payload schemas. Unknown fields are rejected; processors and providers take their types from these.
 export const PaymentPayload = Type.Object(
   {
-    amount: Type.Integer({ minimum: 1, description: 'minor units (cents)' }),
-    currency: Type.String({ pattern: '^[A-Z]{3}$' }),
+    amount: Type.Integer({ minimum: 1, maximum: MAX_PAYMENT_AMOUNT, description: 'minor units (cents)' }),
+    // An enum keyword (not a union of literals) so a wrong code gets one clear error naming the allowed values.
+    currency: Type.Unsafe<string>({ type: 'string', enum: [...CURRENCY_CODES], description: 'ISO 4217 alphabetic code' }),
     account: Type.String({ minLength: 1, maxLength: 128 }),
     reference: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   },
@@ -71,18 +87,24 @@ export type NotificationPayload = Static<typeof NotificationPayload>;
 
 export const WebhookPayload = Type.Object(
   {
-    url: Type.String({ format: 'uri', pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 }),
-    event: Type.String({ minLength: 1, maxLength: 128 }),
+    // Parsed and address-checked by the API with the worker's own rules (common/webhook-target.ts).
+    url: Type.String({ pattern: '^[hH][tT][tT][pP][sS]?://', maxLength: 2048 }),
+    event: Type.String({ minLength: 1, maxLength: 100, pattern: HTTP_TOKEN_PATTERN }),
     payload: Type.Record(Type.String(), Type.Unknown()),
   },
   { additionalProperties: false },
 );
 export type WebhookPayload = Static<typeof WebhookPayload>;
 
-/** Retention shared by all queues: completed jobs 1 h (bounded by count), failed jobs 24 h. */
+/**
+ * Retention shared by all queues, in seconds and jobs per queue: completed jobs 1 h; failed jobs (the dead letters
+ * the console and the failures API show and replay) 7 days. Both are bounded by count too, so a burst of failures
+ * cannot fill Redis (noeviction): docs/console.md has the measured memory per 100k failed jobs. The failed bounds
+ * are the defaults of FAILED_RETENTION_S / FAILED_RETENTION_COUNT (services/common/config/api.ts).
+ */
 export const RETENTION = {
   completed: { age: 3600, count: 10_000 },
-  failed: { age: 24 * 3600 },
+  failed: { age: 7 * 24 * 3600, count: 20_000 },
 } as const;
 
 const stallDefaults = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 };
@@ -91,18 +113,22 @@ export const QUEUE_CATALOG = {
   payments: {
     name: 'payments',
     description: 'Charges through the payment provider; applied at most once per idempotency key.',
+    // Money: a retry without a key would be a second charge.
+    idempotencyKey: 'required',
     payloadSchema: PaymentPayload,
     policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
   },
   notifications: {
     name: 'notifications',
     description: 'Email, SMS and push messages through the notification provider.',
+    idempotencyKey: 'optional',
     payloadSchema: NotificationPayload,
     policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
   },
   webhooks: {
     name: 'webhooks',
     description: 'Signed HTTP POST deliveries to customer endpoints.',
+    idempotencyKey: 'optional',
     payloadSchema: WebhookPayload,
     // Lock longer than the 30 s timeout so a slow but live delivery is never taken for stalled.
     // Concurrency 64: deliveries are I/O-bound (a socket and a few KB each), and with WEBHOOK_MAX_PER_HOST = 2

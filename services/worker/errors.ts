@@ -12,7 +12,7 @@
  *   conflicts with another) → failed at once, "rejected".
  */
 import { UnrecoverableError } from 'bullmq';
-import type { FailureReason } from '../common/telemetry/job-metrics';
+import { STALLED_FAILURE_MESSAGE, failureReasonOf } from '../common/failure-reason';
 
 export class JobTimeoutError extends Error {
   override name = 'JobTimeoutError';
@@ -52,14 +52,10 @@ export class RateLimitExhaustedError extends UnrecoverableError {
 
 export { UnrecoverableError };
 
-/** BullMQ's deferred failure for a job that stalled more than maxStalledCount times. */
-export const STALLED_FAILURE_MESSAGE = 'job stalled more than allowable limit';
+export { STALLED_FAILURE_MESSAGE };
 
-export function failureReason(err: unknown): FailureReason {
-  if (err instanceof JobTimeoutError) return 'timeout';
-  if (err instanceof ProviderError) return 'provider_error';
-  if (err instanceof Error && err.message === STALLED_FAILURE_MESSAGE) return 'stalled';
-  if (err instanceof RateLimitExhaustedError) return 'rate_limited';
-  if (err instanceof UnrecoverableError) return 'rejected';
-  return 'other';
-}
+/**
+ * Classified by error name (services/common/failure-reason.ts), the same function the failures API applies to
+ * the stored failed job, so the metric's reason and the console's group always agree.
+ */
+export const failureReason = failureReasonOf;

@@ -13,14 +13,16 @@
  * refused for good, whatever its details — a second charge under one order reference is what the reference exists
  * to prevent, and answering with the first charge would make two payments share one charge id.
  *
- * One Redis key per entry, expiring after LEDGER_TTL_SECONDS (7 days: longer than any retry, the 24 h failed
- * retention and the longest allowed delay), so the ledger cannot grow without bound under noeviction.
+ * One Redis key per entry, expiring after LEDGER_TTL_SECONDS, so the ledger cannot grow without bound under
+ * noeviction. 8 days: a charged job that then failed stays replayable for at most FAILED_RETENTION_S (7 days at
+ * most, services/common/config/shared.ts) after its last attempt, and the day on top covers the attempts and their
+ * backoff — so a replay from the console or the failures API always finds its charge.
  */
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../common/redis';
 import type { JobMeta } from '../common/job-envelope';
 
-export const LEDGER_TTL_SECONDS = 7 * 24 * 3600;
+export const LEDGER_TTL_SECONDS = 8 * 24 * 3600;
 
 /** What binds an intent: the same intent with other details is a different payment, never merged. */
 export interface PaymentDetails {

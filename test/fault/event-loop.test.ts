@@ -1,5 +1,5 @@
 /**
- * Fault test 11: the API's event loop blocked past API_MAX_EVENT_LOOP_DELAY_MS → requests get 503 OVERLOADED
+ * The API's event loop blocked past API_MAX_EVENT_LOOP_DELAY_MS → requests get 503 OVERLOADED
  * with Retry-After (counted as api_requests_rejected_total{reason="overloaded"}), then the API recovers.
  *
  * Blocking from outside, deterministically and without a product hook: the API is started with the Node
@@ -16,7 +16,7 @@ import { baseEnv, startApi } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
-import { ms, payment } from './lib';
+import { ms, payment, paymentKey } from './lib';
 
 const BLOCK_MS = 2500;
 const LIMIT_MS = 50;
@@ -50,7 +50,7 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
   );
   t.teardown(() => api.stop('SIGKILL'));
   const wsUrl = await waitFor(() => /Debugger listening on (ws:\/\/\S+)/.exec(api.stderr.join(''))?.[1], { what: 'inspector URL' });
-  const post = () => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'elu'));
+  const post = () => call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'elu'), paymentKey(1, 'elu'));
   /** Posts until one is accepted (202); returns how many were shed (503) on the way, for the counter check. */
   const shedUntilAccepted = async (what: string, timeoutMs: number, intervalMs: number) => {
     let shed = 0;

@@ -1,5 +1,5 @@
 /**
- * Fault test 8: an evicting Redis. API and worker refuse to start with a message that explains why (exit 1);
+ * An evicting Redis. API and worker refuse to start with a message that explains why (exit 1);
  * a running API whose Redis is switched to an evicting policy reports it on /readyz (503, code and reason) and
  * is ready again once noeviction is back.
  */

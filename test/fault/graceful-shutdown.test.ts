@@ -1,12 +1,12 @@
 /**
- * Fault test 3: SIGTERM with 20 active 2-second jobs. The worker stops taking jobs, finishes the 20 within the
+ * SIGTERM with 20 active 2-second jobs. The worker stops taking jobs, finishes the 20 within the
  * grace period and exits 0; none of them runs again (attemptsStarted stays 1, one charge each, a later worker
  * finds nothing to recover). The API, SIGTERMed with a request in flight, finishes that request and answers
  * requests arriving while it closes with 503, then exits 0.
  */
 import net from 'node:net';
 import t from 'tap';
-import { baseEnv, startApi, startWorker, ServiceProcess, API_KEY, SIGNING_SECRET } from '../helpers/services';
+import { baseEnv, startApi, startWorker, ServiceProcess, API_KEY, ADMIN_KEY, SIGNING_SECRET } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
@@ -32,7 +32,7 @@ t.test('3. SIGTERM with 20 active 2 s jobs: exit 0 within the grace period, none
   const api = await started(t, procs, startApi(env));
   const queue = queueHandle(t, SHARED_REDIS_URL, prefix);
   const redis = redisClient(t, SHARED_REDIS_URL);
-  t.equal((await call('PUT', `${api.url}/v1/admin/faults/payments`, { latencyMs: 2000 })).status, 200);
+  t.equal((await call('PUT', `${api.url}/v1/admin/faults/payments`, { latencyMs: 2000 }, { authorization: `Bearer ${ADMIN_KEY}` })).status, 200);
 
   const workerEnv = { ...env, WORKER_QUEUES: 'payments', WORKER_CONCURRENCY_PAYMENTS: '20' };
   const worker = await started(t, procs, startWorker(workerEnv));
@@ -95,7 +95,7 @@ async function apiClosing(api: ServiceProcess, jobId: string) {
   // Request 0 proves the connection is served; request 1 is then left with half its body.
   sock.write(head('GET', '/healthz'));
   await waitFor(() => /HTTP\/1\.1 200/.test(raw), { what: 'healthz on the connection' });
-  sock.write(head('POST', '/v1/queues/payments/jobs', `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`) + body.slice(0, 10));
+  sock.write(head('POST', '/v1/queues/payments/jobs', `content-type: application/json\r\nidempotency-key: closing-1000\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`) + body.slice(0, 10));
   // The server emits nothing when it has parsed request 1's headers; give it a moment on loopback.
   await new Promise((r) => setTimeout(r, 300));
   const termAt = performance.now();

@@ -1,5 +1,5 @@
 /**
- * Fault test 7: 100 concurrent POSTs with one Idempotency-Key through the real API process → exactly one job,
+ * 100 concurrent POSTs with one Idempotency-Key through the real API process → exactly one job,
  * every response naming it, and (with a worker running) exactly one charge.
  */
 import t from 'tap';

@@ -11,6 +11,9 @@ export const payment = (i: number, tag = 'p') => ({
   data: { amount: 100 + i, currency: 'EUR', account: `acct_${i}`, reference: `${tag}-${i}` },
 });
 
+/** The Idempotency-Key of payment(i, tag): one intent per (i, tag), so a re-sent payment is a replay. */
+export const paymentKey = (i: number, tag = 'p') => ({ 'idempotency-key': `pay-${tag}-${i}` });
+
 export const notification = (i: number) => ({ data: { channel: 'email', to: `user${i}@example.com`, template: 'welcome' } });
 
 /** A plain client for assertions (ledger, provider charges, job hashes); disconnected at teardown. */

@@ -7,7 +7,7 @@ import { baseEnv, startApi, startWorker } from '../helpers/services';
 import { RedisServer, startRedisServer, uniquePrefix } from '../helpers/redis';
 import { call } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
-import { ms, payment } from './lib';
+import { ms, payment, paymentKey } from './lib';
 
 export interface OutageResult {
   requests: number;
@@ -40,7 +40,7 @@ export async function redisOutage(
   t.teardown(() => worker.stop('SIGKILL'));
 
   const processed = async (i: number) => {
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, 'outage'));
+    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, 'outage'), paymentKey(i, 'outage'));
     if (res.status !== 202) return undefined;
     const id = res.body.id as string;
     await waitFor(async () => (await call('GET', `${api.url}/v1/queues/payments/jobs/${id}`)).body.state === 'completed', {
@@ -60,7 +60,7 @@ export async function redisOutage(
   let i = 1;
   while (performance.now() - started < outageMs) {
     const at = performance.now();
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i++, 'outage'));
+    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(i, 'outage'), paymentKey(i++, 'outage'));
     latencies.push(ms(at));
     statuses[res.status] = (statuses[res.status] ?? 0) + 1;
     if (res.status === 503) {
@@ -76,7 +76,7 @@ export async function redisOutage(
   // First accepted job after the outage, then processed by the same worker process.
   const res = await waitFor(
     async () => {
-      const r = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(100_000, 'after'));
+      const r = await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(100_000, 'after'), paymentKey(100_000, 'after'));
       return r.status === 202 ? r : undefined;
     },
     { what: 'API accepting jobs after the outage', timeoutMs: 15_000, intervalMs: 100 },

@@ -1,4 +1,4 @@
-/** Fault test 5: Redis down (process killed) for 20 s — fast 503s during, processing resumes after, no restarts. */
+/** Redis down (process killed) for 20 s — fast 503s during, processing resumes after, no restarts. */
 import t from 'tap';
 import { assertOutage, redisOutage } from './outage';
 

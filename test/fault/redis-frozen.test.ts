@@ -1,5 +1,5 @@
 /**
- * Fault test 6: Redis frozen (SIGSTOP 20 s, then SIGCONT). The TCP connection stays open and nothing answers —
+ * Redis frozen (SIGSTOP 20 s, then SIGCONT). The TCP connection stays open and nothing answers —
  * the case an offline queue or a missing command timeout turns into hung requests.
  */
 import t from 'tap';

@@ -1,5 +1,6 @@
 /** An in-process API (buildApp) on the shared Redis with its own prefix, for app.inject() tests. */
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { buildApp } from '../../services/api/app';
 import { parseConfig } from '../../services/common/config';
 import { createLogger } from '../../services/common/logger';
@@ -18,6 +19,7 @@ export interface TestApp {
 export async function buildTestApp(
   t: { teardown(fn: () => unknown): void },
   env: Record<string, string> = {},
+  opts: { logger?: Logger } = {},
 ): Promise<TestApp> {
   const prefix = uniquePrefix('api');
   const config = parseConfig({
@@ -32,7 +34,7 @@ export async function buildTestApp(
     ...env,
   });
   const registry = createRegistry({ defaultMetrics: false });
-  const app = await buildApp({ config, registry, logger: createLogger({ name: 'api', level: 'silent' }) });
+  const app = await buildApp({ config, registry, logger: opts.logger ?? createLogger({ name: 'api', level: 'silent' }) });
   t.teardown(async () => {
     await app.close();
     await deletePrefix(SHARED_REDIS_URL, prefix);

@@ -1,5 +1,6 @@
 /** API in-process + real worker process(es) on one prefix: the pipeline as a test sees it. */
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import { buildTestApp, TestApp } from './app';
 import { baseEnv, startWorker, ServiceProcess } from './services';
 import { SHARED_REDIS_URL } from './redis';
@@ -13,8 +14,13 @@ export interface Pipeline extends TestApp {
   setFaults(queue: string, faults: object): Promise<void>;
 }
 
-export async function startPipeline(t: { teardown(fn: () => unknown): void }, apiEnv: Record<string, string> = {}): Promise<Pipeline> {
-  const test = await buildTestApp(t, apiEnv);
+export async function startPipeline(
+  t: { teardown(fn: () => unknown): void },
+  apiEnv: Record<string, string> = {},
+  opts: { logger?: Logger } = {},
+): Promise<Pipeline> {
+  // The workers run with WEBHOOK_ALLOW_PRIVATE=true (baseEnv, targets on loopback); the API must agree.
+  const test = await buildTestApp(t, { WEBHOOK_ALLOW_PRIVATE: 'true', ...apiEnv }, opts);
   const workers: ServiceProcess[] = [];
   t.teardown(async () => {
     await Promise.all(workers.map((w) => w.stop('SIGKILL')));
@@ -52,7 +58,7 @@ export async function startPipeline(t: { teardown(fn: () => unknown): void }, ap
         { timeoutMs, what: `${queue} job ${id} ${state}` },
       ),
     setFaults: async (queue, faults) => {
-      const res = await test.app.inject({ method: 'PUT', url: `/v1/admin/faults/${queue}`, headers: test.auth, payload: faults });
+      const res = await test.app.inject({ method: 'PUT', url: `/v1/admin/faults/${queue}`, headers: test.adminAuth, payload: faults });
       if (res.statusCode !== 200) throw new Error(`faults: ${res.statusCode} ${res.body}`);
       // Workers refresh fault settings every second.
       await new Promise((r) => setTimeout(r, 1_200));

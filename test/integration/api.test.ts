@@ -19,10 +19,11 @@ function assertErrorShape(t: Test, res: { statusCode: number; json(): any }, sta
 
 t.test('POST accepts a valid job: 202, id, state and Location', async (t) => {
   const { app, auth } = await buildTestApp(t);
-  const res = await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: auth, payload: { data: payment, priority: 'critical' } });
+  const res = await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': 'pay-1' }, payload: { data: payment, priority: 'critical' } });
   t.equal(res.statusCode, 202);
   const body = res.json();
-  t.match(body, { id: /^\d+$/, queue: 'payments', state: 'prioritized' });
+  t.match(body, { id: /^idem-[0-9a-f]{40}-[0-9a-f]{16}$/, queue: 'payments', state: 'prioritized' });
+  t.notOk(res.headers['idempotent-replayed'], 'a first request is not a replay');
   t.equal(res.headers.location, `/v1/queues/payments/jobs/${body.id}`);
 
   const job = await app.queues.payments.getJob(body.id);
@@ -34,6 +35,7 @@ t.test('POST accepts a valid job: 202, id, state and Location', async (t) => {
   const delayed = await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: auth, payload: { data: { channel: 'sms', to: '+3312345678', template: 'otp' }, delayMs: 60_000 } });
   t.equal(delayed.statusCode, 202);
   t.equal(delayed.json().state, 'delayed');
+  t.match(delayed.json().id, /^\d+$/, 'without an Idempotency-Key: a plain BullMQ id');
 
   const read = await app.inject({ method: 'GET', url: `/v1/queues/payments/jobs/${body.id}`, headers: auth });
   t.equal(read.statusCode, 200);
@@ -58,11 +60,11 @@ t.test('validation errors are 400 with the error shape, naming the field, and en
     ['webhooks', { data: { url: 'https://example.com/x', event: 'e' } }, /payload/],
   ];
   for (const [queue, payload, field] of cases) {
-    const res = await app.inject({ method: 'POST', url: `/v1/queues/${queue}/jobs`, headers: auth, payload: payload as object });
+    const res = await app.inject({ method: 'POST', url: `/v1/queues/${queue}/jobs`, headers: { ...auth, 'idempotency-key': 'k-validation' }, payload: payload as object });
     const body = assertErrorShape(t, res, 400, 'VALIDATION_ERROR');
     t.match(body.message, field, `${queue} ${JSON.stringify(payload)} → ${body.message}`);
   }
-  const malformed = await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"data":' });
+  const malformed = await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': 'k-malformed', 'content-type': 'application/json' }, payload: '{"data":' });
   assertErrorShape(t, malformed, 400, malformed.json().code);
   const counts = await app.queues.payments.getJobCounts();
   t.equal(Object.values(counts).reduce((a, b) => a + b, 0), 0, 'nothing enqueued');
@@ -98,7 +100,7 @@ t.test('auth: missing or wrong key 401; no key configured refuses writes and say
   t.equal((await app.queues.payments.getJobCounts()).prioritized, 0, 'nothing enqueued');
 
   const open = await buildTestApp(t, { API_KEYS: '' });
-  const refused = await open.app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { authorization: 'Bearer anything' }, payload: { data: payment } });
+  const refused = await open.app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { authorization: 'Bearer anything', 'idempotency-key': 'k' }, payload: { data: payment } });
   t.match(assertErrorShape(t, refused, 401, 'AUTH_NOT_CONFIGURED').message, /API_KEYS/);
 });
 
@@ -121,7 +123,7 @@ t.test('Idempotency-Key: 50 concurrent identical requests create exactly one job
 });
 
 t.test('fault settings: stored per queue, merged, validated, listed', async (t) => {
-  const { app, auth } = await buildTestApp(t);
+  const { app, adminAuth: auth } = await buildTestApp(t);
   const put = await app.inject({ method: 'PUT', url: '/v1/admin/faults/payments', headers: auth, payload: { failureRate: 0.5, latencyMs: 20 } });
   t.equal(put.statusCode, 200);
   t.same(put.json(), { failureRate: 0.5, timeoutRate: 0, rateLimitRate: 0, latencyMs: 20 });
@@ -137,9 +139,9 @@ t.test('fault settings: stored per queue, merged, validated, listed', async (t) 
 t.test("the guide's JSON endpoints report counts from Redis", async (t) => {
   const { app, auth } = await buildTestApp(t);
   for (let i = 0; i < 3; i++) {
-    await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: auth, payload: { data: payment } });
+    await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': `guide-${i}` }, payload: { data: payment } });
   }
-  await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: auth, payload: { data: payment, delayMs: 60_000 } });
+  await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': 'guide-delayed' }, payload: { data: payment, delayMs: 60_000 } });
   const one = await app.inject({ method: 'GET', url: '/queue/payments/metrics' });
   t.equal(one.statusCode, 200);
   t.match(one.json(), { success: true, data: { queueName: 'payments', waitingCount: 3, delayedCount: 1, activeCount: 0, completedCount: 0, failedCount: 0, averageLatency: 0, p95Latency: 0, p99Latency: 0, throughput: 0 } });
@@ -162,7 +164,7 @@ t.test('probes: healthz always, readyz when Redis answers with noeviction', asyn
   const down = await buildTestApp(t, { REDIS_URL: 'redis://127.0.0.1:1' });
   const notReady = await down.app.inject({ method: 'GET', url: '/readyz' });
   assertErrorShape(t, notReady, 503, 'REDIS_UNAVAILABLE');
-  const post = await down.app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: down.auth, payload: { data: payment } });
+  const post = await down.app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...down.auth, 'idempotency-key': 'k-down' }, payload: { data: payment } });
   assertErrorShape(t, post, 503, 'REDIS_UNAVAILABLE');
   t.equal(post.headers['retry-after'], '1');
 });

@@ -103,6 +103,16 @@ t.test('live status line reads the stack Prometheus through the recording rules;
   t.match(readFileSync(stack.logs.prometheus!, 'utf8'), /Server is ready to receive web requests/, 'the Prometheus log too');
 });
 
+t.test('the console the stack prints is served to the admin key (Basic, as a browser logs in) and to no one else', async (t) => {
+  const url = `${stack.urls.api}/admin/queues`;
+  const basic = (password: string) => `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`;
+  const page = await fetch(url, { headers: { authorization: basic(stack.adminKey) } });
+  t.equal(page.status, 200, 'admin:<admin key> opens the console');
+  t.match(await page.text(), /<html/i, 'its page');
+  t.equal((await fetch(url)).status, 401, 'no credentials → 401');
+  t.equal((await fetch(url, { headers: { authorization: `Bearer ${stack.apiKey}` } })).status, 403, 'the client key → 403');
+});
+
 t.test('dashboard variables have values; exemplars carry the trace id label Grafana links to Jaeger', async (t) => {
   const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'k6.json')) {

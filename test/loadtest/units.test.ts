@@ -194,7 +194,7 @@ t.test('loadtest/thresholds.json is exactly what observability/thresholds.yaml s
   const fromYaml = Object.fromEntries(Object.entries(src.queues as Record<string, { http_p95_ms?: number }>).map(([q, v]) => [q, v.http_p95_ms ?? src.defaults.http_p95_ms]));
   const fromJson = Object.fromEntries(Object.entries(json.queues).map(([q, v]) => [q, v.http_p95_ms]));
   t.same(fromJson, fromYaml, 'per-queue HTTP p95');
-  // The issue's table, so a drift in either file is visible here too.
+  // The scaling guide's table (docs/loadtest.md), so a drift in either file is visible here too.
   t.same(fromJson, { payments: 500, notifications: 300, webhooks: 1000 });
   t.equal(json.error_ratio, 0.05);
   for (const { queue } of loadScenarios().mix) t.ok(json.queues[queue], `${queue} of the traffic mix has a threshold`);

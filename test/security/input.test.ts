@@ -1,5 +1,5 @@
 /**
- * Fault test 9: hostile input against the real API process. Fuzzed bodies (seeded, reproducible: each a valid
+ * Hostile input against the real API process. Fuzzed bodies (seeded, reproducible: each a valid
  * body with one mutation that makes it invalid, or broken JSON) → 400 with the error shape, naming the field;
  * oversize → 413; no key / wrong key → 401; and nothing is enqueued by any of them.
  */
@@ -170,7 +170,8 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
   const redis = redisClient(t, SHARED_REDIS_URL);
 
   const cases = generate(mulberry32(SEED));
-  const results = await pool(cases, 16, async (c) => ({ c, res: await call('POST', `${api.url}/v1/queues/${c.queue}/jobs`, c.body) }));
+  // Each with its own Idempotency-Key (payments require one), so the body alone decides the answer.
+  const results = await pool(cases, 16, async (c, i) => ({ c, res: await call('POST', `${api.url}/v1/queues/${c.queue}/jobs`, c.body, { 'idempotency-key': `fuzz-${i}` }) }));
   const wrongStatus = results.filter(({ res }) => res.status !== 400);
   const badShape = results.filter(
     ({ res }) =>
@@ -204,7 +205,7 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
     ['empty bearer', { authorization: 'Bearer ' }],
   ];
   for (const [name, headers] of authCases) {
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, valid, headers);
+    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, valid, { 'idempotency-key': 'auth-case', ...headers });
     t.equal(res.status, 401, `${name} → 401`);
     t.match(res.body, { statusCode: 401, code: 'UNAUTHORIZED', error: 'Unauthorized' });
     t.equal(res.headers['www-authenticate'], 'Bearer', 'WWW-Authenticate: Bearer');
@@ -222,8 +223,10 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
     cursor = next;
     keys.push(...batch);
   } while (cursor !== '0');
-  // BullMQ writes each queue's <queue>:meta (version) when the API's Queue objects connect: not a job.
-  const written = keys.filter((k) => !/:(payments|notifications|webhooks):meta$/.test(k));
+  // BullMQ writes each queue's <queue>:meta (version) when the API's Queue objects connect, and the wrong keys
+  // are counted against the client address (services/api/failed-auth.ts): neither is a job.
+  const written = keys.filter((k) => !/:(payments|notifications|webhooks):meta$|:api-auth-failures:/.test(k));
+  t.ok(keys.some((k) => k.endsWith(':api-auth-failures:127.0.0.1')), 'the wrong keys were counted against the address');
   const logText = JSON.stringify(api.logs) + api.stderr.join('');
   t.notOk(logText.includes(API_KEY) || logText.includes('wrong-key-0123456789'), 'no bearer key (valid or not) in the API log');
   t.same(written, [], 'no job, id counter or event under the prefix (only the queues\' meta keys)');
@@ -245,7 +248,7 @@ t.test('9. an unauthenticated request is refused before its body is read (401 wh
   ];
   const statuses: string[] = [];
   for (const [name, body] of bodies) {
-    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, body, { authorization: '' });
+    const res = await call('POST', `${api.url}/v1/queues/payments/jobs`, body, { authorization: '', 'idempotency-key': 'anon' });
     statuses.push(`${name} → ${res.status}`);
     t.equal(res.status, 401, `no key + ${name} → 401 (not parsed for an anonymous client)`);
   }

@@ -1,5 +1,5 @@
 /**
- * Fault test 10: the per-key rate limit is shared by API replicas through Redis. Two API processes, limit N per
+ * The per-key rate limit is shared by API replicas through Redis. Two API processes, limit N per
  * window: N requests spread across both are accepted, request N+1 gets 429 on either replica, with Retry-After,
  * the x-ratelimit-* headers and the error shape, counted as api_requests_rejected_total{reason="rate_limited"}.
  * Another key is not affected (the limit is per key), and nothing past the limit was enqueued.
@@ -8,7 +8,7 @@ import t from 'tap';
 import { baseEnv, startApi, API_KEY } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
-import { payment, queueHandle } from '../fault/lib';
+import { payment, paymentKey, queueHandle } from '../fault/lib';
 
 const N = 20;
 const OTHER_KEY = 'second-key-abcdefghijklmnop';
@@ -25,7 +25,7 @@ t.test('10. rate limit shared by two API processes: request N+1 across both gets
   t.teardown(() => Promise.all([a.stop('SIGKILL'), b.stop('SIGKILL')]));
   const queue = queueHandle(t, SHARED_REDIS_URL, prefix);
   const post = (url: string, i: number, headers: Record<string, string> = {}) =>
-    call('POST', `${url}/v1/queues/payments/jobs`, payment(i, 'rl'), headers);
+    call('POST', `${url}/v1/queues/payments/jobs`, payment(i, 'rl'), { ...paymentKey(i, 'rl'), ...headers });
 
   const within = [];
   for (let i = 0; i < N; i++) within.push(await post(i % 2 === 0 ? a.url! : b.url!, i));

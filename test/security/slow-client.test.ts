@@ -1,5 +1,5 @@
 /**
- * Fault test 12: a slow client (slowloris: a header byte every 200 ms, so the connection is never idle) is cut
+ * A slow client (slowloris: a header byte every 200 ms, so the connection is never idle) is cut
  * off at the request timeout (API_REQUEST_TIMEOUT_MS), and a client that sends nothing at the connection
  * timeout (API_CONNECTION_TIMEOUT_MS) — instead of holding a socket for as long as it likes.
  */

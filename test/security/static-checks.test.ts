@@ -1,5 +1,5 @@
 /**
- * Fault test 13, static: no secret literal anywhere in the repository (tracked files and new, not-ignored ones)
+ * Static: no secret literal anywhere in the repository (tracked files and new, not-ignored ones)
  * or in compose; Redis, Prometheus and Alertmanager never published; everything else published only on
  * 127.0.0.1; the Slack webhook URL only from a file (api_url_file) and the Grafana admin password only from
  * env/secret files; services bind loopback by default.

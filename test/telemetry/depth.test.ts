@@ -21,7 +21,7 @@ t.test('depth gauges are exact with 2 APIs and 2 workers', async (t) => {
   const hook = { data: { url: 'http://127.0.0.1:9/x', event: 'e', payload: {} } };
   for (let i = 0; i < 7; i++) t.equal((await call('POST', `${apis[i % 2]!.url}/v1/queues/webhooks/jobs`, hook)).status, 202);
   for (let i = 0; i < 3; i++) {
-    await call('POST', `${apis[i % 2]!.url}/v1/queues/payments/jobs`, { data: { amount: 5, currency: 'EUR', account: 'a' }, delayMs: 60_000 });
+    await call('POST', `${apis[i % 2]!.url}/v1/queues/payments/jobs`, { data: { amount: 5, currency: 'EUR', account: 'a' }, delayMs: 60_000 }, { 'idempotency-key': `depth-${i}` });
   }
   await call('POST', `${apis[0]!.url}/v1/queues/webhooks/jobs`, { ...hook, delayMs: 60_000 });
 

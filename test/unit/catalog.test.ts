@@ -21,7 +21,8 @@ t.test('policy defaults are the operating guide table (but webhooks concurrency)
   t.same(PRIORITIES, { critical: 1, high: 3, normal: 5, low: 7, background: 10 });
   t.equal(RETENTION.completed.age, 3600);
   t.ok(RETENTION.completed.count > 0, 'completed retention bounded by count');
-  t.equal(RETENTION.failed.age, 24 * 3600);
+  t.equal(RETENTION.failed.age, 7 * 24 * 3600, 'failed jobs kept 7 days by default (FAILED_RETENTION_S)');
+  t.ok(RETENTION.failed.count > 0, 'failed retention bounded by count');
 });
 
 t.test('every catalog queue has its processor file, registered in the typed map', async (t) => {

@@ -15,6 +15,8 @@ t.test('defaults come from the catalog and the issue contract', async (t) => {
   t.same(c.worker.timeoutMs, { payments: 10_000, notifications: 5_000, webhooks: 30_000 });
   t.equal(c.webhooks.allowPrivate, false);
   t.equal(c.api.bodyLimitBytes, 64 * 1024);
+  t.same(c.failedRetention, { age: 7 * 24 * 3600, count: 20_000 }, 'dead letters: 7 days, 20k per queue');
+  t.same(c.api.authFailureLimit, { max: 10, windowMs: 60_000 }, 'wrong keys: 10 per minute per address');
   const thresholds = loadThresholds();
   t.equal(c.worker.memorySoftLimitBytes, thresholds.worker_memory_bytes.warning, 'memory soft limit from thresholds.yaml');
   t.equal(c.worker.memoryHardLimitBytes, thresholds.worker_memory_bytes.critical, 'memory hard limit from thresholds.yaml');
@@ -29,7 +31,10 @@ t.test('values are parsed and per-queue overrides apply', async (t) => {
     WORKER_TIMEOUT_MS_WEBHOOKS: '1500',
     WEBHOOK_ALLOW_PRIVATE: 'true',
     QUEUE_PREFIX: '{bull}',
+    FAILED_RETENTION_S: '3600',
+    FAILED_RETENTION_COUNT: '500',
   });
+  t.same(c.failedRetention, { age: 3600, count: 500 });
   t.same(c.api.keys, ['a', 'b', 'c']);
   t.equal(c.api.port, 8080);
   t.same(c.worker.queues, ['webhooks', 'payments']);
@@ -50,7 +55,11 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
     [{ WEBHOOK_ALLOW_PRIVATE: 'maybe' }, /WEBHOOK_ALLOW_PRIVATE/],
     [{ WEBHOOK_SIGNING_SECRET: 'short' }, /WEBHOOK_SIGNING_SECRET/],
     [{ QUEUE_PREFIX: 'a:b' }, /QUEUE_PREFIX/],
+    [{ API_AUTH_FAILURE_LIMIT_MAX: '-1' }, /API_AUTH_FAILURE_LIMIT_MAX/],
+    [{ API_AUTH_FAILURE_WINDOW_MS: '10' }, /API_AUTH_FAILURE_WINDOW_MS/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ FAILED_RETENTION_S: String(8 * 24 * 3600) }, /FAILED_RETENTION_S/], // longer than the payment ledger remembers
+    [{ FAILED_RETENTION_COUNT: '0' }, /FAILED_RETENTION_COUNT/],
     [{ WORKER_MEMORY_SOFT_LIMIT_BYTES: '2000', WORKER_MEMORY_HARD_LIMIT_BYTES: '1000' }, /SOFT_LIMIT/],
   ];
   for (const [env, pattern] of cases) {

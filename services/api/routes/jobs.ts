@@ -3,100 +3,111 @@
  * validates (and names the failing field) before any handler runs; a parametric fallback answers unknown
  * queues with 404. GET /v1/queues/:queue/jobs/:id returns the job's state and result.
  */
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Job } from 'bullmq';
-import { PRIORITIES, QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
+import { PRIORITIES, PriorityName, QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
 import { isEnvelope } from '../../common/job-envelope';
 import { ApiError, errorSchema } from '../errors';
-import { enqueueJob, EnqueueRequest } from '../enqueue';
+import { enqueueJob } from '../enqueue';
+import { idempotencyKeyRequired } from '../idempotency';
+import { webhookTargetProblem } from '../../common/webhook-target';
 import { contextWith } from '../../common/telemetry/trace-context';
 
 const MAX_DELAY_MS = 7 * 24 * 3600 * 1000;
+const errors = { '4xx': errorSchema, '5xx': errorSchema };
 
-const acceptedSchema = {
-  type: 'object',
-  required: ['id', 'queue', 'state'],
-  properties: { id: { type: 'string' }, queue: { type: 'string' }, state: { type: 'string' } },
-} as const;
+const Accepted = Type.Object({ id: Type.String(), queue: Type.String(), state: Type.String() });
 
-const jobSchema = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    queue: { type: 'string' },
-    state: { type: 'string' },
-    attemptsMade: { type: 'integer' },
-    data: { type: 'object', additionalProperties: true },
-    returnValue: {},
-    failedReason: { type: ['string', 'null'] },
-    createdAt: { type: ['string', 'null'] },
-    processedAt: { type: ['string', 'null'] },
-    finishedAt: { type: ['string', 'null'] },
-  },
-} as const;
+const JobView = Type.Object({
+  id: Type.String(),
+  queue: Type.String(),
+  state: Type.String(),
+  attemptsMade: Type.Integer(),
+  data: Type.Record(Type.String(), Type.Unknown()),
+  returnValue: Type.Unknown(),
+  failedReason: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.Union([Type.String(), Type.Null()]),
+  processedAt: Type.Union([Type.String(), Type.Null()]),
+  finishedAt: Type.Union([Type.String(), Type.Null()]),
+});
 
-const idempotencyHeaders = {
-  type: 'object',
-  properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' } },
-} as const;
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7E]+$' })),
+});
+
+/** The body of POST /v1/queues/<queue>/jobs: the queue's payload schema (catalog) plus scheduling options. */
+function enqueueBody<S extends TSchema>(payload: S) {
+  return Type.Object(
+    {
+      data: payload,
+      // An enum keyword (not a union of literals) so a wrong priority gets one error naming the allowed ones.
+      priority: Type.Optional(Type.Unsafe<PriorityName>({ type: 'string', enum: Object.keys(PRIORITIES) })),
+      delayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DELAY_MS })),
+    },
+    { additionalProperties: false },
+  );
+}
+
+/** Rules JSON Schema cannot say: a webhook URL must be one the worker can parse and is allowed to reach. */
+function checkBeyondSchema(data: object, allowPrivate: boolean): string | undefined {
+  if (!('url' in data) || typeof data.url !== 'string') return undefined;
+  const problem = webhookTargetProblem(data.url, allowPrivate);
+  return problem ? `body.data.url: ${problem}` : undefined;
+}
 
 const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
 
-export default async function jobRoutes(app: FastifyInstance) {
-  for (const name of QUEUE_NAMES) {
-    const def = QUEUE_CATALOG[name];
-    app.post<{ Body: EnqueueRequest; Headers: { 'idempotency-key'?: string } }>(`/v1/queues/${name}/jobs`, {
-      schema: {
-        headers: idempotencyHeaders,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['data'],
-          properties: {
-            data: def.payloadSchema,
-            priority: { type: 'string', enum: Object.keys(PRIORITIES) },
-            delayMs: { type: 'integer', minimum: 0, maximum: MAX_DELAY_MS },
-          },
-        },
-        response: { 202: acceptedSchema, '4xx': errorSchema, '5xx': errorSchema },
-      },
-      // Before the body is read or parsed: anonymous clients get 401, never parse errors.
-      onRequest: (request) => app.authenticate(request),
-      handler: async (request, reply) => {
-        const key = request.headers['idempotency-key'];
-        const parent = contextWith(request.otelSpan);
-        // One deadline for the whole Redis part (add, replication check, state read): see withRedis.
-        const { job, state } = await app.withRedis(async () => {
-          const added = await enqueueJob(app.queues[name], name, request.body, key, parent);
-          await app.confirmReplicated(name);
-          // A replayed Idempotency-Key may point at a job that has moved on: report its real state then.
-          const current = key
-            ? await added.getState().catch(() => 'unknown')
-            : request.body.delayMs
-              ? 'delayed'
-              : 'prioritized';
-          return { job: added, state: current };
-        });
-        app.apiMetrics.enqueued(name);
-        const id = String(job.id);
-        reply.header('location', `/v1/queues/${name}/jobs/${encodeURIComponent(id)}`);
-        return reply.status(202).send({ id, queue: name, state });
-      },
-    });
-  }
+function registerEnqueueRoute(app: FastifyInstance, name: QueueName) {
+  const def = QUEUE_CATALOG[name];
+  app.withTypeProvider<TypeBoxTypeProvider>().post(`/v1/queues/${name}/jobs`, {
+    schema: {
+      headers: IdempotencyHeaders,
+      body: enqueueBody(def.payloadSchema),
+      response: { 202: Accepted, ...errors },
+    },
+    // Before the body is read or parsed: anonymous clients get 401, never parse errors.
+    onRequest: (request) => app.authenticate(request),
+    // Before the schema: a payment without its key is refused whatever its body.
+    preValidation: async (request) => {
+      if (def.idempotencyKey === 'required' && request.headers['idempotency-key'] === undefined) throw idempotencyKeyRequired(name);
+    },
+    handler: async (request, reply) => {
+      const problem = name === 'webhooks' ? checkBeyondSchema(request.body.data, app.config.webhooks.allowPrivate) : undefined;
+      if (problem) throw new ApiError(400, 'VALIDATION_ERROR', problem);
+      const key = request.headers['idempotency-key'];
+      const parent = contextWith(request.otelSpan);
+      const deps = { queue: app.queues[name], idempotency: app.idempotency, metrics: app.apiMetrics };
+      // One deadline (withRedis) for the whole Redis part: the add, then the replication check.
+      const result = await app.withRedis(async () => {
+        const enqueued = await enqueueJob(deps, name, request.body, { clientId: request.keyId!, idempotencyKey: key }, parent);
+        await app.confirmReplicated(name);
+        return enqueued;
+      });
+      if (result.replayed) reply.header('idempotent-replayed', 'true');
+      reply.header('location', `/v1/queues/${name}/jobs/${encodeURIComponent(result.id)}`);
+      return reply.status(202).send({ id: result.id, queue: name, state: result.state });
+    },
+  });
+}
 
-  app.post('/v1/queues/:queue/jobs', async (request) => {
-    const { queue } = request.params as { queue: string };
+const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  for (const name of QUEUE_NAMES) registerEnqueueRoute(app, name);
+
+  // Authenticated first, like every keyed route: without a key, the queue list is none of the caller's business.
+  app.post('/v1/queues/:queue/jobs', {
+    schema: { params: Type.Object({ queue: Type.String() }), response: errors },
+    onRequest: (request) => app.authenticate(request),
+  }, async (request) => {
+    const { queue } = request.params;
     throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
   });
 
-  app.get<{ Params: { queue: string; id: string } }>('/v1/queues/:queue/jobs/:id', {
+  app.get('/v1/queues/:queue/jobs/:id', {
     schema: {
-      params: {
-        type: 'object',
-        properties: { queue: { type: 'string' }, id: { type: 'string', minLength: 1, maxLength: 200 } },
-      },
-      response: { 200: jobSchema, '4xx': errorSchema, '5xx': errorSchema },
+      params: Type.Object({ queue: Type.String(), id: Type.String({ minLength: 1, maxLength: 200 }) }),
+      response: { 200: JobView, ...errors },
     },
     // Before the body is read or parsed: anonymous clients get 401, never parse errors.
     onRequest: (request) => app.authenticate(request),
@@ -104,7 +115,7 @@ export default async function jobRoutes(app: FastifyInstance) {
       const { queue, id } = request.params;
       if (!isQueueName(queue)) throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"`);
       const { job, state } = await app.withRedis(async () => {
-        const q = app.queues[queue as QueueName];
+        const q = app.queues[queue];
         const notFound = () =>
           new ApiError(404, 'JOB_NOT_FOUND', `no job "${id}" in queue "${queue}" (it may have expired after its retention period)`);
         // The job hash and its state are two reads; a worker can finish the job in between. Reading the state
@@ -131,4 +142,6 @@ export default async function jobRoutes(app: FastifyInstance) {
       };
     },
   });
-}
+};
+
+export default jobRoutes;

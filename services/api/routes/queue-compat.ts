@@ -3,24 +3,18 @@
  * /queue/:queue/metrics. Counts come from the same reads as the bullmq_queue_jobs gauges; latencies (ms, as in
  * the guide) are end-to-end over the most recent completed jobs; throughput is completed jobs/s over the last
  * minute. "waitingCount" is waiting + prioritized: what the depth alert calls queue depth.
+ * Anonymous, so served from one shared snapshot read at most once per second (../queue-snapshot.ts): polling
+ * them cannot slow enqueues down. `timestamp` is when the snapshot was read.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Queue } from 'bullmq';
-import type { RedisClient } from '../../common/redis';
 import { QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
-import { readLatencySummary, readQueueState } from '../../common/queue-stats';
+import type { QueueSnapshot } from '../queue-snapshot';
 import { ApiError } from '../errors';
 
-async function queueMetrics(queue: Queue) {
-  const client = (await queue.client) as unknown as RedisClient;
-  const [state, latency, stalledCount] = await Promise.all([
-    readQueueState(queue),
-    readLatencySummary(queue),
-    client.scard(queue.toKey('stalled')),
-  ]);
+function queueMetrics(queueName: QueueName, { state, latency, stalledCount }: QueueSnapshot, readAt: Date) {
   const c = state.counts;
   return {
-    queueName: queue.name,
+    queueName,
     activeCount: c.active,
     waitingCount: c.waiting + c.prioritized,
     prioritizedCount: c.prioritized,
@@ -35,24 +29,26 @@ async function queueMetrics(queue: Queue) {
     p95Latency: latency.p95Latency,
     p99Latency: latency.p99Latency,
     throughput: latency.throughput,
-    timestamp: new Date().toISOString(),
+    timestamp: readAt.toISOString(),
   };
 }
 
 export default async function queueCompatRoutes(app: FastifyInstance) {
-  app.get('/queue/metrics', async () => ({
-    success: true,
-    data: await app.withRedis(() => Promise.all(QUEUE_NAMES.map((q) => queueMetrics(app.queues[q])))),
-  }));
+  app.get('/queue/metrics', async () => {
+    const snapshot = await app.queueSnapshot.get();
+    return { success: true, data: QUEUE_NAMES.map((q) => queueMetrics(q, snapshot.queues[q], snapshot.readAt)) };
+  });
 
   app.get<{ Params: { queue: string } }>('/queue/:queue/metrics', async (request) => {
     const { queue } = request.params;
     if (!isQueueName(queue)) throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"`);
-    return { success: true, data: await app.withRedis(() => queueMetrics(app.queues[queue as QueueName])) };
+    const snapshot = await app.queueSnapshot.get();
+    return { success: true, data: queueMetrics(queue, snapshot.queues[queue], snapshot.readAt) };
   });
 
   app.get('/queue/status', async () => {
-    const states = await app.withRedis(() => Promise.all(QUEUE_NAMES.map((q) => readQueueState(app.queues[q]))));
+    const snapshot = await app.queueSnapshot.get();
+    const states = QUEUE_NAMES.map((q) => snapshot.queues[q].state);
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((q, i) => {
         const s = states[i]!;
@@ -69,7 +65,7 @@ export default async function queueCompatRoutes(app: FastifyInstance) {
         ...(noWorkers.length ? { issues: noWorkers.map((q) => `no worker consuming "${q}"`) } : {}),
         queues,
         totals,
-        timestamp: new Date().toISOString(),
+        timestamp: snapshot.readAt.toISOString(),
       },
     };
   });

@@ -16,6 +16,9 @@ export const ApiEnv = Type.Object({
   // Per bearer key, shared by every API replica through Redis. 0 disables the limit.
   API_RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 1000 }),
   API_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 100, default: 1000 }),
+  // Wrong keys per client address and window before that address gets 429 on every keyed route. 0 disables.
+  API_AUTH_FAILURE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 10 }),
+  API_AUTH_FAILURE_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   // Load shedding: above these the API answers 503 + Retry-After instead of queueing more work. 0 disables.
   API_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000 }),
   API_MAX_RSS_BYTES: Type.Integer({ minimum: 0, default: 0 }),
@@ -39,6 +42,8 @@ export function apiConfig(env: ApiEnv) {
     requestTimeoutMs: env.API_REQUEST_TIMEOUT_MS,
     connectionTimeoutMs: env.API_CONNECTION_TIMEOUT_MS,
     rateLimit: { max: env.API_RATE_LIMIT_MAX, windowMs: env.API_RATE_LIMIT_WINDOW_MS },
+    /** Failed authentications allowed per client address and window (services/api/failed-auth.ts). */
+    authFailureLimit: { max: env.API_AUTH_FAILURE_LIMIT_MAX, windowMs: env.API_AUTH_FAILURE_WINDOW_MS },
     loadShedding: { maxEventLoopDelayMs: env.API_MAX_EVENT_LOOP_DELAY_MS, maxRssBytes: env.API_MAX_RSS_BYTES },
   };
 }

@@ -1,5 +1,7 @@
 /** Environment read by every process: Redis, key prefix, logs, metrics listener, tracing, shutdown. */
 import { Type, type Static } from '@sinclair/typebox';
+
+import { RETENTION } from '../queue-catalog';
 import { ConfigError, parseList } from './errors';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -28,6 +30,11 @@ export const SharedEnv = Type.Object({
   // Fault injection into the simulated providers: off in production; the native stack, demo and tests turn it on.
   FAULTS_ENABLED: Type.Boolean({ default: false }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 30_000 }),
+  // How long a job that failed for good stays inspectable and replayable (console, failures API), and how many
+  // such jobs each queue keeps at most. Memory cost per 100k failed jobs: docs/console.md. The payment ledger
+  // remembers a charge longer than the longest allowed age (payment-ledger.ts), so a replay never charges twice.
+  FAILED_RETENTION_S: Type.Integer({ minimum: 60, maximum: 7 * 24 * 3600, default: RETENTION.failed.age }),
+  FAILED_RETENTION_COUNT: Type.Integer({ minimum: 1, maximum: 10_000_000, default: RETENTION.failed.count }),
   // An enum (not a union of literals) so a bad value's error lists the allowed ones.
   LOG_LEVEL: Type.Unsafe<(typeof LOG_LEVELS)[number]>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
   OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
@@ -72,6 +79,8 @@ export function sharedConfig(env: SharedEnv) {
     /** Fault injection into the simulated providers (admin API and workers); off unless FAULTS_ENABLED=true. */
     faultsEnabled: env.FAULTS_ENABLED,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    /** removeOnFail of every job: dead letters kept this long (s) and at most this many per queue. */
+    failedRetention: { age: env.FAILED_RETENTION_S, count: env.FAILED_RETENTION_COUNT },
     logLevel: env.LOG_LEVEL,
     tracing: {
       disabled: env.OTEL_SDK_DISABLED,

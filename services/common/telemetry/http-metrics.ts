@@ -8,7 +8,8 @@ import { BUCKETS, MetricsRegistry, traceExemplar } from './registry';
 
 // Shutdown refusals (503 while closing) are answered by Fastify before any hook runs and cannot be counted
 // here; they last at most the shutdown grace period.
-export const REJECTION_REASONS = ['rate_limited', 'overloaded'] as const;
+// auth_rate_limited: too many wrong keys from one client address (services/api/failed-auth.ts).
+export const REJECTION_REASONS = ['rate_limited', 'auth_rate_limited', 'overloaded'] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
 export interface ApiMetrics {
@@ -34,7 +35,7 @@ export function createApiMetrics(registry: MetricsRegistry, queues: readonly str
   });
   const rejected = new Counter({
     name: 'api_requests_rejected_total',
-    help: 'Requests refused before reaching a route: per-key rate limit (429) or load shedding (503).',
+    help: 'Requests refused before reaching a route: per-key rate limit or failed-auth limit (429), load shedding (503).',
     labelNames: ['reason'] as const,
     registers: [registry],
   });

@@ -6,9 +6,9 @@
 import { Counter, Histogram } from 'prom-client';
 import { BUCKETS, MetricsRegistry, traceExemplar as exemplar } from './registry';
 import type { TelemetryGuard } from './guard';
+import { FAILURE_REASONS, FailureReason } from '../failure-reason';
 
-export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'rate_limited', 'other'] as const;
-export type FailureReason = (typeof FAILURE_REASONS)[number];
+export { FAILURE_REASONS, type FailureReason };
 
 export type JobStatus = 'completed' | 'failed';
 

@@ -11,14 +11,17 @@ import { jobOptionsFor } from '../../../common/job-options';
 import { createProducerConnection, type RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
 import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
-import { isRedisError, notReplicated, redisUnavailable } from '../../errors';
+import { IdempotencyStore } from '../../idempotency';
+import { CachedQueueSnapshot } from '../../queue-snapshot';
+import { isRedisError, isRedisOom, notReplicated, redisFull, redisUnavailable } from '../../errors';
 
 declare module 'fastify' {
   interface FastifyInstance {
     redis: RedisClient;
     /**
      * Runs a Redis-backed operation: 503 REDIS_UNAVAILABLE at once when the connection is not up (BullMQ would
-     * wait for it), and when the operation fails because Redis is unreachable or frozen.
+     * wait for it), and when the operation fails because Redis is unreachable or frozen; 503 REDIS_FULL when
+     * Redis refuses the write for memory.
      */
     withRedis<T>(operation: () => Promise<T>): Promise<T>;
     queues: Record<QueueName, Queue>;
@@ -28,6 +31,9 @@ declare module 'fastify' {
      */
     confirmReplicated(queue: QueueName): Promise<void>;
     faultStore: FaultStore;
+    idempotency: IdempotencyStore;
+    /** Queue counts and latencies for the guide's JSON endpoints, read from Redis at most once per second. */
+    queueSnapshot: CachedQueueSnapshot;
   }
 }
 
@@ -45,7 +51,11 @@ export default fp(
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: queueKeyPrefix(app.config, name), defaultJobOptions: jobOptionsFor(name) }),
+        new Queue(name, {
+          connection: redis,
+          prefix: queueKeyPrefix(app.config, name),
+          defaultJobOptions: jobOptionsFor(name, app.config.failedRetention),
+        }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));
@@ -73,6 +83,7 @@ export default fp(
         return await Promise.race([operation(), deadline]);
       } catch (err) {
         if (err instanceof ReplicationTimeoutError) throw notReplicated(err);
+        if (isRedisOom(err)) throw redisFull();
         throw isRedisError(err) ? redisUnavailable(err) : err;
       } finally {
         clearTimeout(timer);
@@ -85,6 +96,8 @@ export default fp(
       if (waitReplicas > 0) await waitForReplicas(redis, queues[queue].toKey('id'), waitReplicas, waitTimeoutMs);
     });
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
+    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, app.withRedis));
+    app.decorate('idempotency', new IdempotencyStore(redis, app.config.queuePrefix, app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {
       // With Redis down, Queue#close would wait for a connection that never comes: just drop the socket.
@@ -92,7 +105,13 @@ export default fp(
         redis.disconnect();
         return;
       }
-      const closing = Promise.all(Object.values(queues).map((q) => q.close().catch(() => undefined)));
+      // Close each queue only once its connection wrapper has finished initialising: BullMQ drops its listeners on
+      // close, so an init command failing afterwards (a timeout on a loaded host) would be an unhandled 'error'.
+      const closing = Promise.all(
+        Object.values(queues).map((q) =>
+          q.waitUntilReady().then(() => q.close(), () => q.close()).catch(() => undefined),
+        ),
+      );
       await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
       await redis.quit().catch(() => redis.disconnect());
     });

@@ -10,6 +10,8 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import { SpanKind, SpanStatusCode, propagation, Span, context, trace } from '@opentelemetry/api';
 import { ApiMetrics, createApiMetrics, noopApiMetrics } from '../../../common/telemetry/http-metrics';
+import { AdminMetrics, createAdminMetrics, noopAdminMetrics } from '../../../common/telemetry/admin-metrics';
+import { ReplayMetrics, createReplayMetrics, noopReplayMetrics } from '../../../common/telemetry/replay-metrics';
 import type { MetricsRegistry } from '../../../common/telemetry/registry';
 import { createTelemetryGuard } from '../../../common/telemetry/guard';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME } from '../../../common/telemetry/semconv';
@@ -19,6 +21,8 @@ import { QUEUE_NAMES } from '../../../common/queue-catalog';
 declare module 'fastify' {
   interface FastifyInstance {
     apiMetrics: ApiMetrics;
+    adminMetrics: AdminMetrics;
+    replayMetrics: ReplayMetrics;
   }
   interface FastifyRequest {
     otelSpan?: Span;
@@ -55,6 +59,14 @@ export default fp(
     app.decorate(
       'apiMetrics',
       opts.registry && app.config.metrics.enabled ? createApiMetrics(opts.registry, QUEUE_NAMES) : noopApiMetrics,
+    );
+    app.decorate(
+      'adminMetrics',
+      opts.registry && app.config.metrics.enabled ? createAdminMetrics(opts.registry) : noopAdminMetrics,
+    );
+    app.decorate(
+      'replayMetrics',
+      opts.registry && app.config.metrics.enabled ? createReplayMetrics(opts.registry, QUEUE_NAMES) : noopReplayMetrics,
     );
     app.decorateRequest('otelSpan', undefined);
     app.decorateRequest('startedAt', undefined);

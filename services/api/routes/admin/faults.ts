@@ -1,12 +1,13 @@
 /**
  * Fault injection for the simulated providers: PUT /v1/admin/faults/:queue, GET /v1/admin/faults.
  * Stored in Redis, so every worker replica applies them within a second. How demos and alert drills make
- * things go wrong on purpose.
+ * things go wrong on purpose — and so off unless FAULTS_ENABLED=true: then PUT answers 403 FAULTS_DISABLED and
+ * workers ignore whatever is stored. Guarded by the admin scope (./index.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
-import { FaultSettings, faultSettingsSchema } from '../../common/faults';
-import { ApiError, errorSchema } from '../errors';
+import { QUEUE_NAMES, QueueName, isQueueName } from '../../../common/queue-catalog';
+import { FaultSettings, faultSettingsSchema } from '../../../common/faults';
+import { ApiError, errorSchema } from '../../errors';
 
 const settingsResponse = {
   type: 'object',
@@ -18,7 +19,7 @@ const settingsResponse = {
   },
 } as const;
 
-export default async function adminFaultRoutes(app: FastifyInstance) {
+export default async function faultRoutes(app: FastifyInstance) {
   app.get('/v1/admin/faults', {
     schema: {
       response: {
@@ -27,8 +28,6 @@ export default async function adminFaultRoutes(app: FastifyInstance) {
         '5xx': errorSchema,
       },
     },
-    // Before the body is read or parsed: anonymous clients get 401, never parse errors.
-      onRequest: (request) => app.authenticate(request),
     handler: async () => app.withRedis(() => app.faultStore.getAll(QUEUE_NAMES)),
   });
 
@@ -38,15 +37,20 @@ export default async function adminFaultRoutes(app: FastifyInstance) {
       body: faultSettingsSchema,
       response: { 200: settingsResponse, '4xx': errorSchema, '5xx': errorSchema },
     },
-    // Before the body is read or parsed: anonymous clients get 401, never parse errors.
-      onRequest: (request) => app.authenticate(request),
+    // After the scope's admin guard, before the body is parsed: with faults off, no payload changes the answer.
+    onRequest: async (request) => {
+      if (!app.config.faultsEnabled) {
+        request.log.warn({ audit: true, action: 'faults_update', keyId: request.keyId, refused: 'FAULTS_DISABLED' }, 'fault injection refused');
+        throw new ApiError(403, 'FAULTS_DISABLED', 'fault injection is disabled on this deployment; set FAULTS_ENABLED=true to allow it');
+      }
+    },
     handler: async (request) => {
       const { queue } = request.params;
       if (!isQueueName(queue)) {
         throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
       }
       const settings = await app.withRedis(() => app.faultStore.update(queue as QueueName, request.body ?? {}));
-      request.log.info({ queue, settings }, 'fault settings changed');
+      app.recordAdminAction(request, 'faults_update', { queue, settings });
       return settings;
     },
   });

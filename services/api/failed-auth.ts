@@ -1,0 +1,97 @@
+/**
+ * Failed-authentication limit per client address: a wrong key costs the sender one attempt of
+ * API_AUTH_FAILURE_LIMIT_MAX per API_AUTH_FAILURE_WINDOW_MS; past it, every request from that address that
+ * needs a key is answered 429 + Retry-After before any key is compared — so a guesser learns nothing, not even
+ * when it guessed right. The per-key limiter (plugins/external/rate-limit.ts) cannot do this: it runs after
+ * authentication and is keyed by the (ever-changing) guessed key.
+ * Counts live in Redis, shared by every API replica; each replica also remembers the addresses it has seen
+ * blocked, so a blocked sender costs no Redis read. With Redis unreachable the count falls back to this process.
+ */
+import type { RedisClient } from '../common/redis';
+import { ApiError } from './errors';
+
+export interface FailedAuthLimit {
+  /** Failed attempts allowed per window and address; 0 disables the limit. */
+  max: number;
+  windowMs: number;
+}
+
+/** Beyond this many tracked addresses, expired entries are dropped (and the oldest, if none has expired). */
+const MAX_TRACKED = 10_000;
+
+export class FailedAuthLimiter {
+  private readonly blockedUntil = new Map<string, number>();
+  private readonly localCounts = new Map<string, { count: number; resetAt: number }>();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    private readonly limit: FailedAuthLimit,
+  ) {}
+
+  /** Seconds this address must still wait (0: not blocked). Memory only. */
+  blockedFor(ip: string): number {
+    const until = this.blockedUntil.get(ip);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left <= 0) {
+      this.blockedUntil.delete(ip);
+      return 0;
+    }
+    return Math.ceil(left / 1000);
+  }
+
+  /** Counts one failed attempt; returns the seconds to wait when this attempt went over the limit, else 0. */
+  async recordFailure(ip: string): Promise<number> {
+    if (this.limit.max === 0) return 0;
+    const { count, ttlMs } = await this.increment(ip);
+    if (count <= this.limit.max) return 0;
+    const waitMs = ttlMs > 0 ? ttlMs : this.limit.windowMs;
+    remember(this.blockedUntil, ip, Date.now() + waitMs);
+    return Math.ceil(waitMs / 1000);
+  }
+
+  error(retryAfterS: number): ApiError {
+    return new ApiError(
+      429,
+      'RATE_LIMITED',
+      `too many failed authentication attempts from this address; retry after ${retryAfterS} s`,
+      { 'retry-after': String(retryAfterS) },
+    );
+  }
+
+  private async increment(ip: string): Promise<{ count: number; ttlMs: number }> {
+    const key = `${this.prefix}:api-auth-failures:${ip}`;
+    try {
+      const results = await this.redis.multi().set(key, 0, 'PX', this.limit.windowMs, 'NX').incr(key).pttl(key).exec();
+      const count = Number(results?.[1]?.[1]);
+      const ttlMs = Number(results?.[2]?.[1]);
+      if (!Number.isFinite(count)) throw new Error('unexpected reply');
+      return { count, ttlMs };
+    } catch {
+      // Redis unreachable, frozen or full: count in this process rather than let guessing go unlimited.
+      const now = Date.now();
+      let entry = this.localCounts.get(ip);
+      if (!entry || entry.resetAt <= now) entry = { count: 0, resetAt: now + this.limit.windowMs };
+      entry.count += 1;
+      remember(this.localCounts, ip, entry);
+      return { count: entry.count, ttlMs: entry.resetAt - now };
+    }
+  }
+}
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size <= MAX_TRACKED) return;
+  const now = Date.now();
+  for (const [k, v] of map) {
+    const expiry = typeof v === 'number' ? v : (v as { resetAt: number }).resetAt;
+    if (expiry <= now) map.delete(k);
+  }
+  // Still full: forget the least recently touched (Map iteration is insertion order).
+  for (const k of map.keys()) {
+    if (map.size <= MAX_TRACKED) break;
+    map.delete(k);
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Idempotency-Key, after the IETF draft "The Idempotency-Key HTTP Header Field": an intent is identified by
+ * (client key id, queue, Idempotency-Key) and bound to its request's fingerprint. One record per intent in Redis:
+ *
+ *   <prefix>:idempotency:<queue>:<sha256(clientId:key)> = {"fp": <request fingerprint>, "jobId": ..., "added": bool}
+ *
+ * written with SET NX EX IDEMPOTENCY_TTL_S, so it lives independently of job retention, and exactly one of any
+ * number of concurrent requests claims it. The claim fixes the job id (the intent's digest plus a per-claim
+ * suffix, so a key reused after its record expired never lands on an old job), and BullMQ's atomic add never
+ * stores two jobs under one id: a request that finds the record claimed but not yet marked "added" (the first
+ * add still running, or timed out with an unknown outcome) adds again under the same id — a no-op when the job
+ * exists — and so never answers 202 for a job that was not stored.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import stringify from 'safe-stable-stringify';
+import type { RedisClient } from '../common/redis';
+import { DEFAULT_PRIORITY, PriorityName } from '../common/queue-catalog';
+import { ApiError } from './errors';
+
+export interface IntentRequest {
+  data: Record<string, unknown>;
+  priority?: PriorityName;
+  delayMs?: number;
+}
+
+export interface IdempotencyRecord {
+  /** sha256 of the canonical request. */
+  fp: string;
+  jobId: string;
+  /** Set once the job is known to be stored. */
+  added: boolean;
+}
+
+/**
+ * Fingerprint of a request: sha256 of its canonical form (sorted keys; defaults made explicit, so omitting
+ * "priority" and sending "normal" are the same request).
+ */
+export function requestFingerprint(req: IntentRequest): string {
+  const canonical = stringify({ data: req.data, priority: req.priority ?? DEFAULT_PRIORITY, delayMs: req.delayMs ?? 0 });
+  return createHash('sha256').update(canonical ?? '').digest('hex');
+}
+
+const intentDigest = (clientId: string, key: string) => createHash('sha256').update(`${clientId}:${key}`).digest('hex');
+
+/** Job id of a claim of an intent. No ':' (BullMQ's key separator); fixed length whatever the key. */
+export function idempotentJobId(clientId: string, key: string): string {
+  return `idem-${intentDigest(clientId, key).slice(0, 40)}-${randomBytes(8).toString('hex')}`;
+}
+
+export const idempotencyKeyReused = (key: string) =>
+  new ApiError(
+    422,
+    'IDEMPOTENCY_KEY_REUSED',
+    `Idempotency-Key "${key}" was already used with a different request (body, priority or delayMs); use a new key for a new intent`,
+  );
+
+export const idempotencyKeyRequired = (queue: string) =>
+  new ApiError(
+    400,
+    'IDEMPOTENCY_KEY_REQUIRED',
+    `"${queue}" jobs need an Idempotency-Key header (1–255 visible ASCII characters) naming the intent, so a retry is never a second job`,
+  );
+
+export type Claim =
+  /** This request owns the intent: add the job, then markAdded. */
+  | { kind: 'new'; record: IdempotencyRecord }
+  /** Same intent seen before; `added` says whether its job is known to be stored. */
+  | { kind: 'replay'; record: IdempotencyRecord };
+
+export class IdempotencyStore {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly prefix: string,
+    private readonly ttlS: number,
+  ) {}
+
+  private recordKey(queue: string, clientId: string, key: string): string {
+    return `${this.prefix}:idempotency:${queue}:${intentDigest(clientId, key)}`;
+  }
+
+  /** Claims the intent or returns its record; 422 IDEMPOTENCY_KEY_REUSED (nothing stored) on a different request. */
+  async claim(queue: string, clientId: string, key: string, fp: string): Promise<Claim> {
+    const redisKey = this.recordKey(queue, clientId, key);
+    const record: IdempotencyRecord = { fp, jobId: idempotentJobId(clientId, key), added: false };
+    // SET NX ... GET: claims atomically and returns the previous record in the same round trip (Redis ≥ 7.0).
+    const previous = (await this.redis.call('SET', redisKey, JSON.stringify(record), 'NX', 'EX', this.ttlS, 'GET')) as string | null;
+    if (previous === null) return { kind: 'new', record };
+    const stored = JSON.parse(previous) as IdempotencyRecord;
+    if (stored.fp !== fp) throw idempotencyKeyReused(key);
+    return { kind: 'replay', record: stored };
+  }
+
+  /** Records that the intent's job is stored (best effort: a replay re-adds under the same id otherwise). */
+  async markAdded(queue: string, clientId: string, key: string, record: IdempotencyRecord): Promise<void> {
+    await this.redis.set(this.recordKey(queue, clientId, key), JSON.stringify({ ...record, added: true }), 'KEEPTTL', 'XX');
+  }
+}

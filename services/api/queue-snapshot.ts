@@ -1,0 +1,64 @@
+/**
+ * One cached snapshot of every queue for the guide's JSON endpoints (/queue/status, /queue/metrics,
+ * /queue/:queue/metrics). They are anonymous and each read costs hundreds of Redis commands, so they must not
+ * let a poller slow enqueues down: whatever the call rate, one API process reads Redis for them at most once per
+ * SNAPSHOT_TTL_MS. Concurrent callers share the read in flight; everyone within the TTL gets the same snapshot
+ * (its `timestamp` says when it was read). A failed read is remembered for the TTL too, so an outage is not
+ * hammered either.
+ */
+import type { Queue } from 'bullmq';
+import type { RedisClient } from '../common/redis';
+import { QUEUE_NAMES, QueueName } from '../common/queue-catalog';
+import { LatencySummary, QueueStateSnapshot, readLatencySummary, readQueueState } from '../common/queue-stats';
+
+export const SNAPSHOT_TTL_MS = 1_000;
+
+export interface QueueSnapshot {
+  state: QueueStateSnapshot;
+  latency: LatencySummary;
+  stalledCount: number;
+}
+
+export interface QueuesSnapshot {
+  queues: Record<QueueName, QueueSnapshot>;
+  /** When the snapshot was read from Redis. */
+  readAt: Date;
+}
+
+async function readQueue(queue: Queue): Promise<QueueSnapshot> {
+  const client = (await queue.client) as unknown as RedisClient;
+  const [state, latency, stalledCount] = await Promise.all([
+    readQueueState(queue),
+    readLatencySummary(queue),
+    client.scard(queue.toKey('stalled')),
+  ]);
+  return { state, latency, stalledCount };
+}
+
+export class CachedQueueSnapshot {
+  private current: { at: number; value: Promise<QueuesSnapshot> } | undefined;
+  /** Redis reads done so far (one per snapshot); what the tests and the benchmark count. */
+  reads = 0;
+
+  constructor(
+    private readonly queues: Record<QueueName, Queue>,
+    private readonly read: <T>(operation: () => Promise<T>) => Promise<T>,
+    private readonly ttlMs = SNAPSHOT_TTL_MS,
+  ) {}
+
+  get(): Promise<QueuesSnapshot> {
+    const now = Date.now();
+    if (this.current && now - this.current.at < this.ttlMs) return this.current.value;
+    this.reads += 1;
+    const value = this.read(async () => {
+      const list = await Promise.all(QUEUE_NAMES.map((q) => readQueue(this.queues[q])));
+      return {
+        queues: Object.fromEntries(QUEUE_NAMES.map((q, i) => [q, list[i]!])) as Record<QueueName, QueueSnapshot>,
+        readAt: new Date(),
+      };
+    });
+    value.catch(() => undefined); // callers handle it; this copy only keeps an unobserved rejection quiet
+    this.current = { at: now, value };
+    return value;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Admin-plane metrics: api_admin_actions_total{action}, one increment per change an admin key made (who made it
+ * is in the audit log line, never in a label). The action list is closed so the label stays bounded: a new admin
+ * route adds its action here.
+ */
+import { Counter } from 'prom-client';
+import type { MetricsRegistry } from './registry';
+
+// failures_retry: POST /v1/admin/queues/:queue/failures/retry; console_change: any change made in the console
+// (bull-board's PUT/POST/PATCH routes: retry, clean, pause, remove, …).
+export const ADMIN_ACTIONS = ['faults_update', 'failures_retry', 'console_change'] as const;
+export type AdminAction = (typeof ADMIN_ACTIONS)[number];
+
+export interface AdminMetrics {
+  action(action: AdminAction): void;
+}
+
+export function createAdminMetrics(registry: MetricsRegistry): AdminMetrics {
+  const actions = new Counter({
+    name: 'api_admin_actions_total',
+    help: 'Changes made through the admin plane (/v1/admin/*, console), by action.',
+    labelNames: ['action'] as const,
+    registers: [registry],
+  });
+  for (const action of ADMIN_ACTIONS) actions.inc({ action }, 0);
+  return { action: (action) => actions.inc({ action }) };
+}
+
+export const noopAdminMetrics: AdminMetrics = { action: () => undefined };
