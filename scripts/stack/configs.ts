@@ -47,8 +47,9 @@ interface AlertmanagerYaml {
 }
 
 /**
- * @param redisNodes Redis Cluster nodes ("127.0.0.1:port"): the `redis` job then scrapes each node through the one
- * redis_exporter's multi-target endpoint (/scrape?target=…), so every redis_* series is per node (`instance`).
+ * @param redisNodes Redis Cluster nodes ("127.0.0.1:port"): the `redis-cluster` job scrapes each through the one
+ * redis_exporter's multi-target endpoint (/scrape?target=…), so every redis_* series is per node (`instance`),
+ * and the single-node `redis` job goes. Without: `redis-cluster` goes.
  */
 export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string, redisNodes?: string[]): PrometheusYaml {
   const cfg = YAML.parse(readFileSync(repoPath('observability/prometheus/prometheus.yml'), 'utf8')) as PrometheusYaml;
@@ -63,16 +64,18 @@ export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInte
     api: [`127.0.0.1:${ports.apiMetrics}`],
     worker: ports.workerMetrics.map((p) => `127.0.0.1:${p}`),
     redis: [`127.0.0.1:${ports.redisExporter}`],
+    'redis-cluster': (redisNodes ?? []).map((n) => `redis://${n}`),
     alertmanager: [`127.0.0.1:${ports.alertmanager}`],
   };
+  const unused = redisNodes?.length ? 'redis' : 'redis-cluster';
+  cfg.scrape_configs = cfg.scrape_configs.filter((job) => job.job_name !== unused);
   for (const job of cfg.scrape_configs) {
     const t = targets[job.job_name];
     if (!t) throw new Error(`prometheus.yml has scrape job "${job.job_name}" the native stack does not know`);
     delete job.dns_sd_configs;
     job.static_configs = [{ targets: t }];
-    if (job.job_name === 'redis' && redisNodes?.length) {
-      job.static_configs = [{ targets: redisNodes.map((n) => `redis://${n}`) }];
-      job.metrics_path = '/scrape';
+    if (job.job_name === 'redis-cluster') {
+      // Targets are redis:// URLs already: the target itself is the exporter's `target` parameter.
       job.relabel_configs = [
         { source_labels: ['__address__'], target_label: '__param_target' },
         { source_labels: ['__param_target'], target_label: 'instance' },

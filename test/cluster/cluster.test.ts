@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { QUEUE_NAMES } from '../../services/common/queue-catalog';
 import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { startRedisCluster } from '../helpers/redis-cluster';
-import { baseEnv, startApi, startWorker } from '../helpers/services';
+import { ADMIN_KEY, baseEnv, startApi, startWorker } from '../helpers/services';
 import { NOWHERE_REDIS_URL, SHARED_REDIS_URL } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
@@ -55,7 +55,7 @@ t.test('Redis Cluster: queues on their own slots, spread over masters; API and w
   t.match(placementLog?.placement, { payments: /^slot 15553 on 127\.0\.0\.1:\d+$/, notifications: /^slot 7850 on /, webhooks: /^slot 3256 on / }, 'the worker logs where each queue lives');
 
   const ids: Record<string, string> = {};
-  ids.payments = (await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'cluster'))).body.id;
+  ids.payments = (await call('POST', `${api.url}/v1/queues/payments/jobs`, payment(1, 'cluster'), { 'idempotency-key': 'cluster-pay-1' })).body.id;
   ids.notifications = (await call('POST', `${api.url}/v1/queues/notifications/jobs`, notification(1))).body.id;
   for (const [queue, id] of Object.entries(ids)) {
     t.ok(id, `${queue}: 202 with a job id`);
@@ -72,6 +72,13 @@ t.test('Redis Cluster: queues on their own slots, spread over masters; API and w
   // The job's keys sit on the queue's own slot, under the tagged prefix.
   const payKey = `${queueKeyPrefix({ queuePrefix: prefix, redis: { clusterNodes } }, 'payments')}:payments:${ids.payments}`;
   t.equal(await client.exists(payKey), 1, `job hash ${payKey} is on the cluster`);
+  // The intent's idempotency record shares the queue's slot (one failover keeps or loses both; WAIT covers both).
+  const payTag = queueKeyPrefix({ queuePrefix: prefix, redis: { clusterNodes } }, 'payments');
+  const holder = await cluster.masterOf(`${payTag}:payments:id`);
+  const onHolder = new Redis(holder.port, '127.0.0.1');
+  t.teardown(() => onHolder.disconnect());
+  const [, records] = await onHolder.scan('0', 'MATCH', `${payTag}:idempotency:payments:*`, 'COUNT', 1000);
+  t.equal(records.length, 1, `the idempotency record is under ${payTag}, on the payments master`);
 
   // Queue-state reads (BullMQ's own APIs, per queue slot): the guide's endpoint and the worker's gauges.
   const status = await call('GET', `${api.url}/queue/status`);
@@ -79,6 +86,13 @@ t.test('Redis Cluster: queues on their own slots, spread over masters; API and w
   t.equal(status.body.data.queues.payments.completed, 1, 'payments: 1 completed');
   const metrics = await call('GET', `${api.url}/queue/metrics`);
   t.equal(metrics.status, 200, '/queue/metrics works in cluster mode');
+  const board = await call('GET', `${api.url}/admin/queues/api/queues`, undefined, { authorization: `Bearer ${ADMIN_KEY}` });
+  t.equal(board.status, 200, 'the console (bull-board) reads the queues on the cluster');
+  t.same(
+    (board.body.queues as { name: string }[]).map((q) => q.name).sort(),
+    ['notifications', 'payments', 'webhooks'],
+    'every catalog queue in the console',
+  );
   const m = await scrape(worker.metricsUrl);
   t.equal(valueOf(m, 'bullmq_queue_jobs', { queue: 'payments', state: 'completed' }), 1, 'bullmq_queue_jobs gauge read from the cluster');
   t.equal(valueOf(m, 'bullmq_queue_workers', { queue: 'payments' }), 1, 'bullmq_queue_workers: the worker is seen on the payments slot');

@@ -120,7 +120,7 @@ t.test('every bind-mounted path exists in the repo, and lands where the configs 
 
 t.test('Prometheus targets, Alertmanager and Grafana datasources match compose services and their ports', async (t) => {
   t.same(targetProblems(compose, prom, datasources), []);
-  t.same(prom.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'worker'], 'the contract’s scrape job names');
+  t.same(prom.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'redis-cluster', 'worker'], 'the contract’s scrape job names');
   const worker = prom.scrape_configs.find((j: { job_name: string }) => j.job_name === 'worker');
   t.same(worker.dns_sd_configs[0].names, ['worker'], 'every worker replica through Docker DNS');
   t.equal(String(worker.dns_sd_configs[0].port), services.worker.environment.METRICS_PORT);

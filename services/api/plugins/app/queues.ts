@@ -97,7 +97,7 @@ export default fp(
     });
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
     app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, app.withRedis));
-    app.decorate('idempotency', new IdempotencyStore(redis, app.config.queuePrefix, app.config.api.idempotencyTtlS));
+    app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {
       // With Redis down, Queue#close would wait for a connection that never comes: just drop the socket.
