@@ -1,24 +1,41 @@
 /**
- * Grafana dashboards as code: stable uids, Prometheus datasource uid "prometheus", threshold lines taken from
- * thresholds.yaml (never typed twice). Queue-state gauges are aggregated with max (one value per replica).
+ * Grafana dashboards as code, built with the Grafana Foundation SDK's typed builders (Grafana's own schema
+ * types: a misspelt option or a wrong enum is a compile error). Stable uids, Prometheus datasource uid
+ * "prometheus", threshold lines and stat colours taken from thresholds.yaml (never typed twice). Queue-state
+ * gauges are aggregated with max (one value per replica).
+ *
+ * Every dashboard opens with a row of stat panels (state at a glance, coloured by the thresholds); wait,
+ * processing and end-to-end latency also get heatmaps of their histogram buckets.
  */
+import * as common from '@grafana/grafana-foundation-sdk/common';
+import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import * as heatmap from '@grafana/grafana-foundation-sdk/heatmap';
+import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
+import * as stat from '@grafana/grafana-foundation-sdk/stat';
+import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import { DASHBOARD_UIDS, R } from './rules';
-import { forQueue, Level, PerQueueKey, Thresholds } from './thresholds';
+import { BURN_RATE_ALERTS, S, SLO_WINDOWS } from './slo';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
 
-const DS = { type: 'prometheus', uid: 'prometheus' };
+const DS: common.DataSourceRef = { type: 'prometheus', uid: 'prometheus' };
 
 interface Target {
   expr: string;
   legendFormat: string;
 }
 
+/** Colour steps: green below warning, orange, red at critical; or red at one limit. */
+type Steps = Level | number | { color: string; value: number | null }[];
+
 interface PanelSpec {
+  kind?: 'timeseries' | 'stat' | 'heatmap';
   title: string;
   targets: Target[];
   unit?: string;
-  /** Warning and critical lines, or one limit line (a load-test target). */
-  thresholds?: Level | number;
+  /** Warning and critical lines, one limit line (a load-test target), or explicit steps (stat colours). */
+  thresholds?: Steps;
   description?: string;
+  /** Width (of 24); stat panels default to a row of 4-high tiles. */
   w?: number;
   exemplar?: boolean;
 }
@@ -36,83 +53,118 @@ export function panelId(uid: string, title: string): number {
   return (h % 999_999) + 1;
 }
 
-function panel(id: number, p: PanelSpec, x: number, y: number) {
-  const steps: { color: string; value: number | null }[] = [{ color: 'green', value: null }];
-  if (typeof p.thresholds === 'number') steps.push({ color: 'red', value: p.thresholds });
-  else if (p.thresholds) steps.push({ color: 'orange', value: p.thresholds.warning }, { color: 'red', value: p.thresholds.critical });
-  return {
-    id,
-    type: 'timeseries',
-    title: p.title,
-    description: p.description ?? '',
-    datasource: DS,
-    gridPos: { h: 8, w: p.w ?? 12, x, y },
-    fieldConfig: {
-      defaults: {
-        unit: p.unit ?? 'short',
-        custom: { thresholdsStyle: { mode: p.thresholds !== undefined ? 'line+area' : 'off' }, lineWidth: 1, fillOpacity: 10 },
-        thresholds: { mode: 'absolute', steps },
-      },
-      overrides: [],
-    },
-    options: { legend: { displayMode: 'list', placement: 'bottom' }, tooltip: { mode: 'multi' } },
-    targets: p.targets.map((t, i) => ({
-      refId: String.fromCharCode(65 + i),
-      datasource: DS,
-      expr: t.expr,
-      legendFormat: t.legendFormat,
-      exemplar: p.exemplar ?? false,
-    })),
-  };
+function thresholdSteps(s: Steps | undefined): dashboard.Threshold[] {
+  if (Array.isArray(s)) return s;
+  const steps: dashboard.Threshold[] = [{ color: 'green', value: null }];
+  if (typeof s === 'number') steps.push({ color: 'red', value: s });
+  else if (s) steps.push({ color: 'orange', value: s.warning }, { color: 'red', value: s.critical });
+  return steps;
 }
 
-function dashboard(uid: string, title: string, panels: PanelSpec[], opts: { queueVar?: boolean; testidVar?: boolean } = {}) {
+function query(t: Target, i: number, p: PanelSpec) {
+  const q = new prometheus.DataqueryBuilder()
+    .refId(String.fromCharCode(65 + i))
+    .datasource(DS)
+    .expr(t.expr)
+    .legendFormat(t.legendFormat)
+    .exemplar(p.exemplar ?? false);
+  return p.kind === 'heatmap' ? q.format(prometheus.PromQueryFormat.Heatmap) : q;
+}
+
+function sizeOf(p: PanelSpec): { w: number; h: number } {
+  if (p.kind === 'stat') return { w: p.w ?? 3, h: 4 };
+  if (p.kind === 'heatmap') return { w: p.w ?? 8, h: 8 };
+  return { w: p.w ?? 12, h: 8 };
+}
+
+function build(uid: string, p: PanelSpec) {
+  const thresholds = new dashboard.ThresholdsConfigBuilder().mode(dashboard.ThresholdsMode.Absolute).steps(thresholdSteps(p.thresholds));
+  const targets = p.targets.map((t, i) => query(t, i, p));
+  const id = panelId(uid, p.title);
+  if (p.kind === 'stat') {
+    return new stat.PanelBuilder()
+      .id(id).title(p.title).description(p.description ?? '').datasource(DS).targets(targets)
+      .unit(p.unit ?? 'short')
+      .thresholds(thresholds)
+      .colorMode(common.BigValueColorMode.Background)
+      .graphMode(common.BigValueGraphMode.Area)
+      .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false));
+  }
+  if (p.kind === 'heatmap') {
+    return new heatmap.PanelBuilder()
+      .id(id).title(p.title).description(p.description ?? '').datasource(DS).targets(targets)
+      .thresholds(thresholds)
+      // The buckets come pre-computed from Prometheus (format heatmap): Grafana must not re-bucket them.
+      .calculate(false)
+      .yAxis(new heatmap.YAxisConfigBuilder().unit(p.unit ?? 's'))
+      .color(new heatmap.HeatmapColorOptionsBuilder().mode(heatmap.HeatmapColorMode.Scheme).scheme('Oranges').scale(heatmap.HeatmapColorScale.Exponential).exponent(0.5).steps(64))
+      .exemplarsColor('rgba(255,0,255,0.7)')
+      .showLegend();
+  }
+  const hasLines = p.thresholds !== undefined;
+  return new timeseries.PanelBuilder()
+    .id(id).title(p.title).description(p.description ?? '').datasource(DS).targets(targets)
+    .unit(p.unit ?? 'short')
+    .thresholds(thresholds)
+    .thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(hasLines ? common.GraphThresholdsStyleMode.LineAndArea : common.GraphThresholdsStyleMode.Off))
+    .lineWidth(1)
+    .fillOpacity(10)
+    .legend(new common.VizLegendOptionsBuilder().displayMode(common.LegendDisplayMode.List).placement(common.LegendPlacement.Bottom).showLegend(true))
+    .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.None));
+}
+
+interface Variable {
+  name: string;
+  query: string;
+  all: boolean;
+}
+
+function dashboardOf(uid: string, title: string, panels: PanelSpec[], variables: Variable[] = [], timeFrom = 'now-30m') {
+  const b = new dashboard.DashboardBuilder(title)
+    .uid(uid)
+    .tags(['bullmq-observability-stack'])
+    .timezone('browser')
+    .readonly()
+    .refresh('10s')
+    .time({ from: timeFrom, to: 'now' })
+    .tooltip(dashboard.DashboardCursorSync.Crosshair);
+  for (const v of variables) {
+    const q = new dashboard.QueryVariableBuilder(v.name)
+      .datasource(DS)
+      .query({ query: v.query, refId: v.name })
+      .definition(v.query)
+      .includeAll(v.all)
+      .refresh(dashboard.VariableRefresh.OnTimeRangeChanged);
+    b.withVariable(v.all ? q.multi(true).allValue('.+').current({ text: 'All', value: '$__all' }) : q);
+  }
+  // Positions set here: the SDK's own layout wraps only after a row overflows 24 columns.
   let x = 0;
   let y = 0;
-  const built = panels.map((p) => {
-    const w = p.w ?? 12;
-    if (x + w > 24) {
+  let rowHeight = 0;
+  const stats = panels.filter((p) => p.kind === 'stat').length;
+  let previous: PanelSpec['kind'];
+  for (const p of panels) {
+    const built = build(uid, p);
+    // Stat tiles share the first row evenly; the graphs start below it.
+    const { w, h } = p.kind === 'stat' && p.w === undefined ? { w: Math.min(8, Math.max(3, Math.floor(24 / stats))), h: 4 } : sizeOf(p);
+    if (x + w > 24 || (previous === 'stat' && p.kind !== 'stat')) {
       x = 0;
-      y += 8;
+      y += rowHeight;
+      rowHeight = 0;
     }
-    const out = panel(panelId(uid, p.title), p, x, y);
+    b.withPanel(built.gridPos({ x, y, w, h }));
     x += w;
-    return out;
-  });
-  const variable = (name: string, query: string, all: boolean) => ({
-    name,
-    type: 'query',
-    datasource: DS,
-    query: { query, refId: name },
-    definition: query,
-    includeAll: all,
-    ...(all ? { multi: true, allValue: '.+', current: { text: 'All', value: '$__all' } } : {}),
-    refresh: 2,
-  });
-  const variables = [
-    ...(opts.queueVar ? [variable('queue', 'label_values(bullmq_queue_jobs, queue)', true)] : []),
-    ...(opts.testidVar ? [variable('testid', 'label_values(k6_http_reqs_total, testid)', false)] : []),
-  ];
-  return {
-    uid,
-    title,
-    tags: ['bullmq-observability-stack'],
-    timezone: 'browser',
-    schemaVersion: 39,
-    version: 1,
-    editable: false,
-    refresh: '10s',
-    time: { from: 'now-30m', to: 'now' },
-    templating: { list: variables },
-    annotations: { list: [] },
-    links: [],
-    panels: built,
-  };
+    rowHeight = Math.max(rowHeight, h);
+    previous = p.kind;
+  }
+  return b.build();
 }
 
 const Q = 'queue=~"$queue"';
 /** The API's enqueue route pattern for a queue (the `route` label; docs/contracts.md). */
 export const enqueueRoute = (queue: string) => `/v1/queues/${queue}/jobs`;
+
+const overriddenQueues = (t: Thresholds, key: PerQueueKey) => Object.keys(t.queues).filter((q) => t.queues[q]?.[key]);
 
 /**
  * Grafana draws one set of threshold lines per panel, and thresholds can be overridden per queue. So a signal
@@ -120,7 +172,7 @@ export const enqueueRoute = (queue: string) => `/v1/queues/${queue}/jobs`;
  * queues (no lines: they would be wrong for some) plus one panel per overriding queue with its own lines.
  */
 function perQueueThresholdPanels(t: Thresholds, key: PerQueueKey, title: string, targets: (selector: string) => Target[], unit?: string): PanelSpec[] {
-  const overridden = Object.keys(t.queues).filter((q) => t.queues[q]?.[key]);
+  const overridden = overriddenQueues(t, key);
   if (!overridden.length) return [{ title, unit, targets: targets(Q), thresholds: t.defaults[key] }];
   return [
     { title: `${title}, all queues`, unit, targets: targets(Q) },
@@ -128,8 +180,36 @@ function perQueueThresholdPanels(t: Thresholds, key: PerQueueKey, title: string,
   ];
 }
 
+/** Stat tiles for a per-queue signal, coloured by its thresholds: one tile per overriding queue, else one. */
+function perQueueStats(t: Thresholds, key: PerQueueKey, title: string, expr: (selector: string) => string, unit?: string): PanelSpec[] {
+  const overridden = overriddenQueues(t, key);
+  if (!overridden.length) return [{ kind: 'stat', title, unit, targets: [{ expr: expr(Q), legendFormat: '{{queue}}' }], thresholds: t.defaults[key] }];
+  return overridden.map((q) => ({ kind: 'stat', title: `${title} — ${q}`, unit, targets: [{ expr: expr(`queue="${q}"`), legendFormat: '{{queue}}' }], thresholds: forQueue(t, q, key) }));
+}
+
+/** Firing alerts of a severity (0 when none: the tile is green, not empty). */
+function firingStat(severity: 'critical' | 'warning', selector: string, title: string): PanelSpec {
+  return {
+    kind: 'stat',
+    title,
+    targets: [{ expr: `count(ALERTS{alertstate="firing",severity="${severity}"${selector ? ',' + selector : ''}}) or vector(0)`, legendFormat: severity }],
+    thresholds: [{ color: 'green', value: null }, { color: severity === 'critical' ? 'red' : 'orange', value: 1 }],
+  };
+}
+
+/** Red at 0, green at 1: for "is it up / is it safe" gauges. */
+const upSteps = [{ color: 'red', value: null }, { color: 'green', value: 1 }];
+
+const bucketRate = (metric: string, selector: string) => `sum by (le) (rate(${metric}_bucket{${selector}}[5m]))`;
+
 export function dashboards(t: Thresholds) {
-  const queues = dashboard(DASHBOARD_UIDS.queues, 'BullMQ — queues', [
+  const queues = dashboardOf(DASHBOARD_UIDS.queues, 'BullMQ — queues', [
+    firingStat('critical', `queue=~"$queue"`, 'Critical alerts firing'),
+    firingStat('warning', `queue=~"$queue"`, 'Warning alerts firing'),
+    ...perQueueStats(t, 'queue_depth', 'Jobs waiting', (sel) => `${R.depth}{${sel}}`),
+    ...perQueueStats(t, 'active_jobs', 'Active jobs now', (sel) => `${R.active}{${sel}}`),
+    ...perQueueStats(t, 'job_error_ratio', 'Error ratio now', (sel) => `${R.errorRatio}{${sel}}`, 'percentunit'),
+    ...perQueueStats(t, 'job_latency_p95_seconds', 'E2E p95 now', (sel) => `${R.e2eP(95)}{${sel}}`, 's'),
     { title: 'Jobs by state (max over replicas)', targets: [{ expr: `max by (queue, state) (bullmq_queue_jobs{${Q}})`, legendFormat: '{{queue}} {{state}}' }], w: 24 },
     ...perQueueThresholdPanels(t, 'queue_depth', 'Queue depth (waiting + prioritized)', (sel) => [{ expr: `${R.depth}{${sel}}`, legendFormat: '{{queue}}' }]),
     ...perQueueThresholdPanels(t, 'active_jobs', 'Active jobs', (sel) => [{ expr: `${R.active}{${sel}}`, legendFormat: '{{queue}}' }]),
@@ -145,7 +225,16 @@ export function dashboards(t: Thresholds) {
       exemplar: true,
       targets: [50, 95, 99].map((p) => ({ expr: `${R.processingP(p)}{${Q}}`, legendFormat: `{{queue}} p${p}` })),
     },
-    ...perQueueThresholdPanels(t, 'job_latency_p95_seconds', 'End-to-end p95 (wait p95 + processing p95)', (sel) => [{ expr: `${R.e2eP95}{${sel}}`, legendFormat: '{{queue}}' }], 's'),
+    {
+      title: 'End-to-end time p50 / p95 / p99 (eligible → final outcome)',
+      unit: 's',
+      exemplar: true,
+      targets: [50, 95, 99].map((p) => ({ expr: `${R.e2eP(p)}{${Q}}`, legendFormat: `{{queue}} p${p}` })),
+    },
+    ...perQueueThresholdPanels(t, 'job_latency_p95_seconds', 'End-to-end p95', (sel) => [{ expr: `${R.e2eP(95)}{${sel}}`, legendFormat: '{{queue}}' }], 's'),
+    { kind: 'heatmap', title: 'Wait time heatmap', exemplar: true, targets: [{ expr: bucketRate('bullmq_job_wait_seconds', Q), legendFormat: '{{le}}' }] },
+    { kind: 'heatmap', title: 'Processing time heatmap', exemplar: true, targets: [{ expr: bucketRate('bullmq_job_processing_seconds', Q), legendFormat: '{{le}}' }] },
+    { kind: 'heatmap', title: 'End-to-end time heatmap', exemplar: true, targets: [{ expr: bucketRate('bullmq_job_e2e_seconds', Q), legendFormat: '{{le}}' }] },
     {
       title: 'Throughput: enqueued vs completed vs failed (jobs/s)',
       unit: 'reqps',
@@ -163,9 +252,19 @@ export function dashboards(t: Thresholds) {
     ...perQueueThresholdPanels(t, 'job_timeout_ratio', 'Timeout ratio (5m)', (sel) => [{ expr: `${R.timeoutRatio}{${sel}}`, legendFormat: '{{queue}}' }], 'percentunit'),
     { title: 'Oldest waiting job age', unit: 's', targets: [{ expr: `max by (queue) (bullmq_queue_oldest_waiting_age_seconds{${Q}})`, legendFormat: '{{queue}}' }] },
     { title: 'Workers per queue', targets: [{ expr: `max by (queue) (bullmq_queue_workers{${Q}})`, legendFormat: '{{queue}}' }] },
-  ], { queueVar: true });
+  ], [{ name: 'queue', query: 'label_values(bullmq_queue_jobs, queue)', all: true }]);
 
-  const api = dashboard(DASHBOARD_UIDS.api, 'BullMQ — API', [
+  const postP95 = (q: string) => `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="api",method="POST",route="${enqueueRoute(q)}"}[5m])))`;
+  const api = dashboardOf(DASHBOARD_UIDS.api, 'BullMQ — API', [
+    { kind: 'stat', title: 'Requests now (req/s)', unit: 'reqps', targets: [{ expr: `sum(${R.apiRequestRate})`, legendFormat: 'req/s' }] },
+    { kind: 'stat', title: '5xx ratio now', unit: 'percentunit', targets: [{ expr: R.api5xxRatio, legendFormat: '5xx' }], thresholds: t.api_5xx_ratio },
+    ...Object.keys(t.queues).map((q): PanelSpec => ({
+      kind: 'stat',
+      title: `POST p95 now — ${q}`,
+      unit: 's',
+      targets: [{ expr: postP95(q), legendFormat: 'p95' }],
+      thresholds: forQueue(t, q, 'http_p95_ms') / 1000,
+    })),
     { title: 'Requests by route (req/s)', unit: 'reqps', targets: [{ expr: `sum by (method, route) (${R.apiRequestRate})`, legendFormat: '{{method}} {{route}}' }] },
     { title: 'Responses by status (req/s)', unit: 'reqps', targets: [{ expr: `sum by (status_code) (${R.apiRequestRate})`, legendFormat: '{{status_code}}' }] },
     { title: '5xx ratio', unit: 'percentunit', targets: [{ expr: R.api5xxRatio, legendFormat: '5xx' }], thresholds: t.api_5xx_ratio },
@@ -182,14 +281,18 @@ export function dashboards(t: Thresholds) {
     ...Object.keys(t.queues).map((q) => ({
       title: `POST p95 — ${q} (load-test target)`,
       unit: 's',
-      targets: [{ expr: `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{job="api",method="POST",route="${enqueueRoute(q)}"}[5m])))`, legendFormat: 'p95' }],
+      targets: [{ expr: postP95(q), legendFormat: 'p95' }],
       thresholds: forQueue(t, q, 'http_p95_ms') / 1000,
     })),
     { title: 'Enqueued jobs (/s)', unit: 'reqps', targets: [{ expr: 'sum by (queue) (rate(bullmq_jobs_enqueued_total{job="api"}[5m]))', legendFormat: '{{queue}}' }] },
     { title: 'Rejected requests (rate limit, load shedding)', unit: 'reqps', targets: [{ expr: 'sum by (reason) (rate(api_requests_rejected_total{job="api"}[5m]))', legendFormat: '{{reason}}' }] },
   ]);
 
-  const workers = dashboard(DASHBOARD_UIDS.workers, 'BullMQ — workers', [
+  const workers = dashboardOf(DASHBOARD_UIDS.workers, 'BullMQ — workers', [
+    { kind: 'stat', title: 'Workers up', targets: [{ expr: 'count(up{job="worker"} == 1) or vector(0)', legendFormat: 'up' }], thresholds: upSteps },
+    { kind: 'stat', title: 'Largest resident memory', unit: 'bytes', targets: [{ expr: 'max(process_resident_memory_bytes{job="worker"})', legendFormat: 'max' }], thresholds: t.worker_memory_bytes },
+    { kind: 'stat', title: 'Largest event-loop lag', unit: 's', targets: [{ expr: 'max(nodejs_eventloop_lag_seconds{job="worker"})', legendFormat: 'max' }] },
+    { kind: 'stat', title: 'Memory limit events (1h)', targets: [{ expr: 'sum(increase(worker_memory_limit_events_total{job="worker"}[1h])) or vector(0)', legendFormat: 'events' }], thresholds: [{ color: 'green', value: null }, { color: 'orange', value: 1 }] },
     { title: 'Resident memory', unit: 'bytes', targets: [{ expr: 'process_resident_memory_bytes{job="worker"}', legendFormat: '{{instance}}' }], thresholds: t.worker_memory_bytes },
     { title: 'CPU (cores)', targets: [{ expr: 'rate(process_cpu_seconds_total{job="worker"}[5m])', legendFormat: '{{instance}}' }] },
     { title: 'Event-loop lag', unit: 's', targets: [{ expr: 'nodejs_eventloop_lag_seconds{job="worker"}', legendFormat: '{{instance}}' }] },
@@ -198,7 +301,11 @@ export function dashboards(t: Thresholds) {
     { title: 'Memory limit events', targets: [{ expr: 'sum by (instance, level) (increase(worker_memory_limit_events_total{job="worker"}[1h]))', legendFormat: '{{instance}} {{level}}' }] },
   ]);
 
-  const redis = dashboard(DASHBOARD_UIDS.redis, 'BullMQ — Redis', [
+  const redis = dashboardOf(DASHBOARD_UIDS.redis, 'BullMQ — Redis', [
+    { kind: 'stat', title: 'Redis up', targets: [{ expr: 'max(redis_up) or vector(0)', legendFormat: 'up' }], thresholds: upSteps },
+    { kind: 'stat', title: 'Memory used / maxmemory now', unit: 'percentunit', targets: [{ expr: `max(${R.redisMemoryRatio})`, legendFormat: 'ratio' }], thresholds: t.redis_memory_ratio },
+    { kind: 'stat', title: 'maxmemory-policy is noeviction', targets: [{ expr: 'max(redis_instance_info{maxmemory_policy="noeviction"}) or vector(0)', legendFormat: 'noeviction' }], thresholds: upSteps },
+    { kind: 'stat', title: 'Keys evicted (1h, must stay 0)', targets: [{ expr: 'sum(increase(redis_evicted_keys_total[1h])) or vector(0)', legendFormat: 'evicted' }], thresholds: [{ color: 'green', value: null }, { color: 'red', value: 1 }] },
     { title: 'Up', targets: [{ expr: 'redis_up', legendFormat: '{{instance}}' }] },
     { title: 'Memory used', unit: 'bytes', targets: [{ expr: 'redis_memory_used_bytes', legendFormat: 'used' }, { expr: 'redis_memory_max_bytes', legendFormat: 'maxmemory' }] },
     { title: 'Memory used / maxmemory', unit: 'percentunit', targets: [{ expr: R.redisMemoryRatio, legendFormat: '{{instance}}' }], thresholds: t.redis_memory_ratio },
@@ -210,7 +317,10 @@ export function dashboards(t: Thresholds) {
 
   const T = 'testid=~"$testid"';
   const k6Overridden = Object.keys(t.queues).filter((q) => t.queues[q]?.http_p95_ms !== undefined);
-  const k6 = dashboard(DASHBOARD_UIDS.k6, 'BullMQ — k6 load tests', [
+  const k6 = dashboardOf(DASHBOARD_UIDS.k6, 'BullMQ — k6 load tests', [
+    { kind: 'stat', title: 'Virtual users now', targets: [{ expr: `sum(k6_vus{${T}})`, legendFormat: 'VUs' }] },
+    { kind: 'stat', title: 'Failed requests ratio now', unit: 'percentunit', targets: [{ expr: `avg(k6_http_req_failed_rate{${T}})`, legendFormat: 'failed' }], thresholds: t.loadtest_error_ratio },
+    { kind: 'stat', title: 'Checks passing now', unit: 'percentunit', targets: [{ expr: `avg(k6_checks_rate{${T}})`, legendFormat: 'checks' }] },
     { title: 'Virtual users', targets: [{ expr: `sum(k6_vus{${T}})`, legendFormat: 'VUs' }] },
     { title: 'Requests (/s) by queue', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(k6_http_reqs_total{${T}}[1m]))`, legendFormat: '{{queue}}' }] },
     // k6 trend stats arrive as gauges in seconds (k6_http_req_duration_p95 with K6_PROMETHEUS_RW_TREND_STATS
@@ -229,7 +339,60 @@ export function dashboards(t: Thresholds) {
     })),
     { title: 'Failed requests ratio', unit: 'percentunit', targets: [{ expr: `avg(k6_http_req_failed_rate{${T}})`, legendFormat: 'failed' }], thresholds: t.loadtest_error_ratio },
     { title: 'Checks passing', unit: 'percentunit', targets: [{ expr: `avg(k6_checks_rate{${T}})`, legendFormat: 'checks' }] },
-  ], { testidVar: true });
+  ], [{ name: 'testid', query: 'label_values(k6_http_reqs_total, testid)', all: false }]);
 
-  return { queues, api, workers, redis, k6 };
+  return { queues, api, workers, redis, k6, slo: sloDashboard(t) };
+}
+
+/** Budget left: red once overspent, orange under a quarter left, green otherwise. */
+const budgetSteps = [{ color: 'red', value: null }, { color: 'orange', value: 0 }, { color: 'green', value: 0.25 }];
+
+function sloDashboard(t: Thresholds) {
+  const queues = Object.keys(t.slo.queues);
+  const period = t.slo.period;
+  const kinds = [
+    { kind: 'errors' as const, word: 'Error', what: 'failed jobs' },
+    { kind: 'slow' as const, word: 'Latency', what: 'completed jobs slower than the bound' },
+  ];
+  const panels: PanelSpec[] = [];
+  // State at a glance: every queue's budget left, coloured.
+  for (const q of queues) {
+    for (const k of kinds) {
+      panels.push({
+        kind: 'stat',
+        title: `${q} — ${k.word.toLowerCase()} budget left (${period})`,
+        unit: 'percentunit',
+        w: Math.max(2, Math.floor(24 / (queues.length * kinds.length))),
+        targets: [{ expr: `${S.remaining(k.kind)}{queue="${q}"}`, legendFormat: q }],
+        thresholds: budgetSteps,
+      });
+    }
+  }
+  for (const k of kinds) {
+    panels.push({
+      title: `${k.word} budget remaining over ${period}`,
+      unit: 'percentunit',
+      description: `1 − (${k.what} over ${period}) / budget, per queue; below 0 the SLO is missed for the period.`,
+      targets: [{ expr: S.remaining(k.kind), legendFormat: '{{queue}}' }],
+    });
+  }
+  for (const k of kinds) {
+    for (const a of BURN_RATE_ALERTS) {
+      panels.push({
+        title: `${k.word} budget burn rate — ${a.long} and ${a.short} (${a.kind} at ${a.burnRate}x)`,
+        description: `Burn rate = SLI over the window / budget (1x spends the budget exactly in ${period}). ${a.kind === 'page' ? 'Pages' : 'Opens a ticket'} when both windows reach ${a.burnRate}x.`,
+        w: 6,
+        targets: [a.long, a.short].map((w) => ({ expr: `${S.ratio(k.kind, w)} / on (queue) ${S.budget(k.kind)}`, legendFormat: `{{queue}} ${w}` })),
+        thresholds: a.burnRate,
+      });
+    }
+  }
+  for (const k of kinds) {
+    panels.push({
+      title: `${k.word} SLI by window (${k.what})`,
+      unit: 'percentunit',
+      targets: SLO_WINDOWS.filter((w) => ['5m', '1h', '1d'].includes(w)).map((w) => ({ expr: S.ratio(k.kind, w), legendFormat: `{{queue}} ${w}` })),
+    });
+  }
+  return dashboardOf(DASHBOARD_UIDS.slo, 'BullMQ — SLOs', panels, [], 'now-7d');
 }

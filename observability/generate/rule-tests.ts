@@ -1,17 +1,27 @@
 /**
- * promtool unit tests for every alert: for each severity, "not yet" (condition true but `for:` not elapsed, or
- * condition false) and "firing" with the exact labels and annotations. Inputs are written per alert below with
- * the value each should show; expected annotations are the rule's templates expanded by hand for those values,
- * so a wrong expression, threshold or template fails `promtool test rules`.
+ * promtool unit tests for every alert, with inputs derived from thresholds.yaml (never typed here): for each
+ * severity, "not yet" (condition true but `for:` not elapsed, or condition false) and "firing" with the exact
+ * labels and annotations. Expected annotations are the rule's own templates expanded for the value the inputs
+ * produce (go-format.ts mirrors Prometheus' formatting), so a wrong expression, threshold or template fails
+ * `promtool test rules`, and changing a threshold moves the inputs with it.
+ *
+ * SLO burn-rate alerts have their own file (slo-rule-tests.ts): for every window pair: fires at the burn rate, silent just
+ * below it, silent when only the long or only the short window burns.
  */
-import { alertRules, AlertName, AlertRule } from './rules';
-import { Thresholds } from './thresholds';
+import { humanize, humanize1024, humanizeDuration, humanizePercentage } from './go-format';
+import { alertRules, type AlertName, type AlertRule, RULE_GROUP_ORDER } from './rules';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+
+export interface InputSeries {
+  series: string;
+  values: string;
+}
 
 interface Scenario {
   alert: AlertName;
   severity: 'warning' | 'critical';
   why: string;
-  series: { series: string; values: string }[];
+  series: InputSeries[];
   notYetAt: string;
   firingAt: string;
   /** Labels the alert carries besides alertname/severity. */
@@ -20,92 +30,107 @@ interface Scenario {
   value: string;
   /** Also firing at firingAt (a critical condition also satisfies the warning rule). */
   alsoWarning?: boolean;
-  /** Which of the rules with this name and severity (default the first). */
+  /** Which of the rules with this name and severity (default: the one for labels.queue, else the first). */
   ruleIndex?: number;
   /** Series present during the whole case that must never alert (at the threshold, or under their own override). */
-  control?: { series: string; values: string }[];
+  control?: InputSeries[];
 }
 
 const counter = (perMinute: number) => `0+${perMinute}x40`;
 const gauge = (v: number | string, n = 40) => `${v}x${n}`;
 
-function hist(name: string, labels: string, buckets: Record<string, number>): { series: string; values: string }[] {
+function hist(name: string, labels: string, buckets: Record<string, number>): InputSeries[] {
   return Object.entries(buckets).map(([le, perMinute]) => ({ series: `${name}_bucket{${labels},le="${le}"}`, values: counter(perMinute) }));
+}
+
+/** A value strictly between warning and critical (warning cases) or clearly above critical (critical cases). */
+function pick(l: Level, severity: 'warning' | 'critical', integer = false): number {
+  const v = severity === 'warning' ? (l.warning + l.critical) / 2 : l.critical * 1.5;
+  return integer ? Math.round(v) : v;
+}
+
+/** The same for ratios that cannot exceed 1: critical cases sit halfway between critical and 1. */
+function pickRatio(l: Level, severity: 'warning' | 'critical'): number {
+  return severity === 'warning' ? (l.warning + l.critical) / 2 : (l.critical + 1) / 2;
+}
+
+/** Integer per-minute counts (bad, good) out of `total` for a ratio, and the ratio they really make. */
+function split(ratio: number, total = 10_000): { bad: number; good: number; ratio: number } {
+  const bad = Math.round(ratio * total);
+  return { bad, good: total - bad, ratio: bad / total };
 }
 
 export function scenarios(t: Thresholds): Scenario[] {
   const out: Scenario[] = [];
   const levels = ['warning', 'critical'] as const;
+  const q = (queue: string, key: PerQueueKey) => forQueue(t, queue, key);
   for (const severity of levels) {
     const crit = severity === 'critical';
     // Two replicas report the same depth: max makes it V, a sum would make it 2V (above critical): caught here.
-    const depth = crit ? 12000 : 6000;
+    const depth = pick(q('payments', 'queue_depth'), severity, true);
     const replicas = (state: string, v: number) =>
       ['w1', 'w2'].map((i) => ({ series: `bullmq_queue_jobs{job="worker",instance="${i}",queue="payments",state="${state}"}`, values: gauge(v) }));
-    // Warning cases also hold a queue exactly at the warning threshold (alerts are strictly "above").
+    // Warning cases also hold a queue exactly at its warning threshold (alerts are strictly "above").
     const atWarning = (state: string, v: number) =>
       crit ? [] : ['w1', 'w2'].map((i) => ({ series: `bullmq_queue_jobs{job="worker",instance="${i}",queue="notifications",state="${state}"}`, values: gauge(v) }));
-    out.push({ alert: 'BullMQQueueDepthHigh', severity, why: `payments depth is ${depth} on both replicas`, series: replicas('prioritized', depth), control: atWarning('waiting', t.defaults.queue_depth.warning), notYetAt: '3m', firingAt: '8m', labels: { queue: 'payments' }, value: crit ? '12k' : '6k', alsoWarning: crit });
-    const active = crit ? 16000 : 9000;
-    out.push({ alert: 'BullMQActiveJobsHigh', severity, why: `payments has ${active} active jobs on both replicas`, series: replicas('active', active), control: atWarning('active', t.defaults.active_jobs.warning), notYetAt: '3m', firingAt: '8m', labels: { queue: 'payments' }, value: crit ? '16k' : '9k', alsoWarning: crit });
+    out.push({ alert: 'BullMQQueueDepthHigh', severity, why: `payments depth is ${depth} on both replicas`, series: replicas('prioritized', depth), control: atWarning('waiting', q('notifications', 'queue_depth').warning), notYetAt: '3m', firingAt: '8m', labels: { queue: 'payments' }, value: humanize(depth), alsoWarning: crit });
+    const active = pick(q('payments', 'active_jobs'), severity, true);
+    out.push({ alert: 'BullMQActiveJobsHigh', severity, why: `payments has ${active} active jobs on both replicas`, series: replicas('active', active), control: atWarning('active', q('notifications', 'active_jobs').warning), notYetAt: '3m', firingAt: '8m', labels: { queue: 'payments' }, value: humanize(active), alsoWarning: crit });
 
-    const [failed, completed] = crit ? [20, 80] : [7, 93];
+    const err = split(pickRatio(q('notifications', 'job_error_ratio'), severity));
     out.push({
-      alert: 'BullMQJobErrorRateHigh', severity, why: `${failed}% of notifications jobs fail`,
+      alert: 'BullMQJobErrorRateHigh', severity, why: `${humanizePercentage(err.ratio)} of notifications jobs fail`,
       series: [
-        { series: 'bullmq_jobs_completed_total{job="worker",instance="w1",queue="notifications"}', values: counter(completed) },
-        { series: 'bullmq_jobs_failed_total{job="worker",instance="w1",queue="notifications",reason="provider_error"}', values: counter(failed) },
+        { series: 'bullmq_jobs_completed_total{job="worker",instance="w1",queue="notifications"}', values: counter(err.good) },
+        { series: 'bullmq_jobs_failed_total{job="worker",instance="w1",queue="notifications",reason="provider_error"}', values: counter(err.bad) },
       ],
-      notYetAt: '3m', firingAt: '10m', labels: { queue: 'notifications' }, value: `${failed}%`, alsoWarning: crit,
+      notYetAt: '3m', firingAt: '10m', labels: { queue: 'notifications' }, value: humanizePercentage(err.ratio), alsoWarning: crit,
     });
-    const [timedOut, ok] = crit ? [10, 90] : [3, 97];
+    const to = split(pickRatio(q('webhooks', 'job_timeout_ratio'), severity));
     out.push({
-      alert: 'BullMQJobTimeoutRateHigh', severity, why: `${timedOut}% of webhooks jobs time out`,
+      alert: 'BullMQJobTimeoutRateHigh', severity, why: `${humanizePercentage(to.ratio)} of webhooks jobs time out`,
       series: [
-        { series: 'bullmq_jobs_completed_total{job="worker",instance="w1",queue="webhooks"}', values: counter(ok) },
-        { series: 'bullmq_jobs_failed_total{job="worker",instance="w1",queue="webhooks",reason="timeout"}', values: counter(timedOut) },
+        { series: 'bullmq_jobs_completed_total{job="worker",instance="w1",queue="webhooks"}', values: counter(to.good) },
+        { series: 'bullmq_jobs_failed_total{job="worker",instance="w1",queue="webhooks",reason="timeout"}', values: counter(to.bad) },
       ],
-      notYetAt: '3m', firingAt: '10m', labels: { queue: 'webhooks' }, value: `${timedOut}%`, alsoWarning: crit,
+      notYetAt: '3m', firingAt: '10m', labels: { queue: 'webhooks' }, value: humanizePercentage(to.ratio), alsoWarning: crit,
     });
-    // payments: wait p95 0.095 s (all in ≤0.1 s); processing p95 0.975 s (0.5–1 s) or 2.425 s (1–2.5 s).
-    const proc = crit ? { '0.1': 0, '0.5': 0, '1': 0, '2.5': 10, '+Inf': 10 } : { '0.1': 0, '0.5': 0, '1': 10, '2.5': 10, '+Inf': 10 };
+    // Every payments job in one bucket (0, le]: histogram_quantile interpolates p95 to exactly 0.95 × le.
+    const p95 = pick(q('payments', 'job_latency_p95_seconds'), severity);
+    const le = String(p95 / 0.95);
+    const e2e = (queue: string) => hist('bullmq_job_e2e_seconds', `job="worker",instance="w1",queue="${queue}",status="completed"`, { [le]: 10, '+Inf': 10 });
+    // The same p95 for webhooks is under webhooks' own warning threshold (when it is): the override must hold.
+    const control = !crit && p95 <= q('webhooks', 'job_latency_p95_seconds').warning;
     out.push({
-      alert: 'BullMQJobLatencyHigh', severity, why: `payments end-to-end p95 is ${crit ? '2.52' : '1.07'} s`,
-      series: [
-        ...hist('bullmq_job_wait_seconds', 'job="worker",instance="w1",queue="payments"', { '0.1': 10, '0.5': 10, '1': 10, '2.5': 10, '+Inf': 10 }),
-        ...hist('bullmq_job_processing_seconds', 'job="worker",instance="w1",queue="payments",status="completed"', proc),
-      ],
-      // The same 1.07 s p95 for webhooks is under webhooks' own threshold: the per-queue override must hold.
-      control: crit ? [] : [
-        ...hist('bullmq_job_wait_seconds', 'job="worker",instance="w1",queue="webhooks"', { '0.1': 10, '0.5': 10, '1': 10, '2.5': 10, '+Inf': 10 }),
-        ...hist('bullmq_job_processing_seconds', 'job="worker",instance="w1",queue="webhooks",status="completed"', proc),
-      ],
-      notYetAt: '3m', firingAt: '10m', labels: { queue: 'payments' }, value: crit ? '2.52s' : '1.07s', alsoWarning: crit,
+      alert: 'BullMQJobLatencyHigh', severity, why: `payments end-to-end p95 is ${humanizeDuration(p95)}${control ? ' (webhooks, under its own threshold, is silent)' : ''}`,
+      series: e2e('payments'),
+      control: control ? e2e('webhooks') : [],
+      notYetAt: '3m', firingAt: '10m', labels: { queue: 'payments' }, value: humanizeDuration(p95), alsoWarning: crit,
     });
-    const rss = crit ? 1610612736 : 629145600;
+    const rss = pick(t.worker_memory_bytes, severity, true);
     out.push({
-      alert: 'WorkerMemoryHigh', severity, why: `a worker's RSS is ${crit ? '1.5 GiB' : '600 MiB'}`,
+      alert: 'WorkerMemoryHigh', severity, why: `a worker's RSS is ${humanize1024(rss)}B`,
       series: [{ series: 'process_resident_memory_bytes{job="worker",instance="w1"}', values: gauge(rss) }],
       control: crit ? [] : [{ series: 'process_resident_memory_bytes{job="worker",instance="w2"}', values: gauge(t.worker_memory_bytes.warning) }],
-      notYetAt: '3m', firingAt: '8m', labels: { job: 'worker', instance: 'w1' }, value: crit ? '1.5Gi' : '600Mi', alsoWarning: crit,
+      notYetAt: '3m', firingAt: '8m', labels: { job: 'worker', instance: 'w1' }, value: humanize1024(rss), alsoWarning: crit,
     });
-    const used = crit ? 970 : 850;
+    const used = Math.round(pickRatio(t.redis_memory_ratio, severity) * 1000);
     out.push({
-      alert: 'RedisMemoryHigh', severity, why: `Redis uses ${used / 10}% of maxmemory`,
+      alert: 'RedisMemoryHigh', severity, why: `Redis uses ${humanizePercentage(used / 1000)} of maxmemory`,
       series: [
         { series: 'redis_memory_used_bytes{job="redis",instance="redis_exporter:9121"}', values: gauge(used) },
         { series: 'redis_memory_max_bytes{job="redis",instance="redis_exporter:9121"}', values: gauge(1000) },
       ],
-      notYetAt: '3m', firingAt: '8m', labels: { job: 'redis', instance: 'redis_exporter:9121' }, value: `${used / 10}%`, alsoWarning: crit,
+      notYetAt: '3m', firingAt: '8m', labels: { job: 'redis', instance: 'redis_exporter:9121' }, value: humanizePercentage(used / 1000), alsoWarning: crit,
     });
-    const [fivexx, twoxx] = crit ? [10, 90] : [2, 98];
+    const api = split(pickRatio(t.api_5xx_ratio, severity));
     out.push({
-      alert: 'ApiErrorRateHigh', severity, why: `${fivexx}% of API requests answer 5xx`,
+      alert: 'ApiErrorRateHigh', severity, why: `${humanizePercentage(api.ratio)} of API requests answer 5xx`,
       series: [
-        { series: 'http_request_duration_seconds_count{job="api",instance="api:9464",method="POST",route="/v1/queues/payments/jobs",status_code="202"}', values: counter(twoxx) },
-        { series: 'http_request_duration_seconds_count{job="api",instance="api:9464",method="POST",route="/v1/queues/payments/jobs",status_code="503"}', values: counter(fivexx) },
+        { series: 'http_request_duration_seconds_count{job="api",instance="api:9464",method="POST",route="/v1/queues/payments/jobs",status_code="202"}', values: counter(api.good) },
+        { series: 'http_request_duration_seconds_count{job="api",instance="api:9464",method="POST",route="/v1/queues/payments/jobs",status_code="503"}', values: counter(api.bad) },
       ],
-      notYetAt: '3m', firingAt: '10m', labels: { job: 'api' }, value: `${fivexx}%`, alsoWarning: crit,
+      notYetAt: '3m', firingAt: '10m', labels: { job: 'api' }, value: humanizePercentage(api.ratio), alsoWarning: crit,
     });
   }
   out.push(
@@ -159,7 +184,7 @@ export function scenarios(t: Thresholds): Scenario[] {
 }
 
 /** Expands the rule's annotation templates for a known label set and `$value` string (the subset used here). */
-function expand(template: string, labels: Record<string, string>, value: string): string {
+export function expand(template: string, labels: Record<string, string>, value: string): string {
   return template
     .replace(/\{\{ \$value \| \w+ \}\}/g, value)
     .replace(/\{\{ \$value \}\}/g, value)
@@ -174,25 +199,31 @@ function expected(rule: AlertRule, s: Scenario) {
 
 export function ruleTestsFile(t: Thresholds, rulesPath: string) {
   const rules = alertRules(t);
-  const rule = (alert: AlertName, severity: string, index = 0) => rules.filter((r) => r.alert === alert && r.labels.severity === severity)[index]!;
+  // The rule that applies to the scenario's queue: its own override, else the default one (no `queue="…"`).
+  const rule = (s: Scenario, severity: string) => {
+    const named = rules.filter((r) => r.alert === s.alert && r.labels.severity === severity);
+    if (s.ruleIndex !== undefined) return named[s.ruleIndex]!;
+    const queue = s.labels.queue;
+    return (queue && named.find((r) => r.expr.includes(`{queue="${queue}"}`))) || named.find((r) => !/\{queue="/.test(r.expr)) || named[0]!;
+  };
   return {
     rule_files: [rulesPath],
     evaluation_interval: '1m',
-    tests: scenarios(t).map((s) => ({
-      name: `${s.alert} (${s.severity}) fires when ${s.why}`,
-      interval: '1m',
-      input_series: [...s.series, ...(s.control ?? [])],
-      alert_rule_test: [
-        { eval_time: s.notYetAt, alertname: s.alert, exp_alerts: [] },
-        {
-          eval_time: s.firingAt,
-          alertname: s.alert,
-          exp_alerts: [
-            ...(s.alsoWarning ? [expected(rule(s.alert, 'warning'), { ...s, value: s.value })] : []),
-            expected(rule(s.alert, s.severity, s.ruleIndex), s),
-          ],
-        },
-      ],
-    })),
+    group_eval_order: RULE_GROUP_ORDER,
+    tests: [
+      ...scenarios(t).map((s) => ({
+        name: `${s.alert} (${s.severity}) fires when ${s.why}`,
+        interval: '1m',
+        input_series: [...s.series, ...(s.control ?? [])],
+        alert_rule_test: [
+          { eval_time: s.notYetAt, alertname: s.alert, exp_alerts: [] },
+          {
+            eval_time: s.firingAt,
+            alertname: s.alert,
+            exp_alerts: [...(s.alsoWarning ? [expected(rule(s, 'warning'), s)] : []), expected(rule(s, s.severity), s)],
+          },
+        ],
+      })),
+    ],
   };
 }

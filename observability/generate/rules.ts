@@ -3,7 +3,9 @@
  * quantiles that alerts and dashboards share. Queue-state gauges come from every worker replica (identical
  * values), so they are aggregated with max, never sum.
  */
-import { forQueue, Level, PerQueueKey, Thresholds } from './thresholds';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+import { failureLinks, type FailureLinks } from './links';
+import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, SLO_PERIOD_GROUP_INTERVAL, sloRecordingRules, type SloWindow } from './slo';
 
 export interface RuleOptions {
   /** Replaces every `for:` (the live drill uses 0s/15s; shipped rules keep realistic values). */
@@ -12,6 +14,8 @@ export interface RuleOptions {
   rateWindow?: string;
   /** Window of "nothing completed" for BullMQQueueStuck (shipped from thresholds). */
   stuckWindow?: string;
+  /** Drill-only SLO windows (slo.ts DRILL_SLO_WINDOWS); shipped rules keep the SRE workbook's. */
+  sloWindows?: Record<SloWindow | 'period', string>;
 }
 
 export const R = {
@@ -23,7 +27,7 @@ export const R = {
   timeoutRatio: 'queue:bullmq_job_timeout_ratio:rate5m',
   waitP: (q: number) => `queue:bullmq_job_wait_seconds:p${q}`,
   processingP: (q: number) => `queue:bullmq_job_processing_seconds:p${q}`,
-  e2eP95: 'queue:bullmq_job_e2e_seconds:p95',
+  e2eP: (q: number) => `queue:bullmq_job_e2e_seconds:p${q}`,
   apiRequestRate: 'route:http_requests:rate5m',
   api5xxRatio: 'job:http_5xx_ratio:rate5m',
   redisMemoryRatio: 'instance:redis_memory_used_ratio',
@@ -43,6 +47,8 @@ export const ALERT_NAMES = [
   'RedisEvictionPolicyUnsafe',
   'ApiErrorRateHigh',
   'TargetDown',
+  SLO_ALERT.errors,
+  SLO_ALERT.slow,
 ] as const;
 export type AlertName = (typeof ALERT_NAMES)[number];
 
@@ -50,8 +56,20 @@ export interface AlertRule {
   alert: AlertName;
   expr: string;
   for: string;
-  labels: { severity: 'warning' | 'critical'; job?: string };
-  annotations: { summary: string; description: string; runbook_url: string; dashboard_url?: string };
+  labels: { severity: 'warning' | 'critical'; job?: string; queue?: string };
+  annotations: { summary: string; description: string; value?: string; runbook_url: string; dashboard_url?: string } & Partial<FailureLinks>;
+}
+
+const LINKED_ALERTS: ReadonlySet<string> = new Set(['BullMQJobErrorRateHigh', 'BullMQJobTimeoutRateHigh', 'BullMQJobLatencyHigh']);
+
+/**
+ * The `$value` of the description on its own (`value` annotation): Prometheus keeps the annotations of an
+ * alert's last firing evaluation when it resolves, so the resolved notification shows this as the value last
+ * measured (docs/observability.md, "Alert texts").
+ */
+function withValue(rule: AlertRule): AlertRule {
+  const m = /\{\{ \$value(?: \| \w+)? \}\}/.exec(rule.annotations.description);
+  return m ? { ...rule, annotations: { summary: rule.annotations.summary, description: rule.annotations.description, value: m[0], runbook_url: rule.annotations.runbook_url, ...(rule.annotations.dashboard_url ? { dashboard_url: rule.annotations.dashboard_url } : {}) } } : rule;
 }
 
 export const DASHBOARD_UIDS = {
@@ -60,6 +78,7 @@ export const DASHBOARD_UIDS = {
   workers: 'bullmq-workers',
   redis: 'bullmq-redis',
   k6: 'bullmq-k6',
+  slo: SLO_DASHBOARD_UID,
 } as const;
 
 export function recordingRules(o: RuleOptions = {}) {
@@ -79,10 +98,10 @@ export function recordingRules(o: RuleOptions = {}) {
   for (const p of [50, 95, 99]) {
     rules.push({ record: R.waitP(p), expr: `histogram_quantile(${p / 100}, ${q('bullmq_job_wait_seconds')})` });
     rules.push({ record: R.processingP(p), expr: `histogram_quantile(${p / 100}, ${q('bullmq_job_processing_seconds')})` });
+    // Observed once per job, eligible → final outcome (completed or failed): a real quantile, not a sum of two.
+    rules.push({ record: R.e2eP(p), expr: `histogram_quantile(${p / 100}, ${q('bullmq_job_e2e_seconds')})` });
   }
   rules.push(
-    // Quantiles do not add; wait p95 + processing p95 is a conservative (upper-side) end-to-end p95.
-    { record: R.e2eP95, expr: `${R.waitP(95)} + on (queue) ${R.processingP(95)}` },
     { record: R.apiRequestRate, expr: `sum by (route, method, status_code) (rate(http_request_duration_seconds_count{job="api"}[${w}]))` },
     {
       record: R.api5xxRatio,
@@ -95,63 +114,82 @@ export function recordingRules(o: RuleOptions = {}) {
 }
 
 /**
- * `metric > threshold`, per queue: one clause per queue with an override, and the default for every other
- * queue (so a new queue is covered without edits).
+ * `metric > threshold`, per queue: one condition per queue with an override, and the default for every other
+ * queue (so a new queue is covered without edits). One rule each, so a description names only the threshold
+ * of the queue that alerts.
  */
-export function perQueueCondition(t: Thresholds, metric: string, key: PerQueueKey, severity: keyof Level): string {
+export function perQueueConditions(t: Thresholds, metric: string, key: PerQueueKey, severity: keyof Level): { queue?: string; expr: string; threshold: number }[] {
   const overridden = Object.keys(t.queues).filter((q) => t.queues[q]?.[key]);
-  const clauses = overridden.map((q) => `${metric}{queue="${q}"} > ${forQueue(t, q, key)[severity]}`);
+  const out: { queue?: string; expr: string; threshold: number }[] = overridden.map((q) => ({
+    queue: q,
+    expr: `${metric}{queue="${q}"} > ${forQueue(t, q, key)[severity]}`,
+    threshold: forQueue(t, q, key)[severity],
+  }));
   const others = overridden.length ? `${metric}{queue!~"${overridden.join('|')}"}` : metric;
-  clauses.push(`${others} > ${t.defaults[key][severity]}`);
-  return clauses.length === 1 ? clauses[0]! : clauses.map((c) => `(${c})`).join(' or ');
+  out.push({ expr: `${others} > ${t.defaults[key][severity]}`, threshold: t.defaults[key][severity] });
+  return out;
 }
 
 export function alertRules(t: Thresholds, o: RuleOptions = {}): AlertRule[] {
+  const links = failureLinks(t);
+  return thresholdAlertRules(t, o)
+    .map(withValue)
+    .map((r) => (LINKED_ALERTS.has(r.alert) ? { ...r, annotations: { ...r.annotations, ...links } } : r));
+}
+
+function thresholdAlertRules(t: Thresholds, o: RuleOptions): AlertRule[] {
   const f = (d: string) => o.forOverride ?? d;
   const runbook = (name: string) => `${t.links.runbook_base_url}#${name.toLowerCase()}`;
   const dash = (uid: string) => `${t.links.grafana_base_url}/d/${uid}`;
+  /** Warning and critical, each one rule per overriding queue plus one for every other queue. */
   const both = (
     alert: AlertName,
-    exprFor: (s: keyof Level) => string,
-    forDur: string,
+    metric: string,
+    key: PerQueueKey,
     summary: string,
-    description: (s: keyof Level) => string,
+    description: (s: keyof Level, threshold: string) => string,
     dashboard: string,
+    threshold: (v: number) => string = String,
   ): AlertRule[] =>
-    (['warning', 'critical'] as const).map((severity) => ({
-      alert,
-      expr: exprFor(severity),
-      for: f(forDur),
-      labels: { severity },
-      annotations: { summary, description: description(severity), runbook_url: runbook(alert), dashboard_url: dash(dashboard) },
-    }));
-  const queueLevel = (key: PerQueueKey) => (s: keyof Level) => {
-    const values = [`default ${t.defaults[key][s]}`, ...Object.keys(t.queues).filter((q) => t.queues[q]?.[key]).map((q) => `${q} ${forQueue(t, q, key)[s]}`)];
-    return values.join(', ');
-  };
+    (['warning', 'critical'] as const).flatMap((severity) =>
+      perQueueConditions(t, metric, key, severity).map((c) => ({
+        alert,
+        expr: c.expr,
+        for: f(t.for.default),
+        // `queue` also tells the per-queue rules of one name apart (promtool --lint duplicates).
+        labels: c.queue ? { severity, queue: c.queue } : { severity },
+        annotations: {
+          summary,
+          description: description(severity, `${threshold(c.threshold)}${c.queue ? '' : ' (default)'}`),
+          runbook_url: runbook(alert),
+          dashboard_url: dash(dashboard),
+        },
+      })),
+    );
+  const percent = (v: number) => `${Number((v * 100).toPrecision(10))}%`;
   const stuck = o.stuckWindow ?? t.for.queue_stuck_window;
   const win = o.rateWindow ?? '5m';
   return [
-    ...both('BullMQQueueDepthHigh', (s) => perQueueCondition(t, R.depth, 'queue_depth', s), t.for.default,
+    ...both('BullMQQueueDepthHigh', R.depth, 'queue_depth',
       'Queue {{ $labels.queue }} is backing up',
-      (s) => `{{ $labels.queue }} has {{ $value | humanize }} jobs waiting (waiting + prioritized), above the ${s} threshold (${queueLevel('queue_depth')(s)}).`,
+      (s, th) => `{{ $labels.queue }} has {{ $value | humanize }} jobs waiting (waiting + prioritized), above its ${s} threshold of ${th}.`,
       DASHBOARD_UIDS.queues),
-    ...both('BullMQActiveJobsHigh', (s) => perQueueCondition(t, R.active, 'active_jobs', s), t.for.default,
+    ...both('BullMQActiveJobsHigh', R.active, 'active_jobs',
       'Too many active jobs in {{ $labels.queue }}',
-      (s) => `{{ $labels.queue }} has {{ $value | humanize }} active jobs, above the ${s} threshold (${queueLevel('active_jobs')(s)}).`,
+      (s, th) => `{{ $labels.queue }} has {{ $value | humanize }} active jobs, above its ${s} threshold of ${th}.`,
       DASHBOARD_UIDS.queues),
-    ...both('BullMQJobErrorRateHigh', (s) => perQueueCondition(t, R.errorRatio, 'job_error_ratio', s), t.for.default,
+    ...both('BullMQJobErrorRateHigh', R.errorRatio, 'job_error_ratio',
       'Jobs failing in {{ $labels.queue }}',
-      (s) => `{{ $value | humanizePercentage }} of {{ $labels.queue }} jobs failed over ${win}, above the ${s} threshold (${queueLevel('job_error_ratio')(s)}).`,
-      DASHBOARD_UIDS.queues),
-    ...both('BullMQJobTimeoutRateHigh', (s) => perQueueCondition(t, R.timeoutRatio, 'job_timeout_ratio', s), t.for.default,
+      (s, th) => `{{ $value | humanizePercentage }} of {{ $labels.queue }} jobs failed over ${win}, above its ${s} threshold of ${th}.`,
+      DASHBOARD_UIDS.queues, percent),
+    ...both('BullMQJobTimeoutRateHigh', R.timeoutRatio, 'job_timeout_ratio',
       'Jobs timing out in {{ $labels.queue }}',
-      (s) => `{{ $value | humanizePercentage }} of {{ $labels.queue }} jobs failed by timeout over ${win}, above the ${s} threshold (${queueLevel('job_timeout_ratio')(s)}).`,
-      DASHBOARD_UIDS.queues),
-    ...both('BullMQJobLatencyHigh', (s) => perQueueCondition(t, R.e2eP95, 'job_latency_p95_seconds', s), t.for.default,
+      (s, th) => `{{ $value | humanizePercentage }} of {{ $labels.queue }} jobs failed by timeout over ${win}, above its ${s} threshold of ${th}.`,
+      DASHBOARD_UIDS.queues, percent),
+    ...both('BullMQJobLatencyHigh', R.e2eP(95), 'job_latency_p95_seconds',
       'Slow jobs in {{ $labels.queue }}',
-      (s) => `{{ $labels.queue }} end-to-end p95 is {{ $value | humanizeDuration }}, above the ${s} threshold in seconds (${queueLevel('job_latency_p95_seconds')(s)}).`,
-      DASHBOARD_UIDS.queues),
+      (s, th) => `{{ $labels.queue }} end-to-end p95 (eligible → final outcome) is {{ $value | humanizeDuration }}, above its ${s} threshold of ${th}.`,
+      DASHBOARD_UIDS.queues, (v) => `${v}s`),
     {
       alert: 'BullMQQueueStuck',
       // `unless … > 0` rather than `and … == 0`: a queue whose completed counter does not exist at all (no
@@ -267,11 +305,24 @@ export function alertRules(t: Thresholds, o: RuleOptions = {}): AlertRule[] {
   ];
 }
 
+/**
+ * Recording groups before the alert groups that read them. Prometheus runs groups independently; promtool
+ * runs them in this order when a test says so (otherwise by name, and alerts would read the previous step's
+ * recordings).
+ */
+export const RULE_GROUP_ORDER = ['bullmq-recording', 'bullmq-slo-recording', 'bullmq-slo-period', 'bullmq-alerts', 'bullmq-slo-alerts'];
+
 export function rulesFile(t: Thresholds, o: RuleOptions = {}) {
+  const slo = { windows: o.sloWindows, forOverride: o.forOverride };
+  const sloRecording = sloRecordingRules(t, slo);
   return {
     groups: [
       { name: 'bullmq-recording', rules: recordingRules(o) },
+      { name: 'bullmq-slo-recording', rules: sloRecording.windows },
+      // The drill's period is minutes long: it keeps the global (1 s) evaluation.
+      { name: 'bullmq-slo-period', ...(o.sloWindows ? {} : { interval: SLO_PERIOD_GROUP_INTERVAL }), rules: sloRecording.period },
       { name: 'bullmq-alerts', rules: alertRules(t, o) },
+      { name: 'bullmq-slo-alerts', rules: sloAlertRules(t, slo) },
     ],
   };
 }

@@ -19,6 +19,22 @@ export interface QueueThresholds {
 
 export type PerQueueKey = Exclude<keyof QueueThresholds, 'http_p95_ms'>;
 
+/** One queue's service-level objectives (thresholds.yaml `slo.queues`). */
+export interface QueueSlo {
+  /** Share of jobs that must end completed, e.g. 0.999. */
+  success: number;
+  /** Share of completed jobs that must end within latency_bound_seconds of becoming eligible. */
+  latency: number;
+  /** Must be a bucket boundary of bullmq_job_e2e_seconds (the slow ratio reads that bucket). */
+  latency_bound_seconds: number;
+}
+
+export interface SloConfig {
+  /** The compliance period, a Prometheus duration (30d). */
+  period: string;
+  queues: Record<string, QueueSlo>;
+}
+
 export interface Thresholds {
   defaults: QueueThresholds;
   queues: Record<string, Partial<QueueThresholds>>;
@@ -26,8 +42,9 @@ export interface Thresholds {
   redis_memory_ratio: Level;
   api_5xx_ratio: Level;
   loadtest_error_ratio: number;
+  slo: SloConfig;
   for: { default: string; queue_stuck_window: string; target_down: string; redis_down: string };
-  links: { runbook_base_url: string; grafana_base_url: string };
+  links: { runbook_base_url: string; grafana_base_url: string; console_base_url: string; jaeger_base_url: string };
 }
 
 /** The repository root: the nearest folder above this file holding observability/thresholds.yaml (src or dist). */
@@ -53,8 +70,50 @@ function assertLevel(name: string, v: unknown): asserts v is Level {
   if (!(l.warning < l.critical)) throw new Error(`thresholds.yaml: ${name}: warning must be below critical`);
 }
 
+const DURATION = /^([0-9]+)(s|m|h|d|w)$/;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** Seconds in a single-unit Prometheus duration ("30d", "5m"). */
+export function durationSeconds(d: string): number {
+  const m = DURATION.exec(d);
+  if (!m) throw new Error(`not a single-unit Prometheus duration: ${d}`);
+  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+}
+
+function assertSlo(slo: SloConfig | undefined): asserts slo is SloConfig {
+  if (!slo || typeof slo.period !== 'string' || !DURATION.test(slo.period)) {
+    throw new Error('thresholds.yaml: slo.period must be a Prometheus duration such as 30d');
+  }
+  if (!slo.queues || !Object.keys(slo.queues).length) throw new Error('thresholds.yaml: slo.queues needs at least one queue');
+  for (const [q, s] of Object.entries(slo.queues)) {
+    for (const key of ['success', 'latency'] as const) {
+      if (typeof s?.[key] !== 'number' || !(s[key] > 0 && s[key] < 1)) {
+        throw new Error(`thresholds.yaml: slo.queues.${q}.${key} must be a ratio strictly between 0 and 1 (0.999 = 99.9 %)`);
+      }
+    }
+    if (typeof s.latency_bound_seconds !== 'number' || !(s.latency_bound_seconds > 0)) {
+      throw new Error(`thresholds.yaml: slo.queues.${q}.latency_bound_seconds must be a positive number of seconds`);
+    }
+  }
+}
+
+/**
+ * The slow ratio reads the `le` bucket equal to the latency bound: a bound between two buckets would silently
+ * be measured at another latency, so it is an error.
+ */
+export function assertSloBoundsAreBuckets(slo: SloConfig, e2eBuckets: readonly number[]): void {
+  for (const [q, s] of Object.entries(slo.queues)) {
+    if (!e2eBuckets.includes(s.latency_bound_seconds)) {
+      throw new Error(
+        `thresholds.yaml: slo.queues.${q}.latency_bound_seconds ${s.latency_bound_seconds} is not a bucket boundary of bullmq_job_e2e_seconds (${e2eBuckets.join(', ')})`,
+      );
+    }
+  }
+}
+
 export function loadThresholds(file = repoPath('observability', 'thresholds.yaml')): Thresholds {
   const t = YAML.parse(readFileSync(file, 'utf8')) as Thresholds;
+  assertSlo(t.slo);
   for (const key of ['queue_depth', 'active_jobs', 'job_error_ratio', 'job_timeout_ratio', 'job_latency_p95_seconds'] as const) {
     assertLevel(`defaults.${key}`, t.defaults?.[key]);
     for (const [q, over] of Object.entries(t.queues ?? {})) if (over[key]) assertLevel(`queues.${q}.${key}`, over[key]);
@@ -65,5 +124,5 @@ export function loadThresholds(file = repoPath('observability', 'thresholds.yaml
 
 /** The value for one queue: its override, else the default. */
 export function forQueue<K extends keyof QueueThresholds>(t: Thresholds, queue: string, key: K): QueueThresholds[K] {
-  return (t.queues[queue]?.[key] ?? t.defaults[key]) as QueueThresholds[K];
+  return (t.queues[queue]?.[key] ?? t.defaults[key]);
 }

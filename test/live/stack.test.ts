@@ -3,8 +3,10 @@
  * workers), in drill mode (1 s scrapes, `for: 0s`, 30 s rate windows, fast Alertmanager grouping):
  * 1. after a short load with injected latency, failures and 429s, every query of every panel of every dashboard
  *    (but k6's) returns at least one series;
- * 2. alert drill: payments failure rate 50 % → BullMQJobErrorRateHigh{queue="payments"} reaches the Slack-compatible
- *    receiver with labels and runbook link; back to 0 → the resolved message; a stopped worker → TargetDown;
+ * 2. alert drill: payments failure rate 50 % → BullMQJobErrorRateHigh{queue="payments"} and the SLO page
+ *    BullMQSLOErrorBudgetBurn{queue="payments",severity="critical"} (drill SLO windows: seconds, not hours) reach the
+ *    Slack-compatible receiver with labels, burn rate, budget left and runbook link; back to 0 → the resolved
+ *    messages; a stopped worker → TargetDown;
  * 3. the live status line (requests/s, depth and failing % per queue, firing alerts) reads that Prometheus, and every
  *    process writes its output to its own log file;
  * 4. an evicting maxmemory-policy set at runtime → RedisEvictionPolicyUnsafe (the exporter's label is right).
@@ -81,6 +83,15 @@ t.test('every dashboard panel query returns data from the live Prometheus', asyn
   t.same(empty, [], `all ${checked} panel queries return at least one series`);
 });
 
+t.test('each SLO latency bound is a bucket boundary of the live bullmq_job_e2e_seconds', async (t) => {
+  const { loadThresholds } = await import('../../observability/generate/thresholds');
+  const { leMatcher } = await import('../../observability/generate/slo');
+  for (const [queue, s] of Object.entries(loadThresholds().slo.queues)) {
+    const series = await query(`bullmq_job_e2e_seconds_bucket{queue="${queue}",${leMatcher(s.latency_bound_seconds)}}`);
+    t.ok(series.length > 0, `${queue}: a bucket le="${s.latency_bound_seconds}" is exported`);
+  }
+});
+
 t.test('live status line reads the stack Prometheus through the recording rules; process output is in log files', async (t) => {
   const queries = signalQueries(await loadedRecordingRules(stack.urls.prometheus!));
   t.same(queries, signalQueries(new Set(Object.values(SIGNALS).map((s) => s.recorded))), 'the drill rules have every recording rule the status uses');
@@ -116,7 +127,8 @@ t.test('the console the stack prints is served to the admin key (Basic, as a bro
 t.test('dashboard variables have values; exemplars carry the trace id label Grafana links to Jaeger', async (t) => {
   const dir = path.join(REPO_ROOT, 'observability/grafana/dashboards');
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'k6.json')) {
-    for (const v of JSON.parse(readFileSync(path.join(dir, file), 'utf8')).templating.list) {
+    // The SDK leaves `templating.list` out of a dashboard without variables (the SLO one).
+    for (const v of JSON.parse(readFileSync(path.join(dir, file), 'utf8')).templating.list ?? []) {
       const m = /^label_values\((\w+), (\w+)\)$/.exec(v.definition);
       t.ok(m, `${file} $${v.name}: a label_values() query`);
       const res = await fetch(`${stack.urls.prometheus}/api/v1/label/${m![2]}/values?match[]=${encodeURIComponent(m![1]!)}`);
@@ -127,7 +139,7 @@ t.test('dashboard variables have values; exemplars carry the trace id label Graf
   const ds = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/grafana/provisioning/datasources/datasources.yml'), 'utf8'));
   const label: string = ds.datasources.find((d: { uid: string }) => d.uid === 'prometheus').jsonData.exemplarTraceIdDestinations[0].name;
   const end = Date.now() / 1000;
-  for (const metric of ['bullmq_job_wait_seconds_bucket', 'bullmq_job_processing_seconds_bucket', 'http_request_duration_seconds_bucket']) {
+  for (const metric of ['bullmq_job_wait_seconds_bucket', 'bullmq_job_processing_seconds_bucket', 'bullmq_job_e2e_seconds_bucket', 'http_request_duration_seconds_bucket']) {
     const res = await fetch(`${stack.urls.prometheus}/api/v1/query_exemplars?query=${metric}&start=${end - 600}&end=${end}`);
     const series = ((await res.json()) as { data: { exemplars: { labels: Record<string, string> }[] }[] }).data;
     const ids = series.flatMap((x) => x.exemplars.map((e) => e.labels[label])).filter(Boolean);
@@ -138,6 +150,19 @@ t.test('dashboard variables have values; exemplars carry the trace id label Graf
 t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker → TargetDown', async (t) => {
   const slack = stack.slack!;
   const titles = () => slack.messages.flatMap((m) => (m.attachments ?? []).map((a) => `${a.title}\n${a.text}`));
+  // The first test's injected failures burn payments' budget too: start once that page has resolved in
+  // Prometheus, and count only SLO messages that arrive from then on.
+  await waitFor(async () => (await query('ALERTS{alertname="BullMQSLOErrorBudgetBurn",queue="payments"}')).length === 0, {
+    timeoutMs: 90_000,
+    intervalMs: 1_000,
+    what: 'no SLO burn alert for payments before the drill',
+  });
+  const sloMessage = (re: RegExp, after: number) =>
+    slack.messages
+      .filter((m) => m.receivedAt > after)
+      .flatMap((m) => (m.attachments ?? []).map((a) => ({ text: `${a.title}\n${a.text}`, at: m.receivedAt })))
+      .find((x) => re.test(x.text));
+  const drillStart = Date.now();
   await setFaults('payments', { failureRate: 0.5 });
   const load = runLoad({ scenario: 'smoke', baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, duration: '40s', quiet: true });
   const firing = await waitFor(() => titles().find((x) => /^\[FIRING:\d+\] BullMQJobErrorRateHigh — queue payments/.test(x)), {
@@ -148,7 +173,19 @@ t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker �
   t.match(firing, /\((warning|critical)\)/, 'severity in the title');
   t.match(firing, /#bullmqjoberrorratehigh/, 'runbook link');
   t.match(firing, /\/d\/bullmq-queues/, 'dashboard link');
-  t.match(firing, /\d+(\.\d+)?% of payments jobs failed over 30s, above the (warning|critical) threshold/, 'description with the value and the drill window');
+  t.match(firing, /\d+(\.\d+)?% of payments jobs failed over 30s, above its (warning|critical) threshold of \d/, 'description with the value, the drill window and only payments\' threshold');
+  // The error-budget page: 50 % failures burn payments' 0.1 % budget ~500x, over both drill page windows.
+  const pageMessage = await waitFor(() => sloMessage(/^\[FIRING:\d+\] BullMQSLOErrorBudgetBurn — queue payments \(critical\)/, drillStart), {
+    timeoutMs: 60_000,
+    intervalMs: 500,
+    what: 'BullMQSLOErrorBudgetBurn page for payments',
+  });
+  const page = pageMessage.text;
+  t.match(page, /over (30s and 10s|1m and 20s)/, 'long and short windows (drill) in the message');
+  t.match(page, /spends its error budget \d+(\.\d)?x as fast as the SLO allows/, 'burn rate');
+  t.match(page, /Error budget left over 5m: -?\d+(\.\d+)?%/, 'budget left');
+  t.match(page, /#bullmqsloerrorbudgetburn\|Runbook/, 'runbook link');
+  t.match(page, /\/d\/bullmq-slo\|Dashboard/, 'SLO dashboard link');
   await load;
   await setFaults('payments', { failureRate: 0 });
   // Successful traffic so the ratio falls below the threshold.
@@ -158,7 +195,14 @@ t.test('alert drill: error rate → Slack, resolved → Slack; stopped worker �
     intervalMs: 500,
     what: 'BullMQJobErrorRateHigh resolved message',
   });
-  t.match(resolved, /\*Resolved\*/);
+  t.match(resolved, /\*Resolved\*\n• \*Resolved:\* Jobs failing in payments/, 'says resolved');
+  t.match(resolved, /value at the last evaluation: \d+(\.\d+)?%/, 'with the value');
+  const pageResolved = await waitFor(() => sloMessage(/^\[RESOLVED\] BullMQSLOErrorBudgetBurn — queue payments \(critical\)/, pageMessage.at)?.text, {
+    timeoutMs: 90_000,
+    intervalMs: 500,
+    what: 'BullMQSLOErrorBudgetBurn page resolved',
+  });
+  t.match(pageResolved, /burn rate at the last evaluation: \d+(\.\d+)?x; budget left: -?\d+(\.\d+)?%/, 'resolved page shows the burn rate and budget left');
   await recovery;
 
   t.same(titles().filter((x) => /TargetDown|BullMQNoWorkers/.test(x)), [], 'no target was reported down while everything ran (startup included)');

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { REPO_ROOT } from '../../observability/generate/thresholds';
-import { ManagedProcess, startProcess } from '../../scripts/lib/process';
+import { type ManagedProcess, startProcess } from '../../scripts/lib/process';
 import { freePort } from '../helpers/ports';
 import { waitFor } from '../helpers/wait';
 import { tool } from './tools';
@@ -41,7 +41,7 @@ t.test('Slack: URL only from a file, resolved messages sent, templates have firi
     }
   }
   const tmpl = readFileSync(path.join(REPO_ROOT, 'observability/alertmanager/templates/slack.tmpl'), 'utf8');
-  for (const needle of ['*Firing*', '*Resolved*', '.Labels.queue', '.Annotations.runbook_url', '.Annotations.dashboard_url', '.Annotations.description']) {
+  for (const needle of ['*Firing*', '*Resolved*', '.Labels.queue', '.Annotations.runbook_url', '.Annotations.dashboard_url', '.Annotations.description', '.Annotations.value', '.Annotations.burn_rate']) {
     t.ok(tmpl.includes(needle), `template contains ${needle}`);
   }
 });
@@ -54,6 +54,7 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
 
   const dir = mkdtempSync(path.join(tmpdir(), 'obs-am-'));
   const slack = await startSlackReceiver(0);
+  // eslint-disable-next-line prefer-const -- assigned below, after the teardown that stops it is registered
   let am: ManagedProcess | undefined;
   t.teardown(async () => {
     // Alertmanager first: on shutdown it writes its state to the directory removed below.
@@ -85,9 +86,12 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
     labels: { alertname: 'BullMQJobErrorRateHigh', severity, queue },
     annotations: {
       summary: `Jobs failing in ${queue}`,
-      description: `12% of ${queue} jobs failed over 5 minutes, above the ${severity} threshold.`,
+      description: `12% of ${queue} jobs failed over 5m, above its ${severity} threshold of 10%.`,
+      value: '12%',
       runbook_url: 'https://example.test/docs/runbooks.md#bullmqjoberrorratehigh',
       dashboard_url: 'http://127.0.0.1:3001/d/bullmq-queues',
+      console_url: `http://127.0.0.1:3000/admin/queues/queue/${queue}?status=failed`,
+      traces_url: `http://127.0.0.1:16686/search?service=worker&operation=process%20${queue}&tags=%7B%22error%22%3A%22true%22%7D&lookback=1h`,
     },
     ...(endsAt ? { endsAt } : {}),
   });
@@ -119,10 +123,15 @@ t.test('the real Alertmanager: critical inhibits the warning of the same alert a
   t.equal(texts().find((x) => x.text.includes('queue webhooks (warning)'))!.channel, '#alerts', 'warning routed to the warning receiver');
   t.match(critical.text, /\*Firing\*\n• \*Jobs failing in payments\* \(queue `payments`\)\n\s+12% of payments jobs failed/, 'firing section, summary, queue, value');
   t.match(critical.text, /<https:\/\/example\.test\/docs\/runbooks\.md#bullmqjoberrorratehigh\|Runbook> · <http:\/\/127\.0\.0\.1:3001\/d\/bullmq-queues\|Dashboard>/, 'runbook and dashboard links');
+  t.ok(critical.text.includes(' · <http://127.0.0.1:3000/admin/queues/queue/payments?status=failed|Failed jobs>'), 'a link to the queue\'s failed jobs in the console');
+  t.ok(critical.text.includes(' · <http://127.0.0.1:16686/search?service=worker&operation=process%20payments&tags=%7B%22error%22%3A%22true%22%7D&lookback=1h|Failing traces>'), 'a link to its failing traces in Jaeger');
   t.notOk(texts().some((x) => x.text.includes('queue payments (warning)')), 'the inhibited warning was never sent');
 
   const past = new Date(Date.now() - 1000).toISOString();
   await post([alert('critical', 'payments', past)]);
   await received('resolved payments', () => texts().some((x) => x.text.startsWith('[RESOLVED] BullMQJobErrorRateHigh — queue payments (critical)')));
-  t.match(texts().find((x) => x.text.startsWith('[RESOLVED]'))!.text, /\*Resolved\*\n• \*Jobs failing in payments\*/, 'resolved section');
+  const resolved = texts().find((x) => x.text.startsWith('[RESOLVED]'))!.text;
+  t.match(resolved, /\*Resolved\*\n• \*Resolved:\* Jobs failing in payments \(queue `payments`\)\n\s+Back within its threshold at \d\d:\d\d:\d\d UTC; value at the last evaluation: 12%\./, 'resolved section says resolved, when, and the value');
+  t.notMatch(resolved, /above its/, 'the firing description (a threshold crossed) is not repeated once resolved');
+  t.match(resolved, /\|Runbook>/, 'resolved keeps the runbook link');
 });

@@ -2,7 +2,7 @@
  * The real promtool / amtool. A missing binary is a loud failure, never a skip: CI installs them
  * (apt-get install -y prometheus prometheus-alertmanager).
  */
-import { spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { REPO_ROOT } from '../../observability/generate/thresholds';
 
 const PACKAGE: Record<string, string> = { promtool: 'prometheus', amtool: 'prometheus-alertmanager' };
