@@ -8,7 +8,7 @@
  * way); "product" = what the API sets (services/common/job-options.ts: attempts, exponential backoff with jitter,
  * retention; plus priority normal = 5).
  */
-import { Queue, Worker, JobsOptions } from 'bullmq';
+import { Queue, Worker, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DEFAULT_PRIORITY, PRIORITIES } from '../services/common/queue-catalog';
 import { jobOptionsFor } from '../services/common/job-options';

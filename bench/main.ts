@@ -11,7 +11,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { killStartedProcesses } from '../scripts/lib/process';
-import { BenchOptions, STAGES, USAGE, UsageError, parseBenchArgs } from './cli';
+import { type BenchOptions, STAGES, USAGE, UsageError, parseBenchArgs } from './cli';
 import { CAPACITY_START, planFor } from './plan';
 import { cpuModel } from './proc';
 import { summarizeProfiles } from './profile';

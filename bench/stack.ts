@@ -9,12 +9,12 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
 import { freePort } from '../scripts/lib/ports';
-import { ManagedProcess, describeExit, startProcess } from '../scripts/lib/process';
-import { RedisServer, startRedisServer } from '../scripts/lib/redis-server';
-import { OtlpSink, startOtlpSink } from '../scripts/lib/otlp-sink';
+import { type ManagedProcess, describeExit, startProcess } from '../scripts/lib/process';
+import { type RedisServer, startRedisServer } from '../scripts/lib/redis-server';
+import { type OtlpSink, startOtlpSink } from '../scripts/lib/otlp-sink';
 import type { BenchOptions } from './cli';
 import type { LoadResult, LoadSpec, LoadTarget } from './loadgen';
-import { API_KEY, Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
+import { API_KEY, type Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
 
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..');

@@ -3,9 +3,9 @@
  * worker drains it; then Queue.add with a worker running, BullMQ's default job options vs the product's.
  */
 import path from 'node:path';
-import { describeExit, startProcess, ManagedProcess } from '../../scripts/lib/process';
+import { describeExit, startProcess, type ManagedProcess } from '../../scripts/lib/process';
 import { every } from '../../scripts/lib/wait';
-import { BASELINE_PREFIX, BASELINE_QUEUE, BaselineVariant } from '../baseline';
+import { BASELINE_PREFIX, BASELINE_QUEUE, type BaselineVariant } from '../baseline';
 import { counts, waitQuiet } from '../measure';
 import { cpuSeconds } from '../proc';
 import type { Baseline, BaselineRun } from '../results';

@@ -5,7 +5,7 @@
 import { MAX_OTHER_CPU, RETRY_LIMIT } from '../plan';
 import { counts, cpuText, cpuWindow, drain, noteContended, waitQuiet } from '../measure';
 import type { Capacity, Probe } from '../results';
-import { BenchContext, Services, runLoad, startServices } from '../stack';
+import { type BenchContext, type Services, runLoad, startServices } from '../stack';
 import { fmt } from '../stats';
 
 export async function stageCapacity(ctx: BenchContext, apis: number, workers: number, start: number): Promise<Capacity> {

@@ -7,7 +7,7 @@ import { FIXED_RATE, MAX_OTHER_CPU, PREFIX, API_KEY, RETRY_LIMIT } from '../plan
 import { counts, countKeys, cpuText, cpuWindow, drain, e2eSampler, metricSum, noteContended, scrapeOnce, scrapeSampler, waitQuiet } from '../measure';
 import { currentRss, peakRss } from '../proc';
 import type { Fixed } from '../results';
-import { BenchContext, Services, runLoad, startServices } from '../stack';
+import { type BenchContext, type Services, runLoad, startServices } from '../stack';
 import { fmt, summarize } from '../stats';
 
 export async function stageFixed(ctx: BenchContext, apis = 1, workers = 1): Promise<Fixed> {

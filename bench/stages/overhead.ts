@@ -6,7 +6,7 @@ import { AB_RATE, MAX_OTHER_CPU, RETRY_LIMIT } from '../plan';
 import { counts, cpuText, cpuWindow, drain, noteContended, waitQuiet } from '../measure';
 import { peakRss } from '../proc';
 import type { AbRun, Overhead } from '../results';
-import { BenchContext, Mode, Services, runLoad, startServices } from '../stack';
+import { type BenchContext, type Mode, type Services, runLoad, startServices } from '../stack';
 import { fmt, median, msPerJob } from '../stats';
 
 export async function stageOverhead(ctx: BenchContext): Promise<Overhead> {

@@ -15,7 +15,7 @@ import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import { DASHBOARD_UIDS, R } from './rules';
 import { BURN_RATE_ALERTS, S, SLO_WINDOWS } from './slo';
-import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from '../../services/common/thresholds';
 
 const DS: common.DataSourceRef = { type: 'prometheus', uid: 'prometheus' };
 

@@ -1,5 +1,5 @@
 /** Links an alert carries beyond its runbook and dashboard (thresholds.yaml `links:`). */
-import type { Thresholds } from './thresholds';
+import type { Thresholds } from '../../services/common/thresholds';
 
 /** Links from a queue's failure or latency alert to where the failing jobs are (console) and why (traces). */
 export interface FailureLinks {

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { assertSloBoundsAreBuckets, loadThresholds, repoPath, type Thresholds } from './thresholds';
+import { assertSloBoundsAreBuckets, loadThresholds, repoPath, type Thresholds } from '../../services/common/thresholds';
 import { BUCKETS } from '../../services/common/telemetry/registry';
 import { DRILL_SLO_WINDOWS } from './slo';
 import { rulesFile, type RuleOptions } from './rules';

@@ -5,7 +5,7 @@
  * consumer picks its own rate windows.
  */
 import { leMatcher, sloStatement } from './slo';
-import type { Thresholds } from './thresholds';
+import type { Thresholds } from '../../services/common/thresholds';
 
 const SERVICE = 'bullmq-jobs';
 

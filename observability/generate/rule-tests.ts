@@ -10,7 +10,7 @@
  */
 import { humanize, humanize1024, humanizeDuration, humanizePercentage } from './go-format';
 import { alertRules, type AlertName, type AlertRule, RULE_GROUP_ORDER } from './rules';
-import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from '../../services/common/thresholds';
 
 export interface InputSeries {
   series: string;

@@ -3,7 +3,7 @@
  * quantiles that alerts and dashboards share. Queue-state gauges come from every worker replica (identical
  * values), so they are aggregated with max, never sum.
  */
-import { forQueue, type Level, type PerQueueKey, type Thresholds } from './thresholds';
+import { forQueue, type Level, type PerQueueKey, type Thresholds } from '../../services/common/thresholds';
 import { failureLinks, type FailureLinks } from './links';
 import { SLO_ALERT, SLO_DASHBOARD_UID, sloAlertRules, SLO_PERIOD_GROUP_INTERVAL, sloRecordingRules, type SloWindow } from './slo';
 

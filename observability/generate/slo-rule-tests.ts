@@ -7,7 +7,7 @@
  */
 import { humanizePercentage } from './go-format';
 import { BURN_RATE_ALERTS, type BurnRateAlert, budgetOf, objective, SLO_ALERT, sloAlertRules, type SloAlertRule, type SloKind } from './slo';
-import { durationSeconds, type Thresholds } from './thresholds';
+import { durationSeconds, type Thresholds } from '../../services/common/thresholds';
 import { RULE_GROUP_ORDER } from './rules';
 
 /** Traffic for `minutes` minutes: `total` jobs a minute of which `bad` fail (errors) or are slow (latency). */
@@ -171,7 +171,7 @@ export function sloRuleTests(t: Thresholds) {
               alertname,
               exp_alerts: fired.map(({ a: p, burn }) => ({
                 exp_labels: { ...rule(p).labels },
-                exp_annotations: Object.fromEntries(Object.entries(rule(p).annotations).map(([k, v]) => [k, expandSlo(v, queue, burn, remaining)])),
+                exp_annotations: Object.fromEntries(Object.entries(rule(p).annotations).map(([k, v]) => [k, expandSlo(String(v), queue, burn, remaining)])),
               })),
             },
           ],

@@ -7,7 +7,7 @@
  * attempts). Latency SLI: the share of *completed* jobs slower than the bound, from bullmq_job_e2e_seconds
  * (eligible → final outcome); failed jobs are left out because they already spend the error budget.
  */
-import type { QueueSlo, Thresholds } from './thresholds';
+import type { QueueSlo, Thresholds } from '../../services/common/thresholds';
 import { failureLinks, type FailureLinks } from './links';
 
 /** The SRE workbook's windows; the shipped rules always use these. */

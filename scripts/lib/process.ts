@@ -11,8 +11,8 @@
  * timeout 30 s later, without its output). Here every wait races the process's exit and rejects AT ONCE with a
  * `ProcessExitedError` carrying the exit code/signal and the last lines the process wrote.
  */
-import { spawn, ChildProcess } from 'node:child_process';
-import { waitFor, WaitOptions } from './wait';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor, type WaitOptions } from './wait';
 
 export interface ExitStatus {
   /** Exit code, or null when a signal ended the process (or it never started). */
@@ -165,8 +165,8 @@ export async function startProcess(opts: StartProcessOptions): Promise<ManagedPr
     }
     opts.onLine?.(line, stream);
   };
-  readLines(child.stdout!, onLine('stdout'));
-  readLines(child.stderr!, onLine('stderr'));
+  readLines(child.stdout, onLine('stdout'));
+  readLines(child.stderr, onLine('stderr'));
 
   const proc: ManagedProcess = {
     name: opts.name,
@@ -222,7 +222,7 @@ export async function startProcess(opts: StartProcessOptions): Promise<ManagedPr
   } catch (err) {
     child.kill('SIGKILL');
     if (err instanceof ProcessExitedError) throw err;
-    throw new Error(`${(err as Error).message}; last output of ${opts.name}:\n${proc.tail() || '(none)'}`);
+    throw new Error(`${(err as Error).message}; last output of ${opts.name}:\n${proc.tail() || '(none)'}`, { cause: err });
   }
   return proc;
 }

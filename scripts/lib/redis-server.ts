@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './ports';
-import { ManagedProcess, startProcess } from './process';
+import { type ManagedProcess, startProcess } from './process';
 
 export interface RedisServerOptions {
   /** Default: a free port. */

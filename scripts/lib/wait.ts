@@ -17,10 +17,11 @@ export interface WaitOptions {
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
+    const reason = () => (signal?.reason instanceof Error ? signal.reason : new Error('aborted', { cause: signal?.reason }));
+    if (signal?.aborted) return reject(reason());
     const onAbort = () => {
       clearTimeout(timer);
-      reject(signal!.reason);
+      reject(reason());
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
@@ -42,7 +43,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitOptions = {
     if (signal?.aborted) throw signal.reason;
     try {
       const value = await fn();
-      if (value) return value as NonNullable<T>;
+      if (value) return value;
     } catch (err) {
       last = err;
     }

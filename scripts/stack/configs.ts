@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { repoPath } from '../../observability/generate/thresholds';
+import { repoPath } from '../../services/common/thresholds';
 
 export interface StackPorts {
   redis: number;

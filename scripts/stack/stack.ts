@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import YAML from 'yaml';
-import { loadThresholds, repoPath } from '../../observability/generate/thresholds';
+import { loadThresholds, repoPath } from '../../services/common/thresholds';
 import { writeDrillRules } from '../../observability/generate/main';
 import { startProcess, type ManagedProcess, type Readiness } from '../lib/process';
 import { pingRedis } from '../lib/redis-server';

@@ -2,7 +2,7 @@
  * buildApp(opts): the whole API as a Fastify instance, nothing listening. server.ts listens; tests use
  * app.inject(). Third-party plugins (plugins/external) are configured apart from ours (plugins/app).
  */
-import Fastify, { FastifyBaseLogger, FastifyInstance, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { MetricsRegistry } from '../common/telemetry/registry';

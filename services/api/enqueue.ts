@@ -6,14 +6,14 @@
  * bullmq_jobs_enqueued_total counts jobs this request actually created, never replays.
  */
 import { randomUUID } from 'node:crypto';
-import { Context, SpanKind, context } from '@opentelemetry/api';
-import { Job, Queue } from 'bullmq';
-import { DEFAULT_PRIORITY, PRIORITIES, PriorityName, QueueName } from '../common/queue-catalog';
+import { type Context, SpanKind, context } from '@opentelemetry/api';
+import { Job, type Queue } from 'bullmq';
+import { DEFAULT_PRIORITY, PRIORITIES, type PriorityName, type QueueName } from '../common/queue-catalog';
 import type { JobEnvelope } from '../common/job-envelope';
 import type { ApiMetrics } from '../common/telemetry/http-metrics';
 import { ATTR_MESSAGING_MESSAGE_ID } from '../common/telemetry/semconv';
 import { contextWith, injectTraceContext, messagingAttributes, messagingSpanName, recordError, tracer } from '../common/telemetry/trace-context';
-import { IdempotencyStore, requestFingerprint } from './idempotency';
+import { type IdempotencyStore, requestFingerprint } from './idempotency';
 
 export interface EnqueueRequest {
   data: Record<string, unknown>;

@@ -8,8 +8,8 @@
  */
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '../common/redis';
-import { QUEUE_NAMES, QueueName } from '../common/queue-catalog';
-import { LatencySummary, QueueStateSnapshot, readLatencySummary, readQueueState } from '../common/queue-stats';
+import { QUEUE_NAMES, type QueueName } from '../common/queue-catalog';
+import { type LatencySummary, type QueueStateSnapshot, readLatencySummary, readQueueState } from '../common/queue-stats';
 
 export const SNAPSHOT_TTL_MS = 1_000;
 

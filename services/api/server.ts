@@ -8,7 +8,7 @@ import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { assertNoEviction } from '../common/redis';
 import { createRegistry } from '../common/telemetry/registry';
-import { startMetricsServer, MetricsServer } from '../common/telemetry/metrics-server';
+import { startMetricsServer, type MetricsServer } from '../common/telemetry/metrics-server';
 import { shutdownTracing } from '../common/telemetry/tracing';
 import { buildApp } from './app';
 

@@ -27,6 +27,12 @@ export interface JobEnvelope<P = Record<string, unknown>> {
   meta: JobMeta;
 }
 
+/** What the client sent: the envelope's payload, or the data itself for a job added around the API. */
+export function payloadOf(data: unknown): Record<string, unknown> {
+  if (isEnvelope(data)) return data.payload;
+  return typeof data === 'object' && data !== null ? { ...data } : {};
+}
+
 export function isEnvelope(data: unknown): data is JobEnvelope {
   return typeof data === 'object' && data !== null && 'payload' in data && 'meta' in data;
 }

@@ -4,7 +4,7 @@
  * reference (bench/baseline.ts) both use this, so the reference measures exactly what the product sets.
  */
 import type { DefaultJobOptions } from 'bullmq';
-import { QUEUE_CATALOG, QueueName, RETENTION } from './queue-catalog';
+import { QUEUE_CATALOG, type QueueName, RETENTION } from './queue-catalog';
 
 export interface FailedRetention {
   /** Seconds a job that failed for good stays inspectable and replayable (FAILED_RETENTION_S). */

@@ -3,7 +3,7 @@
  * child logger bound with traceFields(span) (telemetry/trace-context.ts) — explicit, since the process keeps no
  * ambient trace context (tracing.ts says why). Secrets and payment details are redacted by path.
  */
-import pino, { Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',

@@ -5,7 +5,7 @@
  * another worker.
  */
 import closeWithGrace from 'close-with-grace';
-import { Queue, Worker } from 'bullmq';
+import { Queue, type Worker } from 'bullmq';
 import { Counter } from 'prom-client';
 import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
@@ -18,7 +18,7 @@ import { createRegistry } from '../common/telemetry/registry';
 import { createJobMetrics, noopJobMetrics } from '../common/telemetry/job-metrics';
 import { createWebhookMetrics, noopWebhookMetrics } from '../common/telemetry/webhook-metrics';
 import { registerQueueStateMetrics } from '../common/telemetry/queue-state-metrics';
-import { startMetricsServer, MetricsServer } from '../common/telemetry/metrics-server';
+import { startMetricsServer, type MetricsServer } from '../common/telemetry/metrics-server';
 import { shutdownTracing } from '../common/telemetry/tracing';
 import { createQueueWorker } from './queue-worker';
 import { PaymentLedger } from './payment-ledger';
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ name: 'worker', level: config.logLevel });
   const connection = createWorkerConnection(config.redis);
-  connection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  connection.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
 
   try {
     await assertNoEviction(connection);

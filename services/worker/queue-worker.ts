@@ -8,13 +8,17 @@ import type { Logger } from 'pino';
 import type { Config } from '../common/config';
 import type { RedisClient } from '../common/redis';
 import { queueKeyPrefix } from '../common/queue-keys';
-import { QUEUE_CATALOG, QueueName } from '../common/queue-catalog';
-import { JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
+import { QUEUE_CATALOG, type QueueName } from '../common/queue-catalog';
+import { type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
 import { sampledTraceIdOf } from '../common/telemetry/trace-context';
-import { createAttemptRunner, eligibleAt, AttemptRunnerDeps } from './run-attempt';
+import { createAttemptRunner, eligibleAt, type AttemptRunnerDeps } from './run-attempt';
 import { STALLED_FAILURE_MESSAGE } from './errors';
 import { PROCESSORS } from './processors';
+import { isEnvelope } from '../common/job-envelope';
+
+/** The producer's trace context of a job's data, when the data is an envelope (services/common/job-envelope.ts). */
+const traceCarrier = (data: unknown) => (isEnvelope(data) ? data.meta.trace : undefined);
 
 export interface QueueWorkerDeps {
   connection: RedisClient;
@@ -33,16 +37,16 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
     deps.metrics,
     createTelemetryGuard((what, err) => log.error({ err, what }, 'telemetry call failed; ignored')),
   );
-  let worker: Worker | undefined;
+  // The limiter is the Worker's own; it exists by the time any attempt runs.
   const runAttempt = createAttemptRunner(def, PROCESSORS[queue], {
     metrics: deps.metrics,
     log,
-    rateLimit: async (ms) => worker?.rateLimit(ms),
+    rateLimit: async (ms: number): Promise<void> => worker.rateLimit(ms),
     processorDeps: deps.processorDeps,
     traceMode: config.tracing.mode,
   }, config.worker.timeoutMs[queue]);
 
-  worker = new Worker(queue, runAttempt, {
+  const worker: Worker = new Worker(queue, runAttempt, {
     connection: deps.connection,
     prefix: queueKeyPrefix(config, queue),
     concurrency: config.worker.concurrency[queue],
@@ -63,7 +67,7 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
     if (err?.message === STALLED_FAILURE_MESSAGE) {
       metrics.failed(queue, 'stalled');
       if (job) {
-        metrics.observeE2e(queue, 'failed', ((job.finishedOn ?? Date.now()) - eligibleAt(job)) / 1000, sampledTraceIdOf(job.data?.meta?.trace));
+        metrics.observeE2e(queue, 'failed', ((job.finishedOn ?? Date.now()) - eligibleAt(job)) / 1000, sampledTraceIdOf(traceCarrier(job.data)));
       }
       log.error({ jobId: job?.id }, 'job failed: stalled more than allowed');
     }

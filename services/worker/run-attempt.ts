@@ -6,12 +6,12 @@
  * only then records it (metrics, span, log), every recording call guarded: telemetry cannot turn a completed job
  * into a retry or hide a failure (test/telemetry/outcome-isolation.test.ts).
  */
-import { Context, ROOT_CONTEXT, Span, SpanKind, SpanStatusCode, context, trace, INVALID_SPAN_CONTEXT } from '@opentelemetry/api';
+import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, context, trace, INVALID_SPAN_CONTEXT } from '@opentelemetry/api';
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { TraceMode } from '../common/config';
 import type { PayloadOf, QueueDefinition, QueueName } from '../common/queue-catalog';
-import { FailureReason, JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
+import { type FailureReason, type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
 import {
   ATTR_BULLMQ_ATTEMPT,
@@ -30,7 +30,7 @@ import {
   traceFields,
   tracer,
 } from '../common/telemetry/trace-context';
-import { DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError, failureReason } from './errors';
+import { type DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError, failureReason } from './errors';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {

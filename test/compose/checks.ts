@@ -134,7 +134,7 @@ export function envFileProblems(text: string, envExample: string): string[] {
   const out: string[] = [];
   for (const m of text.matchAll(/(?<!\$)\$\{([A-Z][A-Z0-9_]*)(:?[?-])?[^}]*\}/g)) {
     const [, name, op] = m;
-    if ((op === undefined || op.endsWith('?')) && !declared.has(name!)) out.push(`${name} is required by compose.yaml but missing from .env.example`);
+    if ((op === undefined || op.endsWith('?')) && !declared.has(name)) out.push(`${name} is required by compose.yaml but missing from .env.example`);
   }
   return [...new Set(out)];
 }

@@ -4,7 +4,7 @@
  * no secret literal, only the UIs and the API published (on 127.0.0.1), pinned images, healthchecks, limits.
  * Every check is also run on a broken copy to prove it can fail.
  */
-import t, { Test } from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -12,7 +12,7 @@ import { parseConfig } from '../../services/common/config';
 import { receiverSettings } from '../../services/webhook-receiver/main';
 import { ROOT } from '../helpers/services';
 import {
-  Compose,
+  type Compose,
   envFileProblems,
   imageProblems,
   mountProblems,

@@ -9,7 +9,7 @@ import t from 'tap';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { chromium, Browser } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { ADMIN_KEY, API_KEY, ROOT, baseEnv, startApi, startWorker } from '../helpers/services';
 import { SHARED_REDIS_URL, deletePrefix, uniquePrefix } from '../helpers/redis';
 import { call, parseMetrics, valueOf } from '../helpers/http';

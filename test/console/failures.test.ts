@@ -172,6 +172,6 @@ t.test('replay: limits, skipped jobs, fresh attempts, counted and audited, payme
   t.equal(valueOf(m, 'bullmq_jobs_replayed_total', { queue: 'notifications' }), 0, 'series pre-created');
   const audit = lines.filter((l) => l.audit === true && l.action === 'failures_retry');
   t.ok(audit.length >= 4, 'each replay request audited');
-  t.ok(audit.every((l) => typeof l.keyId === 'string' && (l.keyId as string).length === 16), 'with the admin key id');
+  t.ok(audit.every((l) => typeof l.keyId === 'string' && (l.keyId).length === 16), 'with the admin key id');
   t.notOk(JSON.stringify(lines).includes('test-admin-key'), 'never the key');
 });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { Env, parseConfig, PerQueueEnv } from '../../services/common/config';
 import { QUEUE_NAMES } from '../../services/common/queue-catalog';
-import { loadThresholds } from '../../observability/generate/thresholds';
+import { loadThresholds } from '../../services/common/thresholds';
 import { ROOT } from '../helpers/services';
 
 type Doc = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any; data?: Record<string, string> };

@@ -74,7 +74,7 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
   // answered 202 before it starts): the scenario is retried, at most 3 times, and the attempts are reported.
   let during: Awaited<ReturnType<typeof post>>[] = [];
   let duringMs = 0;
-  let attempts = 0;
+  let attempts: number;
   for (attempts = 1; attempts <= 3; attempts++) {
     const blocked = blockEventLoop(wsUrl, BLOCK_MS);
     // The block starts as soon as the inspector message is dispatched; give it a moment before the requests
@@ -100,6 +100,6 @@ t.test('11. event loop blocked past the limit → 503 with Retry-After, then rec
   const rejected = valueOf(await scrape(api.metricsUrl), 'api_requests_rejected_total', { reason: 'overloaded' });
   t.equal(rejected, during.length + refusedWhileRecovering + refusedBefore, `api_requests_rejected_total{reason="overloaded"} counts each 503 once (${rejected})`);
   t.comment(
-    `event loop blocked ${BLOCK_MS} ms (limit ${LIMIT_MS} ms): ${during.length}/${during.length} requests → 503 OVERLOADED + Retry-After ${during[0]!.headers['retry-after']} (answered after ${duringMs} ms, i.e. when the loop resumed); accepting again ${recoveryMs} ms later; ${rejected} counted overloaded`,
+    `event loop blocked ${BLOCK_MS} ms (limit ${LIMIT_MS} ms): ${during.length}/${during.length} requests → 503 OVERLOADED + Retry-After ${String(during[0]!.headers['retry-after'])} (answered after ${duringMs} ms, i.e. when the loop resumed); accepting again ${recoveryMs} ms later; ${rejected} counted overloaded`,
   );
 });

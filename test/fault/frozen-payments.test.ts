@@ -8,7 +8,7 @@
 import t from 'tap';
 import { baseEnv, startApi, startWorker } from '../helpers/services';
 import { startRedisServer } from '../helpers/redis';
-import { call, JsonResponse } from '../helpers/http';
+import { call, type JsonResponse } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 import { providerCharges } from '../helpers/charges';
 import { ms, payment, paymentKey, pool, queueHandle, redisClient } from './lib';

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import t from 'tap';
-import { baseEnv, startApi, startWorker, ServiceProcess, API_KEY, ADMIN_KEY, SIGNING_SECRET } from '../helpers/services';
+import { baseEnv, startApi, startWorker, type ServiceProcess, API_KEY, ADMIN_KEY, SIGNING_SECRET } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';

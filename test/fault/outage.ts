@@ -4,7 +4,7 @@
  * second; afterwards new jobs are accepted and processed by the same two processes (no restart).
  */
 import { baseEnv, startApi, startWorker } from '../helpers/services';
-import { RedisServer, startRedisServer, uniquePrefix } from '../helpers/redis';
+import { type RedisServer, startRedisServer, uniquePrefix } from '../helpers/redis';
 import { call } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 import { ms, payment, paymentKey } from './lib';

@@ -23,7 +23,7 @@ import t from 'tap';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { baseEnv, startApi } from '../helpers/services';
-import { RedisServerOptions, startRedisServer, uniquePrefix } from '../helpers/redis';
+import { type RedisServerOptions, startRedisServer, uniquePrefix } from '../helpers/redis';
 import { call } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 import { payment, paymentKey, pool, redisClient } from './lib';

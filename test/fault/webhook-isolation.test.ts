@@ -11,7 +11,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { startPipeline, Pipeline } from '../helpers/pipeline';
+import { startPipeline, type Pipeline } from '../helpers/pipeline';
 import { startReceiver } from '../helpers/receiver';
 import { scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';

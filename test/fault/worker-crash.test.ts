@@ -87,7 +87,7 @@ t.test('2. the same jobs\' worker SIGKILLed twice: jobs fail with the stalled re
   await waitFor(
     async () => {
       const jobs = await Promise.all(ids.map((id) => p.app.queues.payments.getJob(id)));
-      const states = await Promise.all(jobs.map((j) => j?.getState()));
+      const states = await Promise.all(jobs.map(async (j) => j?.getState()));
       return jobs.every((j, i) => j && j.attemptsStarted >= 2 && states[i] === 'active');
     },
     { what: 'jobs re-taken by worker B', timeoutMs: 15_000, intervalMs: 100 },

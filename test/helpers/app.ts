@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { buildApp } from '../../services/api/app';
 import { parseConfig } from '../../services/common/config';
 import { createLogger } from '../../services/common/logger';
-import { createRegistry, MetricsRegistry } from '../../services/common/telemetry/registry';
+import { createRegistry, type MetricsRegistry } from '../../services/common/telemetry/registry';
 import { deletePrefix, redisEnv, SHARED_REDIS_URL, uniquePrefix } from './redis';
 import { ADMIN_KEY, API_KEY, SIGNING_SECRET } from './services';
 

@@ -1,8 +1,8 @@
 /** API in-process + real worker process(es) on one prefix: the pipeline as a test sees it. */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { buildTestApp, TestApp } from './app';
-import { baseEnv, startWorker, ServiceProcess } from './services';
+import { buildTestApp, type TestApp } from './app';
+import { baseEnv, startWorker, type ServiceProcess } from './services';
 import { SHARED_REDIS_URL } from './redis';
 import { waitFor } from './wait';
 

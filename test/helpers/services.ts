@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { ManagedProcess, startProcess } from '../../scripts/lib/process';
+import { type ManagedProcess, startProcess } from '../../scripts/lib/process';
 import { freePort } from './ports';
 import { redisEnv } from './redis';
 

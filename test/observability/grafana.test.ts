@@ -3,7 +3,7 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { loadThresholds, type PerQueueKey, REPO_ROOT } from '../../observability/generate/thresholds';
+import { loadThresholds, type PerQueueKey, REPO_ROOT } from '../../services/common/thresholds';
 import { dashboards } from '../../observability/generate/dashboards';
 import { BURN_RATE_ALERTS, S } from '../../observability/generate/slo';
 

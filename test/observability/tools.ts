@@ -3,7 +3,7 @@
  * (apt-get install -y prometheus prometheus-alertmanager).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { REPO_ROOT } from '../../observability/generate/thresholds';
+import { REPO_ROOT } from '../../services/common/thresholds';
 
 const PACKAGE: Record<string, string> = { promtool: 'prometheus', amtool: 'prometheus-alertmanager' };
 

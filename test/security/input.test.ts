@@ -31,7 +31,7 @@ const VALID: Record<string, Record<string, unknown>> = {
 /** Values each field must refuse. */
 const BAD: Record<string, Record<string, unknown[]>> = {
   payments: {
-    amount: ['100', -1, 0, 1.5, null, {}, [], true, 1e400 === Infinity ? 'Infinity' : 0],
+    amount: ['100', -1, 0, 1.5, null, {}, [], true, Number('1e400') === Infinity ? 'Infinity' : 0],
     currency: ['eur', 'EURO', '', 12, null, 'E1R'],
     account: ['', 5, null, {}, 'x'.repeat(129)],
     reference: ['', 7, 'y'.repeat(129), []],

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { startPipeline, Pipeline } from '../helpers/pipeline';
+import { startPipeline, type Pipeline } from '../helpers/pipeline';
 import { SHARED_REDIS_URL } from '../helpers/redis';
 import { scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';

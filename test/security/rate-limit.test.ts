@@ -37,7 +37,7 @@ t.test('10. rate limit shared by two API processes: request N+1 across both gets
   for (const [name, r] of [['A', overA], ['B', overB]] as const) {
     t.equal(r.status, 429, `request over the limit on replica ${name}: 429`);
     t.match(r.body, { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: /rate limit of 20 requests/ }, 'error shape');
-    t.ok(Number(r.headers['retry-after']) > 0, `Retry-After ${r.headers['retry-after']} s`);
+    t.ok(Number(r.headers['retry-after']) > 0, `Retry-After ${String(r.headers['retry-after'])} s`);
     t.equal(r.headers['x-ratelimit-limit'], String(N), 'x-ratelimit-limit');
     t.equal(r.headers['x-ratelimit-remaining'], '0', 'x-ratelimit-remaining');
     t.ok(r.headers['x-ratelimit-reset'] !== undefined, 'x-ratelimit-reset');
@@ -51,5 +51,5 @@ t.test('10. rate limit shared by two API processes: request N+1 across both gets
   const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed');
   const enqueued = Object.values(counts).reduce((x, y) => x + y, 0);
   t.equal(enqueued, N + 1, `${N} + 1 (other key) jobs enqueued, none past the limit`);
-  t.comment(`limit ${N}/min per key across 2 API processes: requests 1-${N} alternating → 202, request ${N + 1} → 429 on A and on B (Retry-After ${overA.headers['retry-after']} s), ${countedA + countedB} counted rate_limited; other key 202`);
+  t.comment(`limit ${N}/min per key across 2 API processes: requests 1-${N} alternating → 202, request ${N + 1} → 429 on A and on B (Retry-After ${String(overA.headers['retry-after'])} s), ${countedA + countedB} counted rate_limited; other key 202`);
 });

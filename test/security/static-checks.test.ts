@@ -113,7 +113,7 @@ function composeFindings(doc: { services?: Record<string, Record<string, any>> }
     const env = svc.environment ?? {};
     const entries: [string, string][] = Array.isArray(env)
       ? env.map((e: string) => [e.split('=')[0]!, e.includes('=') ? e.slice(e.indexOf('=') + 1) : ''])
-      : Object.entries(env).map(([k, v]) => [k, v == null ? '' : String(v)]);
+      : Object.entries(env as Record<string, string | number | boolean | null>).map(([k, v]) => [k, v == null ? '' : String(v)]);
     for (const [k, v] of entries) {
       if (/PASSWORD|SECRET|TOKEN|API_KEY|SLACK/i.test(k) && !/_FILE$/.test(k) && !(v === '' || /^\$\{[A-Za-z0-9_]+(:?\?[^}]*)?\}$/.test(v))) {
         out.push(`${name} ${k} is a literal or has a default (${v})`);

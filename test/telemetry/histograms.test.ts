@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap';
 import { startPipeline } from '../helpers/pipeline';
-import { Sample, scrape, valueOf } from '../helpers/http';
+import { type Sample, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 import { BUCKETS } from '../../services/common/telemetry/registry';
 

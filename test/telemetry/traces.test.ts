@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { startOtlpReceiver, ReceivedSpan, SPAN_KIND } from '../helpers/otlp-receiver';
+import { startOtlpReceiver, type ReceivedSpan, SPAN_KIND } from '../helpers/otlp-receiver';
 import { startReceiver } from '../helpers/receiver';
 import { baseEnv, startApi, startWorker } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';

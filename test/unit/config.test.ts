@@ -1,7 +1,7 @@
 import t from 'tap';
 import { parseConfig, ConfigError } from '../../services/common/config';
 import { QUEUE_CATALOG } from '../../services/common/queue-catalog';
-import { loadThresholds } from '../../observability/generate/thresholds';
+import { loadThresholds } from '../../services/common/thresholds';
 
 t.test('defaults come from the catalog and the issue contract', async (t) => {
   const c = parseConfig({});

@@ -9,9 +9,9 @@
  * Job#retry runs one Lua script that checks the job is still in `failed`, so a job retried meanwhile (by another
  * request, the console, or a second replica) is skipped, never run twice.
  */
-import { Job, Queue } from 'bullmq';
+import { Job, type Queue } from 'bullmq';
 import type { FailureReason } from '../../common/failure-reason';
-import { FailedJobSummary, readJobSummaries, scanFailed } from './scan';
+import { type FailedJobSummary, readJobSummaries, scanFailed } from './scan';
 
 export const DEFAULT_REPLAY_LIMIT = 100;
 export const MAX_REPLAY_LIMIT = 1000;

@@ -6,7 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { RedisClient } from '../../common/redis';
-import { FailureReason, storedFailureReason } from '../../common/failure-reason';
+import { type FailureReason, storedFailureReason } from '../../common/failure-reason';
 import { failureFingerprint, maskMessage } from '../../common/failure-fingerprint';
 
 /** Newest failed jobs one request reads (the contract of GET /v1/admin/queues/:queue/failures). */

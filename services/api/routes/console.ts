@@ -85,8 +85,9 @@ export default async function consoleRoutes(app: FastifyInstance) {
       if (route === RETRY_ONE && jobId) {
         // A failed job is retried here, the way the failures API does it (same id, a fresh set of attempts);
         // bull-board's own handler would keep the used-up attempt count. Anything else (a completed job) is its.
-        if (await app.withRedis(() => retryFailedJob(queue, jobId))) {
+        if (await app.withRedis(async () => retryFailedJob(queue, jobId))) {
           request.consoleReplay = { queue: queueName, count: 1 };
+          // eslint-disable-next-line @typescript-eslint/return-await -- an async hook answers early by returning the reply (Fastify's documented form)
           return reply.status(204).send();
         }
       } else if (route === RETRY_ALL && queueStatus === 'failed') {

@@ -7,8 +7,8 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Job } from 'bullmq';
-import { PRIORITIES, PriorityName, QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
-import { isEnvelope } from '../../common/job-envelope';
+import { PRIORITIES, type PriorityName, QUEUE_CATALOG, QUEUE_NAMES, type QueueName, isQueueName } from '../../common/queue-catalog';
+import { payloadOf } from '../../common/job-envelope';
 import { ApiError, errorSchema } from '../errors';
 import { enqueueJob } from '../enqueue';
 import { idempotencyKeyRequired } from '../idempotency';
@@ -133,7 +133,7 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
         queue,
         state,
         attemptsMade: job.attemptsMade,
-        data: isEnvelope(job.data) ? job.data.payload : job.data,
+        data: payloadOf(job.data),
         returnValue: job.returnvalue ?? null,
         failedReason: job.failedReason || null,
         createdAt: iso(job.timestamp),

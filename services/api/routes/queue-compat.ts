@@ -7,7 +7,7 @@
  * them cannot slow enqueues down. `timestamp` is when the snapshot was read.
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, QueueName, isQueueName } from '../../common/queue-catalog';
+import { QUEUE_NAMES, type QueueName, isQueueName } from '../../common/queue-catalog';
 import type { QueueSnapshot } from '../queue-snapshot';
 import { ApiError } from '../errors';
 

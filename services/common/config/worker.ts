@@ -1,9 +1,7 @@
 /** Environment of the worker process: which queues, per-queue concurrency and timeouts, stall and memory limits, webhooks. */
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import YAML from 'yaml';
-import { QUEUE_CATALOG, QUEUE_NAMES, QueueName, isQueueName } from '../queue-catalog';
+import { QUEUE_CATALOG, QUEUE_NAMES, type QueueName, isQueueName } from '../queue-catalog';
+import { loadThresholds } from '../thresholds';
 import { ConfigError, parseList } from './errors';
 
 export const WorkerEnv = Type.Object({
@@ -40,20 +38,11 @@ export type PerQueueEnv = Partial<Record<string, number>>;
  * (observability/thresholds.yaml), so the worker drains at the same line the alert pages on.
  */
 function thresholdMemoryDefaults(): { soft: number; hard: number } {
-  let dir = __dirname;
-  for (;;) {
-    const file = path.join(dir, 'observability', 'thresholds.yaml');
-    if (existsSync(file)) {
-      const t = YAML.parse(readFileSync(file, 'utf8')) as { worker_memory_bytes?: { warning?: number; critical?: number } };
-      const m = t.worker_memory_bytes;
-      if (typeof m?.warning !== 'number' || typeof m?.critical !== 'number') {
-        throw new ConfigError(`${file}: worker_memory_bytes needs numeric warning and critical`);
-      }
-      return { soft: m.warning, hard: m.critical };
-    }
-    const up = path.dirname(dir);
-    if (up === dir) throw new ConfigError('observability/thresholds.yaml not found (it sets the worker memory limits)');
-    dir = up;
+  try {
+    const { warning, critical } = loadThresholds().worker_memory_bytes;
+    return { soft: warning, hard: critical };
+  } catch (err) {
+    throw new ConfigError(`observability/thresholds.yaml (it sets the worker memory limits): ${(err as Error).message}`);
   }
 }
 

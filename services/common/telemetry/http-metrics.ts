@@ -4,7 +4,7 @@
  * trace-id exemplars, which are the point of this project.
  */
 import { Counter, Histogram } from 'prom-client';
-import { BUCKETS, MetricsRegistry, traceExemplar } from './registry';
+import { BUCKETS, type MetricsRegistry, traceExemplar } from './registry';
 
 // Shutdown refusals (503 while closing) are answered by Fastify before any hook runs and cannot be counted
 // here; they last at most the shutdown grace period.

@@ -4,9 +4,9 @@
  * was sampled, so Grafana can jump from a slow bucket to the trace of one slow job.
  */
 import { Counter, Histogram } from 'prom-client';
-import { BUCKETS, MetricsRegistry, traceExemplar as exemplar } from './registry';
+import { BUCKETS, type MetricsRegistry, traceExemplar as exemplar } from './registry';
 import type { TelemetryGuard } from './guard';
-import { FAILURE_REASONS, FailureReason } from '../failure-reason';
+import { FAILURE_REASONS, type FailureReason } from '../failure-reason';
 
 export { FAILURE_REASONS, type FailureReason };
 
@@ -121,19 +121,17 @@ export const noopJobMetrics: JobMetrics = {
  * calls sit next to the attempt's outcome path and in Worker event listeners (where a throw would reach BullMQ).
  */
 export function guardJobMetrics(metrics: JobMetrics, safely: TelemetryGuard): JobMetrics {
-  const guard =
-    <A extends unknown[]>(name: keyof JobMetrics, fn: (...args: A) => void) =>
-    (...args: A): void => {
-      safely(`metric ${name}`, () => fn.apply(metrics, args));
-    };
+  const guard = (name: keyof JobMetrics, call: () => void): void => {
+    safely(`metric ${name}`, call);
+  };
   return {
-    observeWait: guard('observeWait', metrics.observeWait),
-    observeProcessing: guard('observeProcessing', metrics.observeProcessing),
-    observeE2e: guard('observeE2e', metrics.observeE2e),
-    retried: guard('retried', metrics.retried),
-    rateLimited: guard('rateLimited', metrics.rateLimited),
-    completed: guard('completed', metrics.completed),
-    failed: guard('failed', metrics.failed),
-    stalled: guard('stalled', metrics.stalled),
+    observeWait: (...a) => guard('observeWait', () => metrics.observeWait(...a)),
+    observeProcessing: (...a) => guard('observeProcessing', () => metrics.observeProcessing(...a)),
+    observeE2e: (...a) => guard('observeE2e', () => metrics.observeE2e(...a)),
+    retried: (...a) => guard('retried', () => metrics.retried(...a)),
+    rateLimited: (...a) => guard('rateLimited', () => metrics.rateLimited(...a)),
+    completed: (...a) => guard('completed', () => metrics.completed(...a)),
+    failed: (...a) => guard('failed', () => metrics.failed(...a)),
+    stalled: (...a) => guard('stalled', () => metrics.stalled(...a)),
   };
 }

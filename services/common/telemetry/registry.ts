@@ -2,7 +2,7 @@
  * One explicit registry per process, exposed in OpenMetrics format so histogram exemplars (trace ids) reach
  * Prometheus. Default Node.js metrics are registered without a prefix so standard dashboards work.
  */
-import { Registry, collectDefaultMetrics, OpenMetricsContentType } from 'prom-client';
+import { Registry, collectDefaultMetrics, type OpenMetricsContentType } from 'prom-client';
 
 export type MetricsRegistry = Registry<OpenMetricsContentType>;
 

@@ -3,7 +3,7 @@
  * The producer injects W3C traceparent into the job's metadata; each attempt's consumer span links to it and, in
  * the default trace mode, is its child, so one job = one trace across processes.
  */
-import { propagation, trace, Attributes, Context, Link, ROOT_CONTEXT, Span, SpanStatusCode, TraceFlags, isSpanContextValid } from '@opentelemetry/api';
+import { propagation, trace, type Attributes, type Context, type Link, ROOT_CONTEXT, type Span, SpanStatusCode, TraceFlags, isSpanContextValid } from '@opentelemetry/api';
 import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGING_DESTINATION_NAME,
@@ -71,20 +71,23 @@ export function recordError(span: Span, err: unknown): void {
   span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
 }
 
+/** The W3C sampled flag is bit 0 of the trace flags (TraceFlags.SAMPLED). */
+const isSampled = (flags: number): boolean => (flags & Number(TraceFlags.SAMPLED)) !== 0;
+
 /**
  * The trace id of a W3C traceparent when its sampled flag is set (the job's producer trace: an exemplar for
  * outcomes observed without an attempt span, e.g. a job failed by the stalled check).
  */
 export function sampledTraceIdOf(carrier: Record<string, string> | undefined): string | undefined {
   const sc = trace.getSpanContext(extractTraceContext(carrier));
-  return sc && isSpanContextValid(sc) && (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? sc.traceId : undefined;
+  return sc && isSpanContextValid(sc) && isSampled(sc.traceFlags) ? sc.traceId : undefined;
 }
 
 /** The trace id to attach as an exemplar, or undefined when the span is not sampled (no trace to jump to). */
 export function sampledTraceId(span: Span | undefined): string | undefined {
   if (!span) return undefined;
   const sc = span.spanContext();
-  return (sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? sc.traceId : undefined;
+  return isSampled(sc.traceFlags) ? sc.traceId : undefined;
 }
 
 /** Log fields for lines written inside a span: trace_id and span_id (every line, sampled or not). */

@@ -23,9 +23,11 @@
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { Context, ContextManager, ROOT_CONTEXT } from '@opentelemetry/api';
+import { type Context, type ContextManager, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { IncomingMessage } from 'node:http';
 import { loadConfig } from '../config';
+// Types only (erased): the package itself is required lazily, in auto-instrumentation mode alone.
+import type * as AutoInstrumentations from '@opentelemetry/auto-instrumentations-node';
 
 export const DEFAULT_SAMPLE_RATIO = 0.1;
 
@@ -53,7 +55,7 @@ export class ExplicitContextManager implements ContextManager {
  * it pulls in every instrumentation it knows, a cost the lean mode never pays. It reads the standard variables
  * itself (OTEL_NODE_ENABLED/DISABLED_INSTRUMENTATIONS), so they behave exactly as its documentation says.
  */
-type AutoInstrumentationsModule = typeof import('@opentelemetry/auto-instrumentations-node');
+type AutoInstrumentationsModule = typeof AutoInstrumentations;
 
 function autoInstrumentations(requested: readonly string[]): ReturnType<AutoInstrumentationsModule['getNodeAutoInstrumentations']> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

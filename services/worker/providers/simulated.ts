@@ -26,7 +26,9 @@ export async function simulateCall(faults: FaultSettings, signal: AbortSignal, r
   if (random() < faults.rateLimitRate) throw new RateLimitedError(SIMULATED_RETRY_AFTER_MS, 'simulated provider: 429 Too Many Requests');
   if (random() < faults.timeoutRate) {
     // Hang like an unresponsive upstream until the job timeout aborts the attempt.
-    await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    await new Promise((_, reject) =>
+      signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true }),
+    );
   }
   if (random() < faults.failureRate) throw new ProviderError('simulated provider: 503 Service Unavailable', 503);
   signal.throwIfAborted();

@@ -9,7 +9,7 @@
  * At most `maxPerHost` deliveries per target host run at once (host-slots.ts); past that, HostBusyError.
  */
 import { Agent, request, errors as undiciErrors } from 'undici';
-import { Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
+import { type Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
 import { UnrecoverableError } from 'bullmq';
 import { signWebhook } from './signature';
 import { BlockedTargetError, guardedLookup, isPublicAddress, literalAddressOf } from './ssrf-guard';
@@ -184,7 +184,7 @@ export class WebhookClient {
       return new UnrecoverableError((cause instanceof BlockedTargetError ? cause : (err as Error)).message);
     }
     if (err instanceof undiciErrors.UndiciError || err instanceof Error) {
-      return new ProviderError(`delivery failed: ${(err as Error).message}`);
+      return new ProviderError(`delivery failed: ${(err).message}`);
     }
     return err;
   }

@@ -22,7 +22,7 @@ export function literalAddressOf(url: URL): string | undefined {
 export const guardedLookup: LookupFunction = (hostname, options, callback) => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, '', 0);
-    const list = addresses as dns.LookupAddress[];
+    const list = addresses;
     const blocked = list.find((a) => isForbiddenAddress(a.address));
     if (blocked) return callback(new BlockedTargetError(blocked.address), '', 0);
     if (options.all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);

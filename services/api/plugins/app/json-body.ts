@@ -59,7 +59,7 @@ export default fp(
         done(new ApiError(400, 'VALIDATION_ERROR', `body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
         return;
       }
-      parse(request, text, (err, parsed) => {
+      void parse(request, text, (err, parsed) => {
         if (err) return done(err, undefined);
         const at = firstInexactNumber(parsed);
         if (at) {

@@ -6,7 +6,7 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
-import { QUEUE_NAMES, QueueName } from '../../../common/queue-catalog';
+import { QUEUE_NAMES, type QueueName } from '../../../common/queue-catalog';
 import { jobOptionsFor } from '../../../common/job-options';
 import { createProducerConnection, type RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
 import { queueKeyPrefix } from '../../../common/queue-keys';
@@ -47,7 +47,7 @@ const OPERATION_DEADLINE_MS = 600;
 export default fp(
   async function queues(app: FastifyInstance) {
     const redis = createProducerConnection(app.config.redis);
-    redis.on('error', (err) => app.log.warn({ err: err.message }, 'redis connection error'));
+    redis.on('error', (err: Error) => app.log.warn({ err: err.message }, 'redis connection error'));
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
@@ -96,7 +96,7 @@ export default fp(
       if (waitReplicas > 0) await waitForReplicas(redis, queues[queue].toKey('id'), waitReplicas, waitTimeoutMs);
     });
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
-    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, app.withRedis));
+    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op)));
     app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {

@@ -7,11 +7,11 @@
  * under it, and with http instrumentation on the request span is the child of its server span, not a second root.
  */
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyRequest, RouteHandlerMethod } from 'fastify';
-import { SpanKind, SpanStatusCode, propagation, Span, context, trace } from '@opentelemetry/api';
-import { ApiMetrics, createApiMetrics, noopApiMetrics } from '../../../common/telemetry/http-metrics';
-import { AdminMetrics, createAdminMetrics, noopAdminMetrics } from '../../../common/telemetry/admin-metrics';
-import { ReplayMetrics, createReplayMetrics, noopReplayMetrics } from '../../../common/telemetry/replay-metrics';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { SpanKind, SpanStatusCode, propagation, type Span, context, trace } from '@opentelemetry/api';
+import { type ApiMetrics, createApiMetrics, noopApiMetrics } from '../../../common/telemetry/http-metrics';
+import { type AdminMetrics, createAdminMetrics, noopAdminMetrics } from '../../../common/telemetry/admin-metrics';
+import { type ReplayMetrics, createReplayMetrics, noopReplayMetrics } from '../../../common/telemetry/replay-metrics';
 import type { MetricsRegistry } from '../../../common/telemetry/registry';
 import { createTelemetryGuard } from '../../../common/telemetry/guard';
 import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_SCHEME } from '../../../common/telemetry/semconv';
@@ -80,7 +80,7 @@ export default fp(
         const handler = route.handler as (...args: unknown[]) => unknown;
         route.handler = function (this: FastifyInstance, request, reply) {
           return context.with(contextWith(request.otelSpan, context.active()), handler, this, request, reply);
-        } as RouteHandlerMethod;
+        };
       });
     }
 

@@ -5,10 +5,10 @@
  * Replays are counted in bullmq_jobs_replayed_total{queue} and audited with the admin key id.
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, QueueName, isQueueName } from '../../../common/queue-catalog';
+import { QUEUE_NAMES, type QueueName, isQueueName } from '../../../common/queue-catalog';
 import { FAILURE_REASONS } from '../../../common/failure-reason';
 import { groupFailures, MAX_SAMPLES } from '../../failures/group';
-import { DEFAULT_REPLAY_LIMIT, MAX_REPLAY_LIMIT, ReplaySelection, replayFailures } from '../../failures/replay';
+import { DEFAULT_REPLAY_LIMIT, MAX_REPLAY_LIMIT, type ReplaySelection, replayFailures } from '../../failures/replay';
 import { ApiError, errorSchema } from '../../errors';
 
 const params = {

@@ -5,8 +5,8 @@
  * workers ignore whatever is stored. Guarded by the admin scope (./index.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, QueueName, isQueueName } from '../../../common/queue-catalog';
-import { FaultSettings, faultSettingsSchema } from '../../../common/faults';
+import { QUEUE_NAMES, isQueueName } from '../../../common/queue-catalog';
+import { type FaultSettings, faultSettingsSchema } from '../../../common/faults';
 import { ApiError, errorSchema } from '../../errors';
 
 const settingsResponse = {
@@ -49,7 +49,7 @@ export default async function faultRoutes(app: FastifyInstance) {
       if (!isQueueName(queue)) {
         throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
       }
-      const settings = await app.withRedis(() => app.faultStore.update(queue as QueueName, request.body ?? {}));
+      const settings = await app.withRedis(() => app.faultStore.update(queue, request.body ?? {}));
       app.recordAdminAction(request, 'faults_update', { queue, settings });
       return settings;
     },

@@ -1,7 +1,8 @@
-/** Loads and validates observability/thresholds.yaml: the one threshold source. */
+/** Loads and validates observability/thresholds.yaml: the one threshold source, and its one loader (generator, worker config, stack, tests). */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import { QUEUE_NAMES } from './queue-catalog';
 
 export interface Level {
   warning: number;
@@ -32,6 +33,8 @@ export interface QueueSlo {
 export interface SloConfig {
   /** The compliance period, a Prometheus duration (30d). */
   period: string;
+  /** Objectives of every catalog queue that `queues` does not list. */
+  defaults: QueueSlo;
   queues: Record<string, QueueSlo>;
 }
 
@@ -84,15 +87,14 @@ function assertSlo(slo: SloConfig | undefined): asserts slo is SloConfig {
   if (!slo || typeof slo.period !== 'string' || !DURATION.test(slo.period)) {
     throw new Error('thresholds.yaml: slo.period must be a Prometheus duration such as 30d');
   }
-  if (!slo.queues || !Object.keys(slo.queues).length) throw new Error('thresholds.yaml: slo.queues needs at least one queue');
-  for (const [q, s] of Object.entries(slo.queues)) {
+  for (const [q, s] of [['defaults', slo.defaults] as const, ...Object.entries(slo.queues ?? {}).map(([k, v]) => [`queues.${k}`, v] as const)]) {
     for (const key of ['success', 'latency'] as const) {
       if (typeof s?.[key] !== 'number' || !(s[key] > 0 && s[key] < 1)) {
-        throw new Error(`thresholds.yaml: slo.queues.${q}.${key} must be a ratio strictly between 0 and 1 (0.999 = 99.9 %)`);
+        throw new Error(`thresholds.yaml: slo.${q}.${key} must be a ratio strictly between 0 and 1 (0.999 = 99.9 %)`);
       }
     }
     if (typeof s.latency_bound_seconds !== 'number' || !(s.latency_bound_seconds > 0)) {
-      throw new Error(`thresholds.yaml: slo.queues.${q}.latency_bound_seconds must be a positive number of seconds`);
+      throw new Error(`thresholds.yaml: slo.${q}.latency_bound_seconds must be a positive number of seconds`);
     }
   }
 }
@@ -111,9 +113,20 @@ export function assertSloBoundsAreBuckets(slo: SloConfig, e2eBuckets: readonly n
   }
 }
 
-export function loadThresholds(file = repoPath('observability', 'thresholds.yaml')): Thresholds {
+/**
+ * Loads thresholds.yaml for the queues of the catalog: every queue gets an entry (its overrides, or none: the
+ * defaults) and SLOs (its own, or slo.defaults), so rules, dashboards and load tests cover a new queue without an
+ * edit here; a queue named here but not in the catalog is an error (a typo would otherwise go unnoticed).
+ */
+export function loadThresholds(file = repoPath('observability', 'thresholds.yaml'), queues: readonly string[] = QUEUE_NAMES): Thresholds {
   const t = YAML.parse(readFileSync(file, 'utf8')) as Thresholds;
   assertSlo(t.slo);
+  for (const [what, listed] of [['queues', t.queues ?? {}], ['slo.queues', t.slo.queues ?? {}]] as const) {
+    const unknown = Object.keys(listed).filter((q) => !queues.includes(q));
+    if (unknown.length) throw new Error(`thresholds.yaml: ${what} names ${unknown.join(', ')}, not in the queue catalog (${queues.join(', ')})`);
+  }
+  t.queues = Object.fromEntries(queues.map((q) => [q, t.queues?.[q] ?? {}]));
+  t.slo.queues = Object.fromEntries(queues.map((q) => [q, t.slo.queues?.[q] ?? { ...t.slo.defaults }]));
   for (const key of ['queue_depth', 'active_jobs', 'job_error_ratio', 'job_timeout_ratio', 'job_latency_p95_seconds'] as const) {
     assertLevel(`defaults.${key}`, t.defaults?.[key]);
     for (const [q, over] of Object.entries(t.queues ?? {})) if (over[key]) assertLevel(`queues.${q}.${key}`, over[key]);
