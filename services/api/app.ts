@@ -58,18 +58,9 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   await app.register(configPlugin, { config });
   await app.register(telemetryPlugin, { registry: opts.registry });
-  await app.register(errorHandlerPlugin);
-  await app.register(jsonBodyPlugin);
-  await app.register(underPressurePlugin);
-  await app.register(queuesPlugin);
-  await app.register(authPlugin);
-  await app.register(adminAuditPlugin);
-  await app.register(rateLimitPlugin);
-
-  await app.register(healthRoutes);
-  await app.register(jobRoutes);
-  await app.register(adminRoutes);
-  await app.register(queueCompatRoutes);
-  await app.register(consoleRoutes);
+  // In this order: each plugin's `dependencies` name plugins registered before it.
+  const plugins = [errorHandlerPlugin, jsonBodyPlugin, underPressurePlugin, queuesPlugin, authPlugin, adminAuditPlugin, rateLimitPlugin];
+  for (const plugin of plugins) await app.register(plugin);
+  for (const routes of [healthRoutes, jobRoutes, adminRoutes, queueCompatRoutes, consoleRoutes]) await app.register(routes);
   return app;
 }

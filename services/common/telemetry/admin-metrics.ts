@@ -3,8 +3,7 @@
  * is in the audit log line, never in a label). The action list is closed so the label stays bounded: a new admin
  * route adds its action here.
  */
-import { Counter } from 'prom-client';
-import type { MetricsRegistry } from './registry';
+import { boundedCounter, type MetricsRegistry } from './registry';
 
 // failures_retry: POST /v1/admin/queues/:queue/failures/retry; console_change: any change made in the console
 // (bull-board's PUT/POST/PATCH routes: retry, clean, pause, remove, …).
@@ -16,13 +15,7 @@ export interface AdminMetrics {
 }
 
 export function createAdminMetrics(registry: MetricsRegistry): AdminMetrics {
-  const actions = new Counter({
-    name: 'api_admin_actions_total',
-    help: 'Changes made through the admin plane (/v1/admin/*, console), by action.',
-    labelNames: ['action'] as const,
-    registers: [registry],
-  });
-  for (const action of ADMIN_ACTIONS) actions.inc({ action }, 0);
+  const actions = boundedCounter(registry, 'api_admin_actions_total', 'Changes made through the admin plane (/v1/admin/*, console), by action.', { action: ADMIN_ACTIONS });
   return { action: (action) => actions.inc({ action }) };
 }
 

@@ -3,8 +3,7 @@
  * telemetry.ts) rather than fastify-metrics: that library's current release needs Node 22 and cannot attach
  * trace-id exemplars, which are the point of this project.
  */
-import { Counter, Histogram } from 'prom-client';
-import { BUCKETS, type MetricsRegistry, traceExemplar } from './registry';
+import { BUCKETS, boundedCounter, exemplarHistogram, type MetricsRegistry, traceExemplar } from './registry';
 
 // Shutdown refusals (503 while closing) are answered by Fastify before any hook runs and cannot be counted
 // here; they last at most the shutdown grace period.
@@ -19,28 +18,14 @@ export interface ApiMetrics {
 }
 
 export function createApiMetrics(registry: MetricsRegistry, queues: readonly string[]): ApiMetrics {
-  const duration = new Histogram({
+  const duration = exemplarHistogram(registry, {
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by method, route pattern and status code.',
-    labelNames: ['method', 'route', 'status_code'] as const,
-    buckets: [...BUCKETS.http],
-    enableExemplars: true,
-    registers: [registry],
+    labels: ['method', 'route', 'status_code'],
+    buckets: BUCKETS.http,
   });
-  const enqueued = new Counter({
-    name: 'bullmq_jobs_enqueued_total',
-    help: 'Jobs accepted by the API and added to their queue.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-  });
-  const rejected = new Counter({
-    name: 'api_requests_rejected_total',
-    help: 'Requests refused before reaching a route: per-key rate limit or failed-auth limit (429), load shedding (503).',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-  });
-  for (const queue of queues) enqueued.inc({ queue }, 0);
-  for (const reason of REJECTION_REASONS) rejected.inc({ reason }, 0);
+  const enqueued = boundedCounter(registry, 'bullmq_jobs_enqueued_total', 'Jobs accepted by the API and added to their queue.', { queue: queues });
+  const rejected = boundedCounter(registry, 'api_requests_rejected_total', 'Requests refused before reaching a route: per-key rate limit or failed-auth limit (429), load shedding (503).', { reason: REJECTION_REASONS });
 
   return {
     observeRequest: (method, route, statusCode, seconds, traceId) =>

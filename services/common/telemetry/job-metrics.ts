@@ -3,8 +3,8 @@
  * the catalog, fixed status and reason sets). Histograms carry the trace id as an exemplar when the attempt
  * was sampled, so Grafana can jump from a slow bucket to the trace of one slow job.
  */
-import { Counter, Histogram } from 'prom-client';
-import { BUCKETS, type MetricsRegistry, traceExemplar as exemplar } from './registry';
+import { Counter } from 'prom-client';
+import { BUCKETS, boundedCounter, exemplarHistogram, type MetricsRegistry, traceExemplar as exemplar } from './registry';
 import type { TelemetryGuard } from './guard';
 import { FAILURE_REASONS, type FailureReason } from '../failure-reason';
 
@@ -25,69 +25,40 @@ export interface JobMetrics {
 }
 
 export function createJobMetrics(registry: MetricsRegistry, queues: readonly string[]): JobMetrics {
-  const wait = new Histogram({
+  const wait = exemplarHistogram(registry, {
     name: 'bullmq_job_wait_seconds',
     help: 'Time from when a job became eligible (enqueue + delay) to the start of its first attempt.',
-    labelNames: ['queue'] as const,
-    buckets: [...BUCKETS.jobWait],
-    enableExemplars: true,
-    registers: [registry],
+    labels: ['queue'],
+    buckets: BUCKETS.jobWait,
   });
-  const processing = new Histogram({
+  const processing = exemplarHistogram(registry, {
     name: 'bullmq_job_processing_seconds',
     help: 'Duration of each processing attempt, by outcome.',
-    labelNames: ['queue', 'status'] as const,
-    buckets: [...BUCKETS.jobProcessing],
-    enableExemplars: true,
-    registers: [registry],
+    labels: ['queue', 'status'],
+    buckets: BUCKETS.jobProcessing,
   });
-  const e2e = new Histogram({
+  const e2e = exemplarHistogram(registry, {
     name: 'bullmq_job_e2e_seconds',
     help: 'Time from when a job became eligible (enqueue + delay) to its final outcome (completed, or failed with no attempt left), once per job.',
-    labelNames: ['queue', 'status'] as const,
-    buckets: [...BUCKETS.jobE2e],
-    enableExemplars: true,
-    registers: [registry],
+    labels: ['queue', 'status'],
+    buckets: BUCKETS.jobE2e,
   });
-  const retries = new Counter({
-    name: 'bullmq_job_retries_total',
-    help: 'Failed attempts that will be retried.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-  });
-  const rateLimitHits = new Counter({
-    name: 'bullmq_rate_limit_hits_total',
-    help: 'Attempts stopped by a rate limit (provider 429 or the queue limiter); retried without using an attempt.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-  });
-  const completed = new Counter({
-    name: 'bullmq_jobs_completed_total',
-    help: 'Jobs completed.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-  });
+  const perQueue = (name: string, help: string) => boundedCounter(registry, name, help, { queue: queues });
+  const retries = perQueue('bullmq_job_retries_total', 'Failed attempts that will be retried.');
+  const rateLimitHits = perQueue(
+    'bullmq_rate_limit_hits_total',
+    'Attempts stopped by a rate limit (provider 429 or the queue limiter); retried without using an attempt.',
+  );
+  const completed = perQueue('bullmq_jobs_completed_total', 'Jobs completed.');
+  const stalled = perQueue('bullmq_jobs_stalled_total', 'Jobs found stalled (lock lost: worker died or blocked) and moved back to wait.');
   const failed = new Counter({
     name: 'bullmq_jobs_failed_total',
     help: 'Jobs failed for good (no attempt left or not retryable), by reason.',
     labelNames: ['queue', 'reason'] as const,
     registers: [registry],
   });
-  const stalled = new Counter({
-    name: 'bullmq_jobs_stalled_total',
-    help: 'Jobs found stalled (lock lost: worker died or blocked) and moved back to wait.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-  });
-
-  // Pre-create every series so rates start at 0 rather than appearing on the first event.
-  for (const queue of queues) {
-    retries.inc({ queue }, 0);
-    rateLimitHits.inc({ queue }, 0);
-    completed.inc({ queue }, 0);
-    stalled.inc({ queue }, 0);
-    for (const reason of FAILURE_REASONS) failed.inc({ queue, reason }, 0);
-  }
+  // Every (queue, reason) series from 0, as boundedCounter does for one label.
+  for (const queue of queues) for (const reason of FAILURE_REASONS) failed.inc({ queue, reason }, 0);
 
   return {
     observeWait: (queue, seconds, traceId) =>

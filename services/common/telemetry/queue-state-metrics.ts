@@ -42,25 +42,10 @@ export function registerQueueStateMetrics(registry: MetricsRegistry, queues: rea
     }
   };
 
-  const jobs = new Gauge({
-    name: 'bullmq_queue_jobs',
-    help: 'Jobs in the queue by state (every worker replica reports the same value: aggregate with max).',
-    labelNames: ['queue', 'state'] as const,
-    registers: [registry],
-    collect,
-  });
-  const oldest = new Gauge({
-    name: 'bullmq_queue_oldest_waiting_age_seconds',
-    help: 'Age of the oldest job waiting to be processed (0 when none waits).',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-    collect,
-  });
-  const workers = new Gauge({
-    name: 'bullmq_queue_workers',
-    help: 'Worker connections consuming the queue, across all replicas.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-    collect,
-  });
+  // All three are read together, from one snapshot, whenever any of them is scraped.
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge({ name, help, labelNames, registers: [registry], collect });
+  const jobs = gauge('bullmq_queue_jobs', 'Jobs in the queue by state (every worker replica reports the same value: aggregate with max).', ['queue', 'state']);
+  const oldest = gauge('bullmq_queue_oldest_waiting_age_seconds', 'Age of the oldest job waiting to be processed (0 when none waits).', ['queue']);
+  const workers = gauge('bullmq_queue_workers', 'Worker connections consuming the queue, across all replicas.', ['queue']);
 }

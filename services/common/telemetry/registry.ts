@@ -2,7 +2,7 @@
  * One explicit registry per process, exposed in OpenMetrics format so histogram exemplars (trace ids) reach
  * Prometheus. Default Node.js metrics are registered without a prefix so standard dashboards work.
  */
-import { Registry, collectDefaultMetrics, type OpenMetricsContentType } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics, type OpenMetricsContentType } from 'prom-client';
 
 export type MetricsRegistry = Registry<OpenMetricsContentType>;
 
@@ -32,4 +32,30 @@ export const BUCKETS = {
 /** Exemplar labels for a sampled trace (none otherwise: an exemplar must lead to a trace that exists). */
 export function traceExemplar(traceId: string | undefined): Record<string, string> | undefined {
   return traceId ? { trace_id: traceId } : undefined;
+}
+
+/**
+ * A counter whose one label has a known, bounded set of values (`{ queue: QUEUE_NAMES }`), every series created at
+ * 0 so rates start at 0 instead of appearing on the first event.
+ */
+export function boundedCounter<L extends string>(registry: MetricsRegistry, name: string, help: string, label: Record<L, readonly string[]>): Counter<L> {
+  const [labelName, values] = Object.entries(label)[0] as [L, readonly string[]];
+  const counter = new Counter({ name, help, labelNames: [labelName], registers: [registry] });
+  for (const value of values) counter.inc({ [labelName]: value } as Partial<Record<L, string>>, 0);
+  return counter;
+}
+
+/** A histogram by labels with trace exemplars: the shape of every latency metric here. */
+export function exemplarHistogram<L extends string>(
+  registry: MetricsRegistry,
+  spec: { name: string; help: string; labels: readonly L[]; buckets: readonly number[] },
+): Histogram<L> {
+  return new Histogram({
+    name: spec.name,
+    help: spec.help,
+    labelNames: spec.labels,
+    buckets: [...spec.buckets],
+    enableExemplars: true,
+    registers: [registry],
+  });
 }

@@ -3,21 +3,14 @@
  * through POST /v1/admin/queues/:queue/failures/retry or the console's Retry buttons. Labels are bounded (catalog
  * queue names); who replayed is in the audit log line, never in a label.
  */
-import { Counter } from 'prom-client';
-import type { MetricsRegistry } from './registry';
+import { boundedCounter, type MetricsRegistry } from './registry';
 
 export interface ReplayMetrics {
   replayed(queue: string, count: number): void;
 }
 
 export function createReplayMetrics(registry: MetricsRegistry, queues: readonly string[]): ReplayMetrics {
-  const replayed = new Counter({
-    name: 'bullmq_jobs_replayed_total',
-    help: 'Failed jobs retried by an operator (failures API or console), keeping their id, with a fresh set of attempts.',
-    labelNames: ['queue'] as const,
-    registers: [registry],
-  });
-  for (const queue of queues) replayed.inc({ queue }, 0);
+  const replayed = boundedCounter(registry, 'bullmq_jobs_replayed_total', 'Failed jobs retried by an operator (failures API or console), keeping their id, with a fresh set of attempts.', { queue: queues });
   return {
     replayed: (queue, count) => {
       if (count > 0) replayed.inc({ queue }, count);

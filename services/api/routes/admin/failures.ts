@@ -4,65 +4,48 @@
  *   POST /v1/admin/queues/:queue/failures/retry  → 202, retries a bounded selection (../../failures/replay.ts)
  * Replays are counted in bullmq_jobs_replayed_total{queue} and audited with the admin key id.
  */
-import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { QUEUE_NAMES, type QueueName, isQueueName } from '../../../common/queue-catalog';
-import { FAILURE_REASONS } from '../../../common/failure-reason';
+import { FAILURE_REASONS, type FailureReason } from '../../../common/failure-reason';
 import { groupFailures, MAX_SAMPLES } from '../../failures/group';
 import { DEFAULT_REPLAY_LIMIT, MAX_REPLAY_LIMIT, type ReplaySelection, replayFailures } from '../../failures/replay';
 import { ApiError, errorSchema } from '../../errors';
 
-const params = {
-  type: 'object',
-  required: ['queue'],
-  properties: { queue: { type: 'string' } },
-} as const;
+const Params = Type.Object({ queue: Type.String() });
+const Ids = Type.Array(Type.String());
+const Samples = Type.Array(Type.String(), { maxItems: MAX_SAMPLES });
 
-const groupsResponse = {
-  type: 'object',
-  required: ['queue', 'scanned', 'groups'],
-  properties: {
-    queue: { type: 'string' },
-    scanned: { type: 'integer' },
-    groups: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['fingerprint', 'reason', 'message', 'count', 'firstSeen', 'lastSeen', 'sampleJobIds', 'sampleTraceIds'],
-        properties: {
-          fingerprint: { type: 'string' },
-          reason: { type: 'string' },
-          message: { type: 'string' },
-          count: { type: 'integer' },
-          firstSeen: { type: 'string' },
-          lastSeen: { type: 'string' },
-          sampleJobIds: { type: 'array', maxItems: MAX_SAMPLES, items: { type: 'string' } },
-          sampleTraceIds: { type: 'array', maxItems: MAX_SAMPLES, items: { type: 'string' } },
-        },
-      },
-    },
-  },
-} as const;
+const Groups = Type.Object({
+  queue: Type.String(),
+  scanned: Type.Integer(),
+  groups: Type.Array(
+    Type.Object({
+      fingerprint: Type.String(),
+      reason: Type.String(),
+      message: Type.String(),
+      count: Type.Integer(),
+      firstSeen: Type.String(),
+      lastSeen: Type.String(),
+      sampleJobIds: Samples,
+      sampleTraceIds: Samples,
+    }),
+  ),
+});
 
-const retryBody = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    fingerprint: { type: 'string', pattern: '^[0-9a-f]{16}$' },
-    reason: { type: 'string', enum: [...FAILURE_REASONS] },
-    jobIds: { type: 'array', minItems: 1, maxItems: MAX_REPLAY_LIMIT, items: { type: 'string', minLength: 1, maxLength: 256 } },
-    limit: { type: 'integer', minimum: 1, maximum: MAX_REPLAY_LIMIT, default: DEFAULT_REPLAY_LIMIT },
+const RetryBody = Type.Object(
+  {
+    fingerprint: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$' })),
+    // An enum keyword (not a union of literals) so a wrong reason gets one error naming the allowed ones.
+    reason: Type.Optional(Type.Unsafe<FailureReason>({ type: 'string', enum: [...FAILURE_REASONS] })),
+    jobIds: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: MAX_REPLAY_LIMIT })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_REPLAY_LIMIT, default: DEFAULT_REPLAY_LIMIT })),
   },
-} as const;
+  { additionalProperties: false },
+);
 
-const retryResponse = {
-  type: 'object',
-  required: ['retried', 'jobIds', 'skipped'],
-  properties: {
-    retried: { type: 'integer' },
-    jobIds: { type: 'array', items: { type: 'string' } },
-    skipped: { type: 'array', items: { type: 'string' } },
-  },
-} as const;
+const Retried = Type.Object({ retried: Type.Integer(), jobIds: Ids, skipped: Ids });
+const errors = { '4xx': errorSchema, '5xx': errorSchema };
 
 function queueOf(name: string): QueueName {
   if (!isQueueName(name)) {
@@ -71,20 +54,20 @@ function queueOf(name: string): QueueName {
   return name;
 }
 
-export default async function failureRoutes(app: FastifyInstance) {
-  app.get<{ Params: { queue: string } }>('/v1/admin/queues/:queue/failures', {
-    schema: { params, response: { 200: groupsResponse, '4xx': errorSchema, '5xx': errorSchema } },
+const failureRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/v1/admin/queues/:queue/failures', {
+    schema: { params: Params, response: { 200: Groups, ...errors } },
     handler: async (request) => {
       const queue = queueOf(request.params.queue);
       return app.withRedis(() => groupFailures(app.queues[queue]));
     },
   });
 
-  app.post<{ Params: { queue: string }; Body: ReplaySelection }>('/v1/admin/queues/:queue/failures/retry', {
-    schema: { params, body: retryBody, response: { 202: retryResponse, '4xx': errorSchema, '5xx': errorSchema } },
+  app.post('/v1/admin/queues/:queue/failures/retry', {
+    schema: { params: Params, body: RetryBody, response: { 202: Retried, ...errors } },
     handler: async (request, reply) => {
       const queue = queueOf(request.params.queue);
-      const selection = request.body ?? {};
+      const selection: ReplaySelection = request.body ?? {};
       const result = await app.withRedis(() => replayFailures(app.queues[queue], selection));
       app.replayMetrics.replayed(queue, result.jobIds.length);
       app.recordAdminAction(request, 'failures_retry', {
@@ -97,4 +80,6 @@ export default async function failureRoutes(app: FastifyInstance) {
       return reply.status(202).send({ retried: result.jobIds.length, jobIds: result.jobIds, skipped: result.skipped });
     },
   });
-}
+};
+
+export default failureRoutes;
