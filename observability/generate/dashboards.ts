@@ -301,18 +301,23 @@ export function dashboards(t: Thresholds) {
     { title: 'Memory limit events', targets: [{ expr: 'sum by (instance, level) (increase(worker_memory_limit_events_total{job="worker"}[1h]))', legendFormat: '{{instance}} {{level}}' }] },
   ]);
 
+  // One Redis or a Redis Cluster: every redis_* series is per node (`instance`; with a cluster, job redis-cluster
+  // scrapes each node), so the stats show the worst node and the graphs one line per node.
   const redis = dashboardOf(DASHBOARD_UIDS.redis, 'BullMQ — Redis', [
-    { kind: 'stat', title: 'Redis up', targets: [{ expr: 'max(redis_up) or vector(0)', legendFormat: 'up' }], thresholds: upSteps },
-    { kind: 'stat', title: 'Memory used / maxmemory now', unit: 'percentunit', targets: [{ expr: `max(${R.redisMemoryRatio})`, legendFormat: 'ratio' }], thresholds: t.redis_memory_ratio },
-    { kind: 'stat', title: 'maxmemory-policy is noeviction', targets: [{ expr: 'max(redis_instance_info{maxmemory_policy="noeviction"}) or vector(0)', legendFormat: 'noeviction' }], thresholds: upSteps },
+    { kind: 'stat', title: 'Redis up (every node)', targets: [{ expr: 'min(redis_up) or vector(0)', legendFormat: 'up' }], thresholds: upSteps },
+    { kind: 'stat', title: 'Memory used / maxmemory now (fullest node)', unit: 'percentunit', targets: [{ expr: `max(${R.redisMemoryRatio})`, legendFormat: 'ratio' }], thresholds: t.redis_memory_ratio },
+    // 0 as soon as one node runs another policy (its info series then has no noeviction match).
+    { kind: 'stat', title: 'maxmemory-policy is noeviction (every node)', targets: [{ expr: 'min(redis_instance_info{maxmemory_policy="noeviction"} or on (instance) (redis_instance_info * 0)) or vector(0)', legendFormat: 'noeviction' }], thresholds: upSteps },
     { kind: 'stat', title: 'Keys evicted (1h, must stay 0)', targets: [{ expr: 'sum(increase(redis_evicted_keys_total[1h])) or vector(0)', legendFormat: 'evicted' }], thresholds: [{ color: 'green', value: null }, { color: 'red', value: 1 }] },
     { title: 'Up', targets: [{ expr: 'redis_up', legendFormat: '{{instance}}' }] },
-    { title: 'Memory used', unit: 'bytes', targets: [{ expr: 'redis_memory_used_bytes', legendFormat: 'used' }, { expr: 'redis_memory_max_bytes', legendFormat: 'maxmemory' }] },
+    { title: 'Memory used', unit: 'bytes', targets: [{ expr: 'redis_memory_used_bytes', legendFormat: '{{instance}} used' }, { expr: 'redis_memory_max_bytes', legendFormat: '{{instance}} maxmemory' }] },
     { title: 'Memory used / maxmemory', unit: 'percentunit', targets: [{ expr: R.redisMemoryRatio, legendFormat: '{{instance}}' }], thresholds: t.redis_memory_ratio },
     { title: 'Commands (/s)', unit: 'ops', targets: [{ expr: 'rate(redis_commands_processed_total[5m])', legendFormat: '{{instance}}' }] },
     { title: 'Connected clients', targets: [{ expr: 'redis_connected_clients', legendFormat: '{{instance}}' }] },
+    // Cluster: a master with 0 replicas is one failure away from losing its queues' slots.
+    { title: 'Role and connected replicas', targets: [{ expr: 'redis_connected_slaves * on (instance) group_left (role) redis_instance_info', legendFormat: '{{instance}} {{role}}' }] },
     { title: 'Evicted keys (must stay 0)', targets: [{ expr: 'rate(redis_evicted_keys_total[5m])', legendFormat: '{{instance}}' }] },
-    { title: 'maxmemory-policy', targets: [{ expr: 'redis_instance_info', legendFormat: '{{maxmemory_policy}}' }] },
+    { title: 'maxmemory-policy', targets: [{ expr: 'redis_instance_info', legendFormat: '{{instance}} {{maxmemory_policy}}' }] },
   ]);
 
   const T = 'testid=~"$testid"';

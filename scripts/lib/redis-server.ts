@@ -22,6 +22,8 @@ export interface RedisServerOptions {
   maxmemory?: string;
   /** Default `noeviction` (what compose ships: BullMQ must never lose keys to eviction). */
   maxmemoryPolicy?: string;
+  /** More redis-server arguments, e.g. cluster mode's (test/helpers/redis-cluster.ts, scripts/stack). */
+  extraArgs?: readonly string[];
 }
 
 export interface RedisServer {
@@ -58,6 +60,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     '--appendonly', opts.appendonly ? 'yes' : 'no', '--appendfsync', opts.appendfsync ?? 'everysec',
     '--maxmemory-policy', opts.maxmemoryPolicy ?? 'noeviction',
     ...(opts.maxmemory ? ['--maxmemory', opts.maxmemory] : []),
+    ...(opts.extraArgs ?? []),
   ];
   const launch = () =>
     startProcess({

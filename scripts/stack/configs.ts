@@ -25,7 +25,13 @@ interface PrometheusYaml {
   global: { scrape_interval?: string; evaluation_interval?: string };
   rule_files?: string[];
   alerting: { alertmanagers: unknown[] };
-  scrape_configs: { job_name: string; dns_sd_configs?: unknown; static_configs?: { targets: string[] }[] }[];
+  scrape_configs: {
+    job_name: string;
+    dns_sd_configs?: unknown;
+    static_configs?: { targets: string[] }[];
+    metrics_path?: string;
+    relabel_configs?: Record<string, unknown>[];
+  }[];
 }
 
 /** The parts of observability/alertmanager/alertmanager.yml rewritten here. */
@@ -40,7 +46,12 @@ interface AlertmanagerYaml {
   receivers: { name: string; slack_configs?: { api_url_file?: string }[] }[];
 }
 
-export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string): PrometheusYaml {
+/**
+ * @param redisNodes Redis Cluster nodes ("127.0.0.1:port"): the `redis-cluster` job scrapes each through the one
+ * redis_exporter's multi-target endpoint (/scrape?target=…), so every redis_* series is per node (`instance`),
+ * and the single-node `redis` job goes. Without: `redis-cluster` goes.
+ */
+export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInterval?: string, redisNodes?: string[]): PrometheusYaml {
   const cfg = YAML.parse(readFileSync(repoPath('observability/prometheus/prometheus.yml'), 'utf8')) as PrometheusYaml;
   if (scrapeInterval) {
     cfg.global.scrape_interval = scrapeInterval;
@@ -53,13 +64,24 @@ export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInte
     api: [`127.0.0.1:${ports.apiMetrics}`],
     worker: ports.workerMetrics.map((p) => `127.0.0.1:${p}`),
     redis: [`127.0.0.1:${ports.redisExporter}`],
+    'redis-cluster': (redisNodes ?? []).map((n) => `redis://${n}`),
     alertmanager: [`127.0.0.1:${ports.alertmanager}`],
   };
+  const unused = redisNodes?.length ? 'redis' : 'redis-cluster';
+  cfg.scrape_configs = cfg.scrape_configs.filter((job) => job.job_name !== unused);
   for (const job of cfg.scrape_configs) {
     const t = targets[job.job_name];
     if (!t) throw new Error(`prometheus.yml has scrape job "${job.job_name}" the native stack does not know`);
     delete job.dns_sd_configs;
     job.static_configs = [{ targets: t }];
+    if (job.job_name === 'redis-cluster') {
+      // Targets are redis:// URLs already: the target itself is the exporter's `target` parameter.
+      job.relabel_configs = [
+        { source_labels: ['__address__'], target_label: '__param_target' },
+        { source_labels: ['__param_target'], target_label: 'instance' },
+        { target_label: '__address__', replacement: `127.0.0.1:${ports.redisExporter}` },
+      ];
+    }
   }
   return cfg;
 }

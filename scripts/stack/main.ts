@@ -15,13 +15,14 @@ import { describeExit } from '../lib/process';
 import { every } from '../lib/wait';
 import { integerIn, parseFlags, UsageError } from '../lib/cli';
 
-const USAGE = `usage: npm run stack -- [--workers N] [--drill] [--slack-url-file FILE] [--status-every 5s] [--log-dir DIR]
+const USAGE = `usage: npm run stack -- [--workers N] [--drill] [--redis-cluster] [--slack-url-file FILE] [--status-every 5s] [--log-dir DIR]
        npm run demo  -- [--scenario light] [--faults-after 30s] [same flags]
   --demo             run the load demo: a load-test scenario, payments faults injected part-way (implies --drill)
   --scenario NAME    the demo's scenario of loadtest/scenarios.json (default light)
   --faults-after D   when the demo injects faults (default 30s)
   --drill            short alert for: and rate windows, 1 s scrapes, fast grouping: alerts within seconds
   --workers N        worker processes, 1 to 16 (default 2; metrics ports 9465, 9466, …)
+  --redis-cluster    a local Redis Cluster (3 masters + 3 replicas, free ports) instead of one Redis on 6380
   --slack-url-file F send alerts to the real Slack webhook whose URL is in F instead of the local receiver
   --status-every D   status line interval (default 5s)
   --log-dir DIR      where each process's log file goes (default .stack/logs)
@@ -31,6 +32,7 @@ export interface StackCliOptions {
   demo: boolean;
   drill: boolean;
   workers: number;
+  redisCluster: boolean;
   scenario: string;
   faultsAfterMs: number;
   slackUrlFile?: string;
@@ -57,6 +59,7 @@ export function parseStackArgs(argv: string[]): StackCliOptions {
       demo: { type: 'boolean' },
       drill: { type: 'boolean' },
       workers: { type: 'string' },
+      'redis-cluster': { type: 'boolean' },
       scenario: { type: 'string' },
       'faults-after': { type: 'string' },
       'slack-url-file': { type: 'string' },
@@ -78,6 +81,7 @@ export function parseStackArgs(argv: string[]): StackCliOptions {
     // The demo uses drill timings so its alerts fire (and resolve) while you watch.
     drill: flags.drill === true || demo,
     workers: integerIn('workers', flags.workers, 1, 16, USAGE) ?? 2,
+    redisCluster: flags['redis-cluster'] === true,
     scenario,
     faultsAfterMs: durationFlag('faults-after', flags['faults-after'] ?? '30s', 0),
     slackUrlFile: slackUrlFile === undefined ? undefined : path.resolve(slackUrlFile),
@@ -99,6 +103,7 @@ function banner(stack: Stack): string {
     `  admin key        ${stack.adminKey}   (ADMIN_API_KEYS: /v1/admin/*, fault injection is on)`,
     `  console          ${stack.urls.api}/admin/queues   (log in as user "admin", password = the admin key)`,
     '',
+    ...(stack.redisNodes ? ['Redis Cluster nodes:', ...stack.redisNodes.map((n) => `  ${n}`), ''] : []),
     'process logs:',
     ...logs,
     '',
@@ -142,10 +147,12 @@ async function demo(stack: Stack, o: StackCliOptions): Promise<void> {
 
 async function main(o: StackCliOptions): Promise<void> {
   const ports = { ...DEFAULT_PORTS, workerMetrics: Array.from({ length: o.workers }, (_, i) => 9465 + i) };
-  say(`starting the stack (redis, redis_exporter, prometheus, alertmanager, api, ${o.workers} workers, webhook receiver); logs in ${o.logDir}`);
+  const redis = o.redisCluster ? 'a 6-node Redis Cluster' : 'redis';
+  say(`starting the stack (${redis}, redis_exporter, prometheus, alertmanager, api, ${o.workers} workers, webhook receiver); logs in ${o.logDir}`);
   const stack = await startStack({
     ports,
     workers: o.workers,
+    redisCluster: o.redisCluster,
     drill: o.drill,
     slackUrlFile: o.slackUrlFile,
     logDir: o.logDir,

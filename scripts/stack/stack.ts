@@ -16,6 +16,7 @@ import { loadThresholds, repoPath } from '../../services/common/thresholds';
 import { writeDrillRules } from '../../observability/generate/main';
 import { startProcess, type ManagedProcess, type Readiness } from '../lib/process';
 import { pingRedis } from '../lib/redis-server';
+import { startRedisCluster, type RedisClusterHandle } from '../lib/redis-cluster';
 import { freePort } from '../lib/ports';
 import { alertmanagerConfig, prometheusConfig, type StackPorts } from './configs';
 import { startSlackReceiver, type SlackMessage, type SlackReceiver } from './slack-receiver';
@@ -34,6 +35,11 @@ export interface StackOptions {
   logDir?: string;
   /** Extra environment for the API and the workers. */
   env?: Record<string, string>;
+  /**
+   * A local Redis Cluster (3 masters + 3 replicas, scripts/lib/redis-cluster.ts) instead of one redis-server: API
+   * and workers get REDIS_CLUSTER_NODES, redis_exporter scrapes every node.
+   */
+  redisCluster?: boolean;
 }
 
 export interface Stack {
@@ -48,6 +54,8 @@ export interface Stack {
   adminKey: string;
   urls: Record<string, string>;
   slack?: SlackReceiver;
+  /** With `redisCluster`: one line per node (address, role, slots) as the cluster reported it at start. */
+  redisNodes?: string[];
   processes: Record<string, ManagedProcess>;
   /** Stops worker `index` (0-based) with SIGTERM, as an orchestrator would. */
   stopWorker(index: number): Promise<void>;
@@ -97,15 +105,22 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const thresholds = loadThresholds();
   if (o.drill) writeDrillRules(thresholds, path.join(dir, 'rules'), { forOverride: '0s', rateWindow: '30s', stuckWindow: '1m' });
   else copyFileSync(repoPath('observability/prometheus/rules/bullmq.rules.yml'), path.join(dir, 'rules', 'bullmq.rules.yml'));
-  writeFileSync(path.join(dir, 'prometheus.yml'), YAML.stringify(prometheusConfig(ports, path.join(dir, 'rules'), o.drill ? '1s' : undefined)));
 
   const apiKey = `stack-${randomBytes(12).toString('hex')}`;
   const adminKey = `stack-admin-${randomBytes(12).toString('hex')}`;
   const secret = randomBytes(16).toString('hex');
   const redisUrl = `redis://127.0.0.1:${ports.redis}`;
+  let cluster: RedisClusterHandle | undefined;
+  if (o.redisCluster) {
+    cluster = await startRedisCluster({ parentDir: path.join(dir, 'redis'), maxmemory: '256mb' });
+  }
+  const redisNodes = cluster?.seeds.split(',');
+  writeFileSync(path.join(dir, 'prometheus.yml'), YAML.stringify(prometheusConfig(ports, path.join(dir, 'rules'), o.drill ? '1s' : undefined, redisNodes)));
   const appEnv = {
     PATH: process.env.PATH ?? '',
+    // With a cluster, REDIS_URL names a port where nothing listens: no connection may use it.
     REDIS_URL: redisUrl,
+    ...(cluster ? { REDIS_CLUSTER_NODES: cluster.seeds } : {}),
     API_KEYS: apiKey,
     ADMIN_API_KEYS: adminKey,
     // A demo and drill stack: faults are injected through the admin API (off by default in production).
@@ -123,6 +138,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
 
   const stopAll = async () => {
     await Promise.all(Object.values(processes).map((p) => p.stop({ signal: 'SIGTERM', killAfterMs: STOP_KILL_AFTER_MS })));
+    await cluster?.stop();
     await slack?.close();
     await Promise.all(streams.map((s) => new Promise((resolve) => s.end(resolve))));
     rmSync(dir, { recursive: true, force: true });
@@ -156,15 +172,18 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     if (slack) writeFileSync(slackUrlFile, slack.url);
     writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(slackUrlFile, !!o.drill)));
 
-    await start(
-      'redis',
-      'redis-server',
-      ['--port', String(ports.redis), '--bind', '127.0.0.1', '--dir', path.join(dir, 'redis'), '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory', '256mb', '--maxmemory-policy', 'noeviction'],
-      { probe: () => pingRedis(ports.redis) },
-    );
+    if (!cluster) {
+      await start(
+        'redis',
+        'redis-server',
+        ['--port', String(ports.redis), '--bind', '127.0.0.1', '--dir', path.join(dir, 'redis'), '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory', '256mb', '--maxmemory-policy', 'noeviction'],
+        { probe: () => pingRedis(ports.redis) },
+      );
+    }
     // allSettled, not all: when one fails, the others are still starting and must be stopped too.
     const settled = await Promise.allSettled([
-      start('redis_exporter', 'prometheus-redis-exporter', [`--redis.addr=${redisUrl}`, `--web.listen-address=127.0.0.1:${ports.redisExporter}`], {
+      // Cluster: no default address; Prometheus asks for each node through /scrape?target= (configs.ts).
+      start('redis_exporter', 'prometheus-redis-exporter', [`--redis.addr=${cluster ? '' : redisUrl}`, `--web.listen-address=127.0.0.1:${ports.redisExporter}`], {
         probe: httpOk(`http://127.0.0.1:${ports.redisExporter}/metrics`),
       }),
       start(
@@ -217,6 +236,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     apiKey,
     adminKey,
     slack,
+    redisNodes: await cluster?.describe(),
     processes,
     urls: {
       api: `http://127.0.0.1:${ports.api}`,

@@ -49,6 +49,15 @@ export const redisUnavailable = (cause: Error) =>
     { 'retry-after': '1' },
   );
 
+export const notReplicated = (cause: Error) =>
+  new ApiError(
+    503,
+    'REDIS_NOT_REPLICATED',
+    `the job was stored but not confirmed on a replica (${cause.message}); retry after Retry-After with the same ` +
+      'Idempotency-Key — the retry returns the same job',
+    { 'retry-after': '1' },
+  );
+
 /** Redis refusing writes because it reached maxmemory (noeviction): nothing was written. */
 export const redisFull = () =>
   new ApiError(
@@ -66,7 +75,7 @@ export function isRedisOom(err: unknown): boolean {
 /** Errors that mean "Redis is unreachable, frozen or closing" (ioredis / BullMQ messages), as opposed to bugs. */
 export function isRedisError(err: unknown): err is Error {
   const msg = (err as Error)?.message ?? '';
-  return /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Command timed out|ETIMEDOUT|max retries|ECONNRESET|connection is (?!ready)/i.test(
+  return /Connection is closed|CLUSTERDOWN|TRYAGAIN|Cluster redirections|slots cache|startup nodes|Cluster isn't ready|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Command timed out|ETIMEDOUT|max retries|ECONNRESET|connection is (?!ready)/i.test(
     msg,
   );
 }

@@ -7,7 +7,7 @@
  * Counts live in Redis, shared by every API replica; each replica also remembers the addresses it has seen
  * blocked, so a blocked sender costs no Redis read. With Redis unreachable the count falls back to this process.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis';
 import { ApiError } from './errors';
 
 export interface FailedAuthLimit {
@@ -24,7 +24,7 @@ export class FailedAuthLimiter {
   private readonly localCounts = new Map<string, { count: number; resetAt: number }>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly limit: FailedAuthLimit,
   ) {}

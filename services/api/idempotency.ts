@@ -13,8 +13,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
-import type { Redis } from 'ioredis';
-import { DEFAULT_PRIORITY, type PriorityName } from '../common/queue-catalog';
+import type { RedisClient } from '../common/redis';
+import { DEFAULT_PRIORITY, type PriorityName, type QueueName } from '../common/queue-catalog';
 import { ApiError } from './errors';
 
 export interface IntentRequest {
@@ -68,18 +68,23 @@ export type Claim =
   | { kind: 'replay'; record: IdempotencyRecord };
 
 export class IdempotencyStore {
+  /**
+   * @param keyPrefix The queue's key prefix (services/common/queue-keys.ts): QUEUE_PREFIX on one node; on a Redis
+   * Cluster the queue's hash tag, so an intent's record lives on the queue's master — one failover loses or keeps
+   * both together, and REDIS_WAIT_REPLICAS (WAIT on that node after the add) covers the record too.
+   */
   constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly redis: RedisClient,
+    private readonly keyPrefix: (queue: QueueName) => string,
     private readonly ttlS: number,
   ) {}
 
-  private recordKey(queue: string, clientId: string, key: string): string {
-    return `${this.prefix}:idempotency:${queue}:${intentDigest(clientId, key)}`;
+  private recordKey(queue: QueueName, clientId: string, key: string): string {
+    return `${this.keyPrefix(queue)}:idempotency:${queue}:${intentDigest(clientId, key)}`;
   }
 
   /** Claims the intent or returns its record; 422 IDEMPOTENCY_KEY_REUSED (nothing stored) on a different request. */
-  async claim(queue: string, clientId: string, key: string, fp: string): Promise<Claim> {
+  async claim(queue: QueueName, clientId: string, key: string, fp: string): Promise<Claim> {
     const redisKey = this.recordKey(queue, clientId, key);
     const record: IdempotencyRecord = { fp, jobId: idempotentJobId(clientId, key), added: false };
     // SET NX ... GET: claims atomically and returns the previous record in the same round trip (Redis ≥ 7.0).
@@ -91,7 +96,7 @@ export class IdempotencyStore {
   }
 
   /** Records that the intent's job is stored (best effort: a replay re-adds under the same id otherwise). */
-  async markAdded(queue: string, clientId: string, key: string, record: IdempotencyRecord): Promise<void> {
+  async markAdded(queue: QueueName, clientId: string, key: string, record: IdempotencyRecord): Promise<void> {
     await this.redis.set(this.recordKey(queue, clientId, key), JSON.stringify({ ...record, added: true }), 'KEEPTTL', 'XX');
   }
 }

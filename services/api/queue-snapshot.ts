@@ -7,7 +7,7 @@
  * hammered either.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis';
 import { QUEUE_NAMES, type QueueName } from '../common/queue-catalog';
 import { type LatencySummary, type QueueStateSnapshot, readLatencySummary, readQueueState } from '../common/queue-stats';
 
@@ -26,7 +26,7 @@ export interface QueuesSnapshot {
 }
 
 async function readQueue(queue: Queue): Promise<QueueSnapshot> {
-  const client = (await queue.client) as unknown as Redis;
+  const client = (await queue.client) as unknown as RedisClient;
   const [state, latency, stalledCount] = await Promise.all([
     readQueueState(queue),
     readLatencySummary(queue),

@@ -22,7 +22,10 @@ async function main(): Promise<void> {
 
   try {
     await app.redis.ping().catch(() => {
-      throw new Error(`cannot reach Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}`);
+      const where = config.redis.clusterNodes.length
+        ? `Redis Cluster ${config.redis.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`
+        : `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}`;
+      throw new Error(`cannot reach ${where}`);
     });
     await assertNoEviction(app.redis);
   } catch (err) {

@@ -2,7 +2,7 @@
  * Runtime fault injection for the simulated providers, kept in Redis so every worker replica sees the same
  * settings. Workers read them through a small cache refreshed every second (not one Redis call per job).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import type { QueueName } from './queue-catalog';
 
 export interface FaultSettings {
@@ -32,7 +32,7 @@ export const faultSettingsSchema = {
 
 export class FaultStore {
   private readonly key: string;
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(private readonly redis: RedisClient, prefix: string) {
     this.key = `${prefix}:faults`;
   }
 

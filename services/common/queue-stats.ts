@@ -4,7 +4,7 @@
  * endpoints (API), so both report the same numbers.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis';
 import { PRIORITIES } from './queue-catalog';
 
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed', 'paused'] as const;
@@ -20,7 +20,7 @@ const PRIORITY_BAND = 0x100000000; // BullMQ's prioritized score = priority * 2^
 
 /** Job ids at the head of each waiting structure: wait list's oldest (right end) and each priority band's first. */
 async function headJobIds(queue: Queue): Promise<string[]> {
-  const client = (await queue.client) as unknown as Redis;
+  const client = (await queue.client) as unknown as RedisClient;
   const pipeline = client.pipeline();
   pipeline.lindex(queue.toKey('wait'), -1);
   for (const p of Object.values(PRIORITIES)) {
@@ -40,7 +40,7 @@ async function headJobIds(queue: Queue): Promise<string[]> {
 export async function oldestWaitingAgeSeconds(queue: Queue, now = Date.now()): Promise<number> {
   const ids = await headJobIds(queue);
   if (ids.length === 0) return 0;
-  const client = (await queue.client) as unknown as Redis;
+  const client = (await queue.client) as unknown as RedisClient;
   const pipeline = client.pipeline();
   for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'delay');
   const results = (await pipeline.exec()) ?? [];
@@ -83,7 +83,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 export async function readLatencySummary(queue: Queue, sample = 500, now = Date.now()): Promise<LatencySummary> {
-  const client = (await queue.client) as unknown as Redis;
+  const client = (await queue.client) as unknown as RedisClient;
   const completedKey = queue.toKey('completed');
   // completed is a sorted set scored by finishedOn: newest ids first, and an exact count for the last minute.
   const [ids, lastMinute] = await Promise.all([

@@ -6,50 +6,144 @@
  *   answers in well under a millisecond, so only a frozen or partitioned server ever hits it.
  * - worker: blocking commands, retries forever (maxRetriesPerRequest null, as BullMQ requires), reconnects
  *   with a capped backoff, so workers resume on their own when Redis is back.
+ *
+ * Each kind exists for one node (REDIS_URL) and for Redis Cluster (REDIS_CLUSTER_NODES): the cluster client is
+ * ioredis' own `Cluster`, whose `redisOptions` carry the same per-kind options to every node connection; it
+ * follows MOVED/ASK redirections and re-reads the slot map after a failover, so nothing here does that by hand.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import type { ClusterNode } from './config/shared';
+
+/** A connection of either topology: BullMQ accepts both as `connection`. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisTarget {
+  url: string;
+  /** Non-empty: Redis Cluster seed nodes, and `url` is not used. */
+  clusterNodes: readonly ClusterNode[];
+  clusterPassword?: string;
+}
 
 const reconnect = (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2_000);
 
-export function createProducerConnection(url: string, overrides: RedisOptions = {}): Redis {
-  return new Redis(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: 400,
-    connectTimeout: 1_000,
-    retryStrategy: reconnect,
-    ...overrides,
+const PRODUCER_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: 400,
+  connectTimeout: 1_000,
+  retryStrategy: reconnect,
+};
+
+const WORKER_OPTIONS: RedisOptions = {
+  maxRetriesPerRequest: null,
+  enableOfflineQueue: true,
+  connectTimeout: 5_000,
+  retryStrategy: reconnect,
+};
+
+export const isCluster = (client: RedisClient): client is Cluster => (client as Cluster).isCluster === true;
+
+function connect(target: RedisTarget, options: RedisOptions, cluster: ClusterOptions): RedisClient {
+  if (target.clusterNodes.length === 0) return new Redis(target.url, options);
+  return new Cluster([...target.clusterNodes], {
+    // Writes and reads go to masters (the default, said out loud): a replica may lag, and BullMQ's scripts write.
+    scaleReads: 'master',
+    redisOptions: target.clusterPassword ? { ...options, password: target.clusterPassword } : options,
+    enableOfflineQueue: options.enableOfflineQueue,
+    clusterRetryStrategy: reconnect,
+    ...cluster,
   });
 }
 
-export function createWorkerConnection(url: string, overrides: RedisOptions = {}): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: null,
-    enableOfflineQueue: true,
-    connectTimeout: 5_000,
-    retryStrategy: reconnect,
-    ...overrides,
-  });
+/**
+ * Producer: when a master dies, commands for its slots fail at once ("Connection is closed", the node's
+ * connection is down and there is no offline queue) → 503, until the cluster promotes a replica and the
+ * client's slot map (refreshed on the error and on MOVED) points at it.
+ */
+export function createProducerConnection(target: RedisTarget, overrides: RedisOptions = {}): RedisClient {
+  return connect(target, { ...PRODUCER_OPTIONS, ...overrides }, { retryDelayOnFailover: 100, slotsRefreshTimeout: 1_000 });
+}
+
+/** Worker: commands wait (offline queue, retried per `retryDelayOnClusterDown`) until the slot has a master again. */
+export function createWorkerConnection(target: RedisTarget, overrides: RedisOptions = {}): RedisClient {
+  return connect(target, { ...WORKER_OPTIONS, ...overrides }, { retryDelayOnClusterDown: 300, slotsRefreshTimeout: 2_000 });
+}
+
+/** The masters a client talks to: the one server, or every cluster master it knows. */
+export function masterNodes(client: RedisClient): Redis[] {
+  return isCluster(client) ? client.nodes('master') : [client];
+}
+
+/**
+ * The connection that owns `key`'s slot — the same socket that ran the client's last write for that slot, which
+ * is what WAIT counts (see waitForReplicas).
+ */
+export function nodeForKey(client: RedisClient, key: string): Redis {
+  if (!isCluster(client)) return client;
+  const owner = client.slots[calculateSlot(key)]?.[0];
+  const node = owner ? client.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === owner) : undefined;
+  if (!node) throw new Error(`Connection is closed: no master known for the slot of ${key}`);
+  return node;
+}
+
+/** "slot 15553 on 127.0.0.1:7001": where a key lives, for logs. */
+export function keyPlacement(client: Cluster, key: string): string {
+  const slot = calculateSlot(key);
+  return `slot ${slot} on ${client.slots[slot]?.[0] ?? 'no master'}`;
+}
+
+export class ReplicationTimeoutError extends Error {
+  override name = 'ReplicationTimeoutError';
+  constructor(readonly acknowledged: number, readonly wanted: number, readonly timeoutMs: number) {
+    super(`write acknowledged by ${acknowledged} of ${wanted} replicas within ${timeoutMs} ms`);
+  }
+}
+
+/**
+ * Redis WAIT on the node that took the write to `key`: resolves once `replicas` replicas have acknowledged every
+ * earlier write on that connection, throws ReplicationTimeoutError when fewer did within `timeoutMs`. Redis
+ * replication is asynchronous; this narrows (not closes) the window in which a failover loses an acknowledged
+ * write — see docs/reliability.md.
+ */
+export async function waitForReplicas(client: RedisClient, key: string, replicas: number, timeoutMs: number): Promise<void> {
+  const acknowledged = await nodeForKey(client, key).wait(replicas, timeoutMs);
+  if (acknowledged < replicas) throw new ReplicationTimeoutError(acknowledged, replicas, timeoutMs);
 }
 
 export class EvictionPolicyError extends Error {
   override name = 'EvictionPolicyError';
-  constructor(readonly policy: string) {
+  constructor(readonly policy: string, readonly node?: string) {
     super(
-      `Redis maxmemory-policy is "${policy}", but BullMQ needs "noeviction": under any evicting policy Redis ` +
-        'silently deletes job keys when memory runs short, so accepted jobs are lost. ' +
+      `Redis maxmemory-policy is "${policy}"${node ? ` on ${node}` : ''}, but BullMQ needs "noeviction": under any ` +
+        'evicting policy Redis silently deletes job keys when memory runs short, so accepted jobs are lost. ' +
         'Set "maxmemory-policy noeviction" in redis.conf (or CONFIG SET maxmemory-policy noeviction) and restart.',
     );
   }
 }
 
+async function evictionPolicy(node: Redis): Promise<string> {
+  const info = await node.info('memory');
+  return /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'unknown';
+}
+
 /**
- * Reads the policy from INFO (works where CONFIG is disabled, e.g. managed Redis). Throws EvictionPolicyError
- * when it is not noeviction.
+ * Reads the policy from INFO (works where CONFIG is disabled, e.g. managed Redis) — on every master of a
+ * cluster, since each holds its own share of the queues. Throws EvictionPolicyError when one is not noeviction.
  */
-export async function assertNoEviction(client: Redis): Promise<void> {
-  const info = await client.info('memory');
-  const match = /^maxmemory_policy:(\S+)/m.exec(info);
-  const policy = match?.[1] ?? 'unknown';
-  if (policy !== 'noeviction') throw new EvictionPolicyError(policy);
+export async function assertNoEviction(client: RedisClient): Promise<void> {
+  if (isCluster(client) && client.status !== 'ready') {
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', resolve);
+      client.once('end', () => reject(new Error('Redis Cluster connection ended before it was ready')));
+    });
+  }
+  for (const node of masterNodes(client)) {
+    // A cluster's node connections are lazy; a fail-fast one refuses commands before it has connected.
+    if (node.status === 'wait') await node.connect();
+    const policy = await evictionPolicy(node);
+    if (policy !== 'noeviction') {
+      throw new EvictionPolicyError(policy, isCluster(client) ? `${node.options.host}:${node.options.port}` : undefined);
+    }
+  }
 }

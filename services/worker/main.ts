@@ -10,7 +10,8 @@ import { Counter } from 'prom-client';
 import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { QUEUE_NAMES } from '../common/queue-catalog';
-import { assertNoEviction, createWorkerConnection } from '../common/redis';
+import { queueKeyPrefix } from '../common/queue-keys';
+import { assertNoEviction, createWorkerConnection, isCluster, keyPlacement } from '../common/redis';
 import { CachedFaults, FaultStore, NO_FAULTS } from '../common/faults';
 import type { FaultSource } from './providers/simulated';
 import { createRegistry } from '../common/telemetry/registry';
@@ -30,8 +31,8 @@ const DEFAULT_METRICS_PORT = 9465;
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger({ name: 'worker', level: config.logLevel });
-  const connection = createWorkerConnection(config.redisUrl);
-  connection.on('error', (err) => log.warn({ err: err.message }, 'redis connection error'));
+  const connection = createWorkerConnection(config.redis);
+  connection.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
 
   try {
     await assertNoEviction(connection);
@@ -55,8 +56,12 @@ async function main(): Promise<void> {
   });
   for (const level of ['soft', 'hard']) memoryEvents.inc({ level }, 0);
   // Queue state for every queue (not only the ones consumed here), read from Redis at scrape time.
-  const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: config.queuePrefix }));
+  const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: queueKeyPrefix(config, name) }));
   if (config.metrics.enabled) registerQueueStateMetrics(registry, stateQueues);
+  // Where each queue lives on a cluster (docs/scaling.md: two busy queues on one master is worth a reshard).
+  if (isCluster(connection)) {
+    log.info({ placement: Object.fromEntries(stateQueues.map((q) => [q.name, keyPlacement(connection, q.toKey('id'))])) }, 'queue placement on the Redis Cluster');
+  }
 
   // FAULTS_ENABLED=false (the default): stored fault settings are never read, so whatever sits in Redis — left by
   // a drill, or written by anyone — cannot slow, fail or rate-limit real jobs.

@@ -19,7 +19,7 @@
  * backoff — so a replay from the console or the failures API always finds its charge.
  */
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../common/redis';
 import type { JobMeta } from '../common/job-envelope';
 
 export const LEDGER_TTL_SECONDS = 8 * 24 * 3600;
@@ -53,7 +53,7 @@ export function sameDetails(a: Partial<PaymentDetails>, b: PaymentDetails): bool
 export class PaymentLedger {
   private readonly prefix: string;
   private readonly referencePrefix: string;
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(private readonly redis: RedisClient, prefix: string) {
     this.prefix = `${prefix}:ledger:payments:`;
     this.referencePrefix = `${prefix}:ledger:references:`;
   }

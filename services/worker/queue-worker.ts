@@ -4,9 +4,10 @@
  * 'error' event would crash the process).
  */
 import { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../common/config';
+import type { RedisClient } from '../common/redis';
+import { queueKeyPrefix } from '../common/queue-keys';
 import { QUEUE_CATALOG, type QueueName } from '../common/queue-catalog';
 import { type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
@@ -20,7 +21,7 @@ import { isEnvelope } from '../common/job-envelope';
 const traceCarrier = (data: unknown) => (isEnvelope(data) ? data.meta.trace : undefined);
 
 export interface QueueWorkerDeps {
-  connection: Redis;
+  connection: RedisClient;
   config: Config;
   metrics: JobMetrics;
   log: Logger;
@@ -47,7 +48,7 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
 
   const worker: Worker = new Worker(queue, runAttempt, {
     connection: deps.connection,
-    prefix: config.queuePrefix,
+    prefix: queueKeyPrefix(config, queue),
     concurrency: config.worker.concurrency[queue],
     lockDuration: config.worker.lockDurationMs ?? def.policy.lockDurationMs,
     stalledInterval: config.worker.stalledIntervalMs ?? def.policy.stalledIntervalMs,

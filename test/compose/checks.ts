@@ -19,7 +19,9 @@ export function listeningPorts(c: Compose): Record<string, number[]> {
   for (const [name, s] of Object.entries(c.services)) {
     const env = (s.environment ?? {}) as Record<string, string>;
     const own = ['API_PORT', 'METRICS_PORT', 'RECEIVER_PORT'].filter((k) => env[k] !== undefined).map((k) => Number(env[k]));
-    out[name] = [...(IMAGE_PORTS[name] ?? []), ...own];
+    // Redis Cluster nodes (profile "cluster") run the redis image on its default port.
+    const image = /^redis:/.test(String(s.image ?? '')) ? [6379] : [];
+    out[name] = [...new Set([...(IMAGE_PORTS[name] ?? []), ...image, ...own])];
   }
   return out;
 }

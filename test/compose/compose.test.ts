@@ -50,7 +50,8 @@ t.test('valid against the compose-spec schema', async (t) => {
 });
 
 t.test('the services the stack needs: pinned images, memory limits, one network', async (t) => {
-  t.same(Object.keys(services).sort(), ['alertmanager', 'api', 'grafana', 'jaeger', 'k6', 'prometheus', 'redis', 'redis_exporter', 'webhook-receiver', 'worker'].sort());
+  const clusterProfile = ['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6', 'redis-cluster-create'];
+  t.same(Object.keys(services).sort(), ['alertmanager', 'api', 'grafana', 'jaeger', 'k6', 'prometheus', 'redis', 'redis_exporter', 'webhook-receiver', 'worker', ...clusterProfile].sort());
   t.same(imageProblems(compose), []);
   t.equal(services.worker.deploy.replicas, 5);
   t.same(services.k6.profiles, ['loadtest']);
@@ -119,7 +120,7 @@ t.test('every bind-mounted path exists in the repo, and lands where the configs 
 
 t.test('Prometheus targets, Alertmanager and Grafana datasources match compose services and their ports', async (t) => {
   t.same(targetProblems(compose, prom, datasources), []);
-  t.same(prom.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'worker'], 'the contract’s scrape job names');
+  t.same(prom.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'redis-cluster', 'worker'], 'the contract’s scrape job names');
   const worker = prom.scrape_configs.find((j: { job_name: string }) => j.job_name === 'worker');
   t.same(worker.dns_sd_configs[0].names, ['worker'], 'every worker replica through Docker DNS');
   t.equal(String(worker.dns_sd_configs[0].port), services.worker.environment.METRICS_PORT);
@@ -237,4 +238,33 @@ t.test('only the UIs and the API are published, on 127.0.0.1', async (t) => {
   b.services.prometheus.ports = ['9090:9090'];
   b.services.api.ports = ['0.0.0.0:3000:3000'];
   expectProblems(t, publishProblems(b), [/api: port "0.0.0.0:3000:3000" is not bound to 127.0.0.1/, /redis: must not be published/, /prometheus: port "9090:9090" is not bound to 127.0.0.1/, /prometheus: must not be published/]);
+});
+
+t.test('cluster profile: 3 masters + 3 replicas from six redis-server nodes, and the app switches to them', async (t) => {
+  const nodes = Object.keys(services).filter((n) => n.startsWith('redis-node-'));
+  t.equal(nodes.length, 6, 'six nodes');
+  for (const n of nodes) {
+    const cmd = services[n].command.join(' ');
+    t.same(services[n].profiles, ['cluster'], `${n}: only in the cluster profile`);
+    t.match(cmd, /--cluster-enabled yes/, `${n}: cluster mode`);
+    t.match(cmd, /--appendonly yes/, `${n}: AOF on`);
+    t.match(cmd, /--cluster-node-timeout \d+/, `${n}: a node timeout`);
+    t.match(cmd, /--maxmemory-policy noeviction/, `${n}: noeviction`);
+    t.match(cmd, /--masterauth "\$\$REDIS_PASSWORD"/, `${n}: replicas authenticate to their master`);
+  }
+  const create = services['redis-cluster-create'];
+  t.same(create.profiles, ['cluster']);
+  const createCmd = create.command.join(' ');
+  t.match(createCmd, /--cluster create (redis-node-\d:6379 ){6}--cluster-replicas 1 --cluster-yes/, 'redis-cli --cluster create, one replica per master');
+  t.same(Object.keys(create.depends_on).sort(), nodes.sort(), 'created once every node is healthy');
+  t.ok(Object.values(create.depends_on).every((d: any) => d.condition === 'service_healthy'));
+
+  // The app: REDIS_CLUSTER_NODES empty by default (single Redis); the value .env.example offers parses, and names
+  // cluster-profile services.
+  t.equal(services.api.environment.REDIS_CLUSTER_NODES, '${REDIS_CLUSTER_NODES:-}');
+  t.equal(services.worker.environment.REDIS_CLUSTER_NODES, '${REDIS_CLUSTER_NODES:-}');
+  const offered = /^# REDIS_CLUSTER_NODES=(\S+)$/m.exec(envExample)?.[1] ?? '';
+  const config = parseConfig({ REDIS_CLUSTER_NODES: offered });
+  t.ok(config.redis.clusterNodes.length >= 3, `.env.example offers ${offered}`);
+  for (const n of config.redis.clusterNodes) t.ok(nodes.includes(n.host) && n.port === 6379, `${n.host}:${n.port} is a cluster node service`);
 });

@@ -6,14 +6,13 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { Redis } from 'ioredis';
 import { propagation } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { startPipeline } from '../helpers/pipeline';
 import { startReceiver } from '../helpers/receiver';
 import { parseMetrics, valueOf } from '../helpers/http';
 import { providerCharges } from '../helpers/charges';
-import { SHARED_REDIS_URL } from '../helpers/redis';
+import { assertionClient, SHARED_REDIS_URL } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
 
 // As services/common/telemetry/tracing.ts does in the real API: the W3C propagator carries the client's
@@ -103,7 +102,8 @@ t.test('replay: limits, skipped jobs, fresh attempts, counted and audited, payme
   const ids: string[] = [];
   for (let i = 0; i < 5; i++) ids.push(await p.enqueue('payments', { data: payment(i) }));
   await Promise.all(ids.map((id) => p.waitForState('payments', id, 'failed', 30_000)));
-  const redis = new Redis(SHARED_REDIS_URL);
+  // The shared Redis, or the cluster when run by test/cluster/console-suite.test.ts.
+  const redis = assertionClient(SHARED_REDIS_URL);
   t.teardown(() => redis.disconnect());
   t.equal(Object.keys(await providerCharges(redis, p.prefix)).length, 0, 'nothing charged while failing');
   await p.setFaults('payments', { failureRate: 0 });

@@ -2,7 +2,10 @@
  * Small helpers shared by the fault tests (not a harness: processes, Redis and HTTP come from test/helpers).
  */
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { RedisClient } from '../../services/common/redis';
+import { queueKeyPrefix } from '../../services/common/queue-keys';
+import type { QueueName } from '../../services/common/queue-catalog';
+import { assertionClient, testClusterSeeds, SHARED_REDIS_URL } from '../helpers/redis';
 
 export const payment = (i: number, tag = 'p') => ({
   data: { amount: 100 + i, currency: 'EUR', account: `acct_${i}`, reference: `${tag}-${i}` },
@@ -14,18 +17,19 @@ export const paymentKey = (i: number, tag = 'p') => ({ 'idempotency-key': `pay-$
 export const notification = (i: number) => ({ data: { channel: 'email', to: `user${i}@example.com`, template: 'welcome' } });
 
 /** A plain client for assertions (ledger, provider charges, job hashes); disconnected at teardown. */
-export function redisClient(t: { teardown(fn: () => unknown): void }, url: string): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+export function redisClient(t: { teardown(fn: () => unknown): void }, url: string): RedisClient {
+  const redis = assertionClient(url);
   redis.on('error', () => undefined);
   t.teardown(() => redis.disconnect());
   return redis;
 }
 
 /** A BullMQ Queue handle for reading job state in assertions; closed at teardown. */
-export function queueHandle(t: { teardown(fn: () => unknown): void }, url: string, prefix: string, name = 'payments'): Queue {
-  const connection = new Redis(url, { maxRetriesPerRequest: null });
+export function queueHandle(t: { teardown(fn: () => unknown): void }, url: string, prefix: string, name: QueueName = 'payments'): Queue {
+  const connection = assertionClient(url, null);
   connection.on('error', () => undefined);
-  const queue = new Queue(name, { connection, prefix });
+  const cluster = url === SHARED_REDIS_URL && testClusterSeeds() ? [testClusterSeeds()] : [];
+  const queue = new Queue(name, { connection, prefix: queueKeyPrefix({ queuePrefix: prefix, redis: { clusterNodes: cluster } }, name) });
   queue.on('error', () => undefined);
   t.teardown(async () => {
     await queue.close().catch(() => undefined);

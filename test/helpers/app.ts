@@ -5,7 +5,7 @@ import { buildApp } from '../../services/api/app';
 import { parseConfig } from '../../services/common/config';
 import { createLogger } from '../../services/common/logger';
 import { createRegistry, type MetricsRegistry } from '../../services/common/telemetry/registry';
-import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from './redis';
+import { deletePrefix, redisEnv, SHARED_REDIS_URL, uniquePrefix } from './redis';
 import { ADMIN_KEY, API_KEY, SIGNING_SECRET } from './services';
 
 export interface TestApp {
@@ -23,7 +23,7 @@ export async function buildTestApp(
 ): Promise<TestApp> {
   const prefix = uniquePrefix('api');
   const config = parseConfig({
-    REDIS_URL: SHARED_REDIS_URL,
+    ...redisEnv(SHARED_REDIS_URL),
     QUEUE_PREFIX: prefix,
     API_KEYS: API_KEY,
     ADMIN_API_KEYS: ADMIN_KEY,

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { type ManagedProcess, startProcess } from '../../scripts/lib/process';
 import { freePort } from './ports';
+import { redisEnv } from './redis';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const API_KEY = 'test-key-0123456789';
@@ -32,7 +33,7 @@ export interface ServiceProcess {
 export function baseEnv(redisUrl: string, prefix: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '',
-    REDIS_URL: redisUrl,
+    ...redisEnv(redisUrl),
     QUEUE_PREFIX: prefix,
     API_KEYS: API_KEY,
     ADMIN_API_KEYS: ADMIN_KEY,

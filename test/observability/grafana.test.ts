@@ -77,7 +77,7 @@ t.test('threshold lines: every line is the thresholds.yaml value for what the pa
     [/k6_http_req_failed_rate/, [th.loadtest_error_ratio]],
     // Stat tiles with fixed state colours.
     [/ALERTS\{alertstate="firing"/, [1]],
-    [/count\(up\{job="worker"\} == 1\)|max\(redis_up\)|maxmemory_policy="noeviction"/, [1]],
+    [/count\(up\{job="worker"\} == 1\)|min\(redis_up\)|maxmemory_policy="noeviction"/, [1]],
     [/increase\((redis_evicted_keys_total|worker_memory_limit_events_total\{job="worker"\})\[1h\]\)\) or vector\(0\)/, [1]],
     [/_budget:remaining\{queue="/, [0, 0.25]],
   ];

@@ -16,7 +16,11 @@ const cfg = YAML.parse(readFileSync(path.join(REPO_ROOT, 'observability/promethe
 const job = (name: string) => cfg.scrape_configs.find((j: { job_name: string }) => j.job_name === name);
 
 t.test('scrape jobs and targets of the contract', async (t) => {
-  t.same(cfg.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'worker']);
+  t.same(cfg.scrape_configs.map((j: { job_name: string }) => j.job_name).sort(), ['alertmanager', 'api', 'prometheus', 'redis', 'redis-cluster', 'worker']);
+  // The cluster profile's nodes, each through redis_exporter's multi-target endpoint, labelled by node name.
+  t.same(job('redis-cluster').dns_sd_configs[0].names, ['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
+  t.equal(job('redis-cluster').metrics_path, '/scrape');
+  t.match(job('redis-cluster').relabel_configs, [{ target_label: '__param_target' }, { source_labels: ['__meta_dns_name'], target_label: 'instance' }, { target_label: '__address__', replacement: 'redis_exporter:9121' }]);
   t.same(job('api').static_configs, [{ targets: ['api:9464'] }]);
   t.same(job('redis').static_configs, [{ targets: ['redis_exporter:9121'] }]);
   t.same(job('alertmanager').static_configs, [{ targets: ['alertmanager:9093'] }]);
@@ -43,6 +47,17 @@ t.test('native stack configs (derived from the compose ones) pass promtool and a
 
   writeFileSync(path.join(dir, 'slack_webhook_url'), 'http://127.0.0.1:7010/slack');
   writeFileSync(path.join(dir, 'alertmanager.yml'), YAML.stringify(alertmanagerConfig(path.join(dir, 'slack_webhook_url'), true)));
+  // --redis-cluster: the redis job scrapes every node through redis_exporter's multi-target /scrape endpoint.
+  const clusterProm = prometheusConfig(ports, path.join(dir, 'rules'), '1s', ['127.0.0.1:7101', '127.0.0.1:7102']);
+  const redisJob = clusterProm.scrape_configs.find((j) => j.job_name === 'redis-cluster');
+  t.same(redisJob?.static_configs, [{ targets: ['redis://127.0.0.1:7101', 'redis://127.0.0.1:7102'] }], 'one target per cluster node');
+  t.equal(redisJob?.metrics_path, '/scrape');
+  t.notOk(clusterProm.scrape_configs.some((j) => j.job_name === 'redis'), 'no single-node redis job on a cluster');
+  t.notOk(prom.scrape_configs.some((j) => j.job_name === 'redis-cluster'), 'no cluster job on one node');
+  writeFileSync(path.join(dir, 'prometheus-cluster.yml'), YAML.stringify(clusterProm));
+  const clusterChecked = tool('promtool', ['check', 'config', path.join(dir, 'prometheus-cluster.yml')]);
+  t.equal(clusterChecked.status, 0, clusterChecked.stdout + clusterChecked.stderr);
+
   const am = tool('amtool', ['check-config', path.join(dir, 'alertmanager.yml')]);
   t.equal(am.status, 0, am.stdout + am.stderr);
   t.match(am.stdout, /1 templates/, 'templates found through the absolute path');

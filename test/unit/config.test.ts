@@ -1,5 +1,6 @@
 import t from 'tap';
 import { parseConfig, ConfigError } from '../../services/common/config';
+import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { QUEUE_CATALOG } from '../../services/common/queue-catalog';
 import { loadThresholds } from '../../services/common/thresholds';
 
@@ -77,4 +78,25 @@ t.test('tracing: trace mode and opt-in auto-instrumentation', async (t) => {
   t.same(c.tracing.instrumentations, ['http', 'ioredis', 'undici']);
   t.throws(() => parseConfig({ OTEL_BULLMQ_TRACE_MODE: 'sibling' }), /OTEL_BULLMQ_TRACE_MODE/);
   t.throws(() => parseConfig({ OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'http;rm -rf' }), /OTEL_NODE_ENABLED_INSTRUMENTATIONS/);
+});
+
+t.test('Redis Cluster settings: seed nodes parsed, bad ones refused; per-queue hash tags only on a cluster', async (t) => {
+  const single = parseConfig({});
+  t.same(single.redis.clusterNodes, [], 'one node (REDIS_URL) by default');
+  t.equal(single.redis.waitReplicas, 0, 'WAIT off by default');
+  const c = parseConfig({ REDIS_CLUSTER_NODES: ' redis-0.redis:6379, 10.0.0.2:7001 ', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '150' });
+  t.same(c.redis.clusterNodes, [{ host: 'redis-0.redis', port: 6379 }, { host: '10.0.0.2', port: 7001 }]);
+  t.same([c.redis.waitReplicas, c.redis.waitTimeoutMs], [1, 150]);
+  for (const [env, pattern] of [
+    [{ REDIS_CLUSTER_NODES: 'redis-0' }, /REDIS_CLUSTER_NODES/],
+    [{ REDIS_CLUSTER_NODES: 'a:1,b' }, /REDIS_CLUSTER_NODES/],
+    [{ REDIS_CLUSTER_NODES: 'a:70000' }, /REDIS_CLUSTER_NODES/],
+    [{ REDIS_WAIT_TIMEOUT_MS: '1000' }, /REDIS_WAIT_TIMEOUT_MS/],
+    [{ REDIS_WAIT_REPLICAS: '-1' }, /REDIS_WAIT_REPLICAS/],
+  ] as [Record<string, string>, RegExp][]) {
+    t.throws(() => parseConfig(env), pattern, JSON.stringify(env));
+  }
+  t.equal(queueKeyPrefix(single, 'payments'), 'bull', 'one node: keys stay bull:payments:…');
+  t.equal(queueKeyPrefix(c, 'payments'), '{bull:payments}', 'cluster: the queue is its own hash tag');
+  t.equal(queueKeyPrefix(parseConfig({ REDIS_CLUSTER_NODES: 'a:1', QUEUE_PREFIX: '{bull}' }), 'webhooks'), '{bull:webhooks}', 'an old "{bull}" prefix does not put every queue on one slot');
 });

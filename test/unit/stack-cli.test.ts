@@ -16,6 +16,8 @@ t.test('stack CLI: defaults, the demo implies drill timings, bad values are usag
   t.match(d, { demo: false, drill: false, workers: 2, scenario: 'light', faultsAfterMs: 30_000, statusEveryMs: 5_000, logDir: path.join(ROOT, '.stack', 'logs') });
   t.match(parseStackArgs(['--demo', '--workers', '3', '--scenario', 'smoke', '--faults-after', '10s']), { demo: true, drill: true, workers: 3, scenario: 'smoke', faultsAfterMs: 10_000 });
   t.equal(parseStackArgs(['--status-every=2s']).statusEveryMs, 2_000);
+  t.equal(d.redisCluster, false, 'one Redis by default');
+  t.equal(parseStackArgs(['--redis-cluster']).redisCluster, true, '--redis-cluster: a local Redis Cluster');
   const bad: [string[], RegExp][] = [
     [['--workers', 'x'], /--workers must be a whole number from 1 to 16, got "x"/],
     [['--workers', '0'], /--workers must be a whole number from 1 to 16, got "0"/],

@@ -5,7 +5,7 @@
  * request costs a bounded amount of Redis and API time whatever the backlog.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis';
 import { type FailureReason, storedFailureReason } from '../../common/failure-reason';
 import { failureFingerprint, maskMessage } from '../../common/failure-fingerprint';
 
@@ -66,7 +66,7 @@ export function summarize(id: string, fields: (string | null)[]): FailedJobSumma
 }
 
 /** The queue's ioredis connection (BullMQ types it as its own client interface; the API passes ioredis). */
-const clientOf = async (queue: Queue) => (await queue.client) as unknown as Redis;
+const clientOf = async (queue: Queue) => (await queue.client) as unknown as RedisClient;
 
 const FIELDS = ['failedReason', 'stacktrace', 'finishedOn', 'timestamp', 'data'] as const;
 

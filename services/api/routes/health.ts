@@ -4,7 +4,8 @@
  * Redis refuses at maxmemory under noeviction; the message carries used/max memory from INFO to name the cause.
  */
 import type { FastifyInstance } from 'fastify';
-import { assertNoEviction, EvictionPolicyError } from '../../common/redis';
+import { assertNoEviction, EvictionPolicyError, isCluster } from '../../common/redis';
+import { QUEUE_NAMES } from '../../common/queue-catalog';
 import { errorBody, isRedisOom } from '../errors';
 
 function memoryFigures(info: string): string {
@@ -13,7 +14,11 @@ function memoryFigures(info: string): string {
 }
 
 export default async function healthRoutes(app: FastifyInstance) {
-  const probeKey = `${app.config.queuePrefix}:api-readyz-probe`;
+  // On a cluster each master refuses writes on its own: one probe per queue, in that queue's slot (its hash tag),
+  // so every master holding a queue is checked.
+  const probeKeys = isCluster(app.redis)
+    ? QUEUE_NAMES.map((q) => app.queues[q].toKey('api-readyz-probe'))
+    : [`${app.config.queuePrefix}:api-readyz-probe`];
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -21,7 +26,7 @@ export default async function healthRoutes(app: FastifyInstance) {
     try {
       await app.redis.ping();
       await assertNoEviction(app.redis);
-      await app.redis.set(probeKey, '1', 'PX', 10_000);
+      for (const key of probeKeys) await app.redis.set(key, '1', 'PX', 10_000);
       return { status: 'ready' };
     } catch (err) {
       if (isRedisOom(err)) {

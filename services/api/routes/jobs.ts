@@ -79,9 +79,12 @@ function registerEnqueueRoute(app: FastifyInstance, name: QueueName) {
       const key = request.headers['idempotency-key'];
       const parent = contextWith(request.otelSpan);
       const deps = { queue: app.queues[name], idempotency: app.idempotency, metrics: app.apiMetrics };
-      const result = await app.withRedis(() =>
-        enqueueJob(deps, name, request.body, { clientId: request.keyId!, idempotencyKey: key }, parent),
-      );
+      // One deadline (withRedis) for the whole Redis part: the add, then the replication check.
+      const result = await app.withRedis(async () => {
+        const enqueued = await enqueueJob(deps, name, request.body, { clientId: request.keyId!, idempotencyKey: key }, parent);
+        await app.confirmReplicated(name);
+        return enqueued;
+      });
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       reply.header('location', `/v1/queues/${name}/jobs/${encodeURIComponent(result.id)}`);
       return reply.status(202).send({ id: result.id, queue: name, state: result.state });

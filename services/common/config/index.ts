@@ -10,11 +10,14 @@ import { ConfigError } from './errors';
 import { SharedEnv, sharedConfig } from './shared';
 import { PerQueueEnv, WorkerEnv, workerConfig } from './worker';
 
+export { PerQueueEnv } from './worker';
+
 export { ConfigError } from './errors';
 export type { ApiConfig } from './api';
 export { TRACE_MODES, type TraceMode } from './shared';
 
-const Env = Type.Composite([SharedEnv, ApiEnv, WorkerEnv]);
+/** Every variable the services read (per-queue ones apart: PerQueueEnv). */
+export const Env = Type.Composite([SharedEnv, ApiEnv, WorkerEnv]);
 
 function validate<T>(schema: object, env: NodeJS.ProcessEnv): T {
   try {

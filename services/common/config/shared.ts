@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 
 import { RETENTION } from '../queue-catalog';
-import { parseList } from './errors';
+import { ConfigError, parseList } from './errors';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const TRACE_MODES = ['child', 'link'] as const;
@@ -11,7 +11,18 @@ export type TraceMode = (typeof TRACE_MODES)[number];
 export const SharedEnv = Type.Object({
   NODE_ENV: Type.String({ default: 'production' }),
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
-  // BullMQ key prefix. Wrap it in braces ("{bull}") to hash-tag every key of a queue onto one Redis Cluster slot.
+  // Redis Cluster seed nodes ("host:port,host:port"): when set, every connection is a cluster client and REDIS_URL
+  // is not used. The client discovers the other nodes and follows failovers (services/common/redis.ts).
+  REDIS_CLUSTER_NODES: Type.String({ pattern: '^\\s*([^\\s,:]+:\\d{1,5}\\s*(,\\s*|$))*$', default: '' }),
+  // AUTH password for every cluster node (REDIS_URL carries its own for a single node).
+  REDIS_CLUSTER_PASSWORD: Type.String({ default: '' }),
+  // Replicas that must acknowledge an enqueue (Redis WAIT on the queue's node) before the API answers 202;
+  // 0 = off. See docs/reliability.md: Redis replicates asynchronously, so without it a 202 can be lost in a failover.
+  REDIS_WAIT_REPLICAS: Type.Integer({ minimum: 0, maximum: 16, default: 0 }),
+  // At most 300 ms: the enqueue (add + WAIT) must answer within the API's 1 s (services/api/plugins/app/queues.ts).
+  REDIS_WAIT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 300, default: 200 }),
+  // BullMQ key prefix. Single node: keys are "<prefix>:<queue>:…" (unchanged). Cluster: each queue gets its own hash
+  // tag "{<prefix>:<queue>}" (services/common/queue-keys.ts), so a queue's keys share a slot and queues spread.
   QUEUE_PREFIX: Type.String({ pattern: '^[^\\s:]+$', default: 'bull' }),
   METRICS_ENABLED: Type.Boolean({ default: true }),
   METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
@@ -38,9 +49,31 @@ export const SharedEnv = Type.Object({
 });
 export type SharedEnv = Static<typeof SharedEnv>;
 
+export interface ClusterNode {
+  host: string;
+  port: number;
+}
+
+/** "h1:p1, h2:p2" → nodes; empty → [] (single node through REDIS_URL). The schema pattern has vetted the form. */
+function parseClusterNodes(raw: string): ClusterNode[] {
+  return parseList(raw).map((entry) => {
+    const at = entry.lastIndexOf(':');
+    const port = Number(entry.slice(at + 1));
+    if (!(port > 0 && port < 65536)) throw new ConfigError(`invalid configuration: REDIS_CLUSTER_NODES has a bad port in "${entry}"`);
+    return { host: entry.slice(0, at), port };
+  });
+}
+
 export function sharedConfig(env: SharedEnv) {
   return {
     redisUrl: env.REDIS_URL,
+    redis: {
+      url: env.REDIS_URL,
+      clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
+      clusterPassword: env.REDIS_CLUSTER_PASSWORD || undefined,
+      waitReplicas: env.REDIS_WAIT_REPLICAS,
+      waitTimeoutMs: env.REDIS_WAIT_TIMEOUT_MS,
+    },
     queuePrefix: env.QUEUE_PREFIX,
     metrics: { enabled: env.METRICS_ENABLED, host: env.METRICS_HOST, port: env.METRICS_PORT },
     /** Fault injection into the simulated providers (admin API and workers); off unless FAULTS_ENABLED=true. */

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../common/redis';
 import type { FaultSettings } from '../../common/faults';
 import type { QueueName } from '../../common/queue-catalog';
 import { ProviderError, RateLimitedError, UnrecoverableError } from '../errors';
@@ -44,7 +44,7 @@ interface AppliedCharge {
 
 export class SimulatedPaymentProvider implements PaymentProvider {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly faults: FaultSource,
     private readonly queue: QueueName = 'payments',

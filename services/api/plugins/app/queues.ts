@@ -6,18 +6,18 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { QUEUE_NAMES, type QueueName } from '../../../common/queue-catalog';
 import { jobOptionsFor } from '../../../common/job-options';
-import { createProducerConnection } from '../../../common/redis';
+import { createProducerConnection, type RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
+import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
 import { IdempotencyStore } from '../../idempotency';
 import { CachedQueueSnapshot } from '../../queue-snapshot';
-import { isRedisError, isRedisOom, redisFull, redisUnavailable } from '../../errors';
+import { isRedisError, isRedisOom, notReplicated, redisFull, redisUnavailable } from '../../errors';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis;
+    redis: RedisClient;
     /**
      * Runs a Redis-backed operation: 503 REDIS_UNAVAILABLE at once when the connection is not up (BullMQ would
      * wait for it), and when the operation fails because Redis is unreachable or frozen; 503 REDIS_FULL when
@@ -25,6 +25,11 @@ declare module 'fastify' {
      */
     withRedis<T>(operation: () => Promise<T>): Promise<T>;
     queues: Record<QueueName, Queue>;
+    /**
+     * After an add: with REDIS_WAIT_REPLICAS > 0, waits (Redis WAIT on the queue's node) until that many replicas
+     * hold the write, else throws (→ 503 REDIS_NOT_REPLICATED); a no-op when the setting is 0.
+     */
+    confirmReplicated(queue: QueueName): Promise<void>;
     faultStore: FaultStore;
     idempotency: IdempotencyStore;
     /** Queue counts and latencies for the guide's JSON endpoints, read from Redis at most once per second. */
@@ -32,14 +37,25 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * One request's Redis work ends within this, whatever it is made of: each command has its own 400 ms timeout,
+ * but several in a row (add, then WAIT; or commands queued behind a WAIT on the same node connection) could add
+ * up past the API's 1 s promise. Rate limiter (200 ms) + this stay under a second.
+ */
+const OPERATION_DEADLINE_MS = 600;
+
 export default fp(
   async function queues(app: FastifyInstance) {
-    const redis = createProducerConnection(app.config.redisUrl);
-    redis.on('error', (err) => app.log.warn({ err: err.message }, 'redis connection error'));
+    const redis = createProducerConnection(app.config.redis);
+    redis.on('error', (err: Error) => app.log.warn({ err: err.message }, 'redis connection error'));
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((name) => [
         name,
-        new Queue(name, { connection: redis, prefix: app.config.queuePrefix, defaultJobOptions: jobOptionsFor(name, app.config.failedRetention) }),
+        new Queue(name, {
+          connection: redis,
+          prefix: queueKeyPrefix(app.config, name),
+          defaultJobOptions: jobOptionsFor(name, app.config.failedRetention),
+        }),
       ]),
     ) as Record<QueueName, Queue>;
     for (const q of Object.values(queues)) q.on('error', (err) => app.log.warn({ err: err.message, queue: q.name }, 'queue error'));
@@ -56,20 +72,32 @@ export default fp(
       });
     }
 
-    app.decorate('redis', redis);
+    app.decorate<RedisClient>('redis', redis);
     app.decorate('withRedis', async <T>(operation: () => Promise<T>): Promise<T> => {
       if (redis.status !== 'ready') throw redisUnavailable(new Error(`connection is ${redis.status}`));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Command timed out: no answer within ${OPERATION_DEADLINE_MS} ms`)), OPERATION_DEADLINE_MS);
+      });
       try {
-        return await operation();
+        return await Promise.race([operation(), deadline]);
       } catch (err) {
+        if (err instanceof ReplicationTimeoutError) throw notReplicated(err);
         if (isRedisOom(err)) throw redisFull();
         throw isRedisError(err) ? redisUnavailable(err) : err;
+      } finally {
+        clearTimeout(timer);
       }
     });
     app.decorate('queues', queues);
+    const { waitReplicas, waitTimeoutMs } = app.config.redis;
+    app.decorate('confirmReplicated', async (queue: QueueName) => {
+      // Any key of the queue names its slot, hence the node (and connection) that ran the add.
+      if (waitReplicas > 0) await waitForReplicas(redis, queues[queue].toKey('id'), waitReplicas, waitTimeoutMs);
+    });
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
     app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op)));
-    app.decorate('idempotency', new IdempotencyStore(redis, app.config.queuePrefix, app.config.api.idempotencyTtlS));
+    app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {
       // With Redis down, Queue#close would wait for a connection that never comes: just drop the socket.

@@ -16,7 +16,7 @@ export default fp(
   async function rateLimitPlugin(app: FastifyInstance) {
     const { max, windowMs } = app.config.api.rateLimit;
     if (max === 0) return;
-    const limiterRedis = createProducerConnection(app.config.redisUrl, { commandTimeout: 200 });
+    const limiterRedis = createProducerConnection(app.config.redis, { commandTimeout: 200 });
     limiterRedis.on('error', () => undefined); // reported by the main producer connection
     app.addHook('onClose', async () => limiterRedis.disconnect());
     await app.register(rateLimit, {

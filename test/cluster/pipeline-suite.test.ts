@@ -1,0 +1,3 @@
+/** test/integration/pipeline.test.ts, every case, against a real 3-master Redis Cluster (REDIS_URL points at nothing). */
+import './cluster-mode';
+import '../integration/pipeline.test';
