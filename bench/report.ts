@@ -7,7 +7,7 @@ import { QUEUE_CATALOG } from '../services/common/queue-catalog';
 import { AB_RATE, CAPACITY_START, FIXED_RATE, MAX_OTHER_CPU, QUIET_CPU, TARGETS } from './plan';
 import type { CpuShare } from './measure';
 import type { BenchResults, Fixed, Overhead, ProfileSummary } from './results';
-import type { Mode } from './stack';
+import { AUTO_INSTRUMENTATIONS, type Mode } from './stack';
 import { fmt, median, msPerJob } from './stats';
 
 const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not run' : ok ? 'PASS' : '**MISS**');
@@ -115,7 +115,7 @@ function method(r: BenchResults, L: (s?: string) => void): void {
   L(`- Max sustained: open-loop steps of ${plan.probeS} s on a warmed stack (start ${fmt(CAPACITY_START)} req/s, ×1.25 until a step fails, then bisection; at most ${plan.maxProbes} steps per topology). A step is sustained when ≥ 97 % of the rate is accepted (202), ≤ 0.1 % of requests fail, API p99 < 1 s, and the backlog (waiting + prioritized + active + delayed) at the end is ≤ ½ s of work — i.e. completions kept up with acceptance. Accepted and completed counts come from Redis (job id counters and state sets), so they work identically with metrics disabled.`);
   L(`- Job end-to-end latency: \`finishedOn − timestamp\` of completed jobs (BullMQ's own fields, set by worker and API), sampled from Redis every 0.5 s during the ${plan.fixedS} s run (≤ 250 jobs per queue per poll), excluding warm-up.`);
   L(`- Scrapes: \`GET /metrics\` on each METRICS_PORT with Prometheus' OpenMetrics \`Accept\` header, every 550 ms during the fixed-rate run (longer than the worker's queue-state refresh interval in services/common/telemetry/queue-state-metrics.ts, so each worker scrape reads Redis) and ${plan.idleScrapes} times back to back when idle.`);
-  L(`- Overhead ratio: ${plan.abPairs} pairs, runs interleaved default / disabled / default / disabled …, fresh processes each (1 API + 1 worker). Each run: warm-up, ${plan.abFixedS} s open loop at ${fmt(AB_RATE)} req/s measuring CPU ms per job of API + worker + Redis, then ${plan.abS} s closed loop (64 in flight); throughput per run = min(accepted/s, completed/s); ratio = median(default) / median(disabled). Saturation throughput on a shared box swings with how the scheduler splits the cores between API, worker and Redis, so the CPU-cost ratio is printed next to it.`);
+  L(`- Overhead ratio: ${plan.abPairs} pairs, runs interleaved default / disabled / auto / default …, fresh processes each (1 API + 1 worker). Each run: warm-up, ${plan.abFixedS} s open loop at ${fmt(AB_RATE)} req/s measuring CPU ms per job of API + worker + Redis, then ${plan.abS} s closed loop (64 in flight); throughput per run = min(accepted/s, completed/s); ratio = median(default) / median(disabled). Saturation throughput on a shared box swings with how the scheduler splits the cores between API, worker and Redis, so the CPU-cost ratio is printed next to it.`);
   L(`- Shared machine: before each measured window the bench waits (bounded) for the machine to be nearly idle (≤ ${QUIET_CPU} % of one core), and repeats a window in which other processes used more than ${MAX_OTHER_CPU} % of a core (within a time budget); windows it had to keep are listed under "Machine contention".`);
   L();
 }
@@ -143,6 +143,9 @@ function overheadDetails(o: Overhead, L: (s?: string) => void): void {
   o.runs.forEach((x, i) => L(`| ${i + 1} | ${x.mode} | ${fmt(x.appMsPerJob, 3)} / ${fmt(x.redisMsPerJob, 3)} | ${fmt(x.fixedP99, 1)} | ${fmt(x.acceptedPerS)} | ${fmt(x.completedPerS)} | ${fmt(x.sustainedPerS)} | ${fmt(x.p99, 1)} | ${fmt(x.workerPeakMB, 1)} | ${x.cpu.api} / ${x.cpu.worker} / ${x.cpu.redis} / ${x.cpu.loadgen} / ${x.cpu.other} |`));
   L();
   L(`Ratio of medians: throughput ${fmt(o.ratio, 3)}; accepted/s alone ${fmt(o.ratioAccepted, 3)}; completed/s alone ${fmt(o.ratioCompleted, 3)}. CPU-cost ratios at ${fmt(AB_RATE)} req/s (disabled ms/job ÷ default ms/job, medians): API + worker processes alone ${fmt(o.appCpuRatio, 3)}; whole system with Redis's (identical) share ${fmt(o.cpuRatio, 3)} — the capacity ratio a CPU-bound host would see.`);
+  if (o.autoCpuRatio !== undefined && o.autoVsDefaultAppCpu !== undefined) {
+    L(`Auto-instrumentation (\`OTEL_NODE_ENABLED_INSTRUMENTATIONS=${AUTO_INSTRUMENTATIONS}\`, AsyncLocalStorage context): CPU-cost ratio disabled ÷ auto ${fmt(o.autoCpuRatio, 3)} for the whole system; its API + worker CPU per job is ${fmt(o.autoVsDefaultAppCpu, 2)}× the lean default's.`);
+  }
   L();
 }
 
@@ -171,7 +174,7 @@ function analysis(r: BenchResults, L: (s?: string) => void): void {
   const o = r.overhead;
   if (o) {
     const rss = (mode: Mode) => median(o.runs.filter((x) => x.mode === mode).map((x) => x.workerPeakMB));
-    L(`- **Telemetry overhead**: throughput ratio ${fmt(o.ratio, 3)}; CPU-cost ratio ${fmt(o.cpuRatio, 3)} for the whole system, ${fmt(o.appCpuRatio, 3)} for the API + worker processes alone (target ≥ ${fmt(TARGETS.ratio, 2)}). Worker peak RSS is ${fmt(rss('default'), 1)} MB with telemetry and ${fmt(rss('disabled'), 1)} MB without (medians of the overhead runs).`);
+    L(`- **Telemetry overhead**: throughput ratio ${fmt(o.ratio, 3)}; CPU-cost ratio ${fmt(o.cpuRatio, 3)} for the whole system, ${fmt(o.appCpuRatio, 3)} for the API + worker processes alone (target ≥ ${fmt(TARGETS.ratio, 2)}). Worker peak RSS is ${fmt(rss('default'), 1)} MB with telemetry and ${fmt(rss('disabled'), 1)} MB without (medians of the overhead runs).${o.autoVsDefaultAppCpu !== undefined ? ` The opt-in auto-instrumentation mode costs ${fmt(o.autoVsDefaultAppCpu, 2)}× the lean default's API + worker CPU per job.` : ''}`);
   }
   const f = r.fixed;
   if (f) {

@@ -77,6 +77,10 @@ export interface Overhead {
   ratioCompleted: number;
   cpuRatio: number;
   appCpuRatio: number;
+  /** CPU-cost ratio disabled ÷ auto-instrumentation (whole system); absent in results from before that mode. */
+  autoCpuRatio?: number;
+  /** API + worker CPU per job, auto-instrumentation ÷ default. */
+  autoVsDefaultAppCpu?: number;
 }
 
 /** The hottest functions of one service kind, from its CPU profiles (--profile). */

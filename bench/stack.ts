@@ -19,7 +19,13 @@ import { API_KEY, type Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..');
 
-export type Mode = 'default' | 'disabled';
+/**
+ * Telemetry of the services under test: `default` as shipped (lean explicit tracing, metrics), `disabled` (none),
+ * `auto` (opt-in auto-instrumentation of http, ioredis and undici with the AsyncLocalStorage context manager).
+ */
+export type Mode = 'default' | 'disabled' | 'auto';
+/** The instrumentations the `auto` mode loads (OTEL_NODE_ENABLED_INSTRUMENTATIONS). */
+export const AUTO_INSTRUMENTATIONS = 'http,ioredis,undici';
 
 /** Everything one bench run shares; created by `openBench`, passed to every stage. */
 export interface BenchContext {
@@ -104,9 +110,12 @@ function serviceEnv(ctx: BenchContext, mode: Mode): Record<string, string> {
     WORKER_CONCURRENCY_PAYMENTS: concurrency,
     WORKER_CONCURRENCY_NOTIFICATIONS: concurrency,
     LOG_LEVEL: 'info',
-    ...(mode === 'default'
-      ? { OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.endpoint } // OTEL_TRACES_SAMPLER unset: shipped parent-based 10 %
-      : { OTEL_SDK_DISABLED: 'true', METRICS_ENABLED: 'false' }),
+    ...(mode === 'disabled'
+      ? { OTEL_SDK_DISABLED: 'true', METRICS_ENABLED: 'false' }
+      : {
+          OTEL_EXPORTER_OTLP_ENDPOINT: ctx.otlp.endpoint, // OTEL_TRACES_SAMPLER unset: shipped parent-based 10 %
+          ...(mode === 'auto' ? { OTEL_NODE_ENABLED_INSTRUMENTATIONS: AUTO_INSTRUMENTATIONS } : {}),
+        }),
   };
 }
 

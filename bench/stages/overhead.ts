@@ -1,6 +1,7 @@
 /**
- * Stage "overhead": default telemetry vs OTEL_SDK_DISABLED=true + METRICS_ENABLED=false, interleaved A/B/A/B
- * runs with fresh processes each: CPU per job at a fixed rate, then closed-loop saturation; ratio of medians.
+ * Stage "overhead": default telemetry vs OTEL_SDK_DISABLED=true + METRICS_ENABLED=false, and the opt-in
+ * auto-instrumentation mode, interleaved default/disabled/auto runs with fresh processes each: CPU per job at a
+ * fixed rate, then closed-loop saturation; ratios of medians.
  */
 import { AB_RATE, MAX_OTHER_CPU, RETRY_LIMIT } from '../plan';
 import { counts, cpuText, cpuWindow, drain, noteContended, waitQuiet } from '../measure';
@@ -11,10 +12,10 @@ import { fmt, median, msPerJob } from '../stats';
 
 export async function stageOverhead(ctx: BenchContext): Promise<Overhead> {
   const { plan } = ctx;
-  ctx.log(`overhead: ${plan.abPairs} interleaved pairs (default / disabled), 1 API + 1 worker; per run ${plan.abFixedS} s open loop at ${fmt(AB_RATE)} req/s (CPU per job), then ${plan.abS} s closed loop, 64 in flight (throughput)`);
+  ctx.log(`overhead: ${plan.abPairs} interleaved rounds (default / disabled / auto), 1 API + 1 worker; per run ${plan.abFixedS} s open loop at ${fmt(AB_RATE)} req/s (CPU per job), then ${plan.abS} s closed loop, 64 in flight (throughput)`);
   const runs: AbRun[] = [];
   for (let i = 0; i < plan.abPairs; i++) {
-    for (const mode of ['default', 'disabled'] as const) {
+    for (const mode of ['default', 'disabled', 'auto'] as const) {
       const what = `overhead run ${runs.length + 1} (${mode})`;
       for (let attempt = 0; ; attempt++) {
         const services = await startServices(ctx, 1, 1, mode);
@@ -40,6 +41,8 @@ export async function stageOverhead(ctx: BenchContext): Promise<Overhead> {
     ratioCompleted: m('default', 'completedPerS') / m('disabled', 'completedPerS'),
     cpuRatio: (m('disabled', 'appMsPerJob') + redisMs) / (m('default', 'appMsPerJob') + redisMs),
     appCpuRatio: m('disabled', 'appMsPerJob') / m('default', 'appMsPerJob'),
+    autoCpuRatio: (m('disabled', 'appMsPerJob') + redisMs) / (m('auto', 'appMsPerJob') + redisMs),
+    autoVsDefaultAppCpu: m('auto', 'appMsPerJob') / m('default', 'appMsPerJob'),
   };
 }
 
