@@ -19,37 +19,29 @@ export function g4(v: number): string {
   return fixed.includes('.') ? fixed.replace(/0+$/, '').replace(/\.$/, '') : fixed;
 }
 
+/** Steps `v` by `step` while `more(v)`, naming each step with the next prefix (how Go's humanize functions scale). */
+function scaled(v: number, prefixes: readonly string[], step: (x: number) => number, more: (x: number) => boolean): string {
+  let prefix = '';
+  for (const p of prefixes) {
+    if (!more(v)) break;
+    prefix = p;
+    v = step(v);
+  }
+  return g4(v) + prefix;
+}
+
 /** `humanize`: SI prefixes (k, M, G…) for |v| ≥ 1, m/µ/n below. */
 export function humanize(v: number): string {
   if (v === 0 || !Number.isFinite(v)) return g4(v);
-  if (Math.abs(v) >= 1) {
-    let prefix = '';
-    for (const p of ['k', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y']) {
-      if (Math.abs(v) < 1000) break;
-      prefix = p;
-      v /= 1000;
-    }
-    return g4(v) + prefix;
-  }
-  let prefix = '';
-  for (const p of ['m', 'u', 'n', 'p', 'f', 'a', 'z', 'y']) {
-    if (Math.abs(v) >= 1) break;
-    prefix = p;
-    v *= 1000;
-  }
-  return g4(v) + prefix;
+  return Math.abs(v) >= 1
+    ? scaled(v, ['k', 'M', 'G', 'T', 'P', 'E', 'Z', 'Y'], (x) => x / 1000, (x) => Math.abs(x) >= 1000)
+    : scaled(v, ['m', 'u', 'n', 'p', 'f', 'a', 'z', 'y'], (x) => x * 1000, (x) => Math.abs(x) < 1);
 }
 
 /** `humanize1024`: Ki, Mi, Gi… */
 export function humanize1024(v: number): string {
   if (Math.abs(v) <= 1 || !Number.isFinite(v)) return g4(v);
-  let prefix = '';
-  for (const p of ['Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei', 'Zi', 'Yi']) {
-    if (Math.abs(v) < 1024) break;
-    prefix = p;
-    v /= 1024;
-  }
-  return g4(v) + prefix;
+  return scaled(v, ['Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei', 'Zi', 'Yi'], (x) => x / 1024, (x) => Math.abs(x) >= 1024);
 }
 
 /** `humanizePercentage`: a ratio as a percentage. */

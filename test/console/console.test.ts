@@ -5,10 +5,9 @@
  * guarantees are refused; changes are audited. Nothing of the console answers outside /admin/queues.
  */
 import t from 'tap';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp } from '../helpers/app';
+import { captureLogs } from '../helpers/log-capture';
 import { ADMIN_KEY, API_KEY } from '../helpers/services';
 
 const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
@@ -77,14 +76,8 @@ t.test('admin keys get in by Bearer or Basic admin:<key>; static assets are serv
 });
 
 t.test('changes: same origin only, API-bypassing actions refused, every change audited', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const { app, adminAuth } = await buildTestApp(t, {}, { logger: pino({ level: 'info' }, sink) });
+  const { logger, lines } = captureLogs();
+  const { app, adminAuth } = await buildTestApp(t, {}, { logger });
   const headers = { ...basic('admin', ADMIN_KEY), host: 'console.example:3000' };
 
   const crossSite = await app.inject({ method: 'PUT', url: '/admin/queues/api/queues/payments/pause', headers: { ...headers, origin: 'https://evil.example' } });

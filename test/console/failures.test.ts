@@ -4,11 +4,10 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { propagation } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { startPipeline } from '../helpers/pipeline';
+import { captureLogs } from '../helpers/log-capture';
 import { startReceiver } from '../helpers/receiver';
 import { parseMetrics, valueOf } from '../helpers/http';
 import { providerCharges } from '../helpers/charges';
@@ -87,14 +86,8 @@ t.test('messages that differ only in numbers are one group', async (t) => {
 });
 
 t.test('replay: limits, skipped jobs, fresh attempts, counted and audited, payments charged once', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const p = await startPipeline(t, {}, { logger: pino({ level: 'info' }, sink) });
+  const { logger, lines } = captureLogs();
+  const p = await startPipeline(t, {}, { logger });
   const { app, adminAuth, auth } = p;
   await p.startWorker({ WORKER_QUEUES: 'payments' });
 

@@ -9,10 +9,9 @@
  * Figures (the healthy target's enqueue → delivered time) are printed, not asserted: see docs/reliability.md.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { startPipeline, type Pipeline } from '../helpers/pipeline';
-import { startReceiver } from '../helpers/receiver';
+import { serveOnLoopback, startReceiver } from '../helpers/receiver';
 import { scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 import { MAX_RATE_LIMIT_DEFERRALS } from '../../services/worker/deferral';
@@ -38,13 +37,7 @@ async function startTarget(t: { teardown(fn: () => unknown): void }, answer?: (r
     req.resume();
     req.once('end', () => answer?.(res));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  target.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-  target.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  Object.assign(target, await serveOnLoopback(server));
   t.teardown(() => target.close());
   return target;
 }

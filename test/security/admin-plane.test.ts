@@ -5,9 +5,8 @@
  * Also: unknown queues answer 401 before 404, and wrong keys are rate-limited per client address.
  */
 import t, { type Test } from 'tap';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { buildTestApp } from '../helpers/app';
+import { captureLogs } from '../helpers/log-capture';
 import { ADMIN_KEY, API_KEY } from '../helpers/services';
 import { parseMetrics, valueOf } from '../helpers/http';
 
@@ -43,14 +42,8 @@ t.test('a client key cannot touch the admin plane (403 FORBIDDEN); no key → 40
 });
 
 t.test('admin keys: Bearer or Basic admin:<key> reach the admin plane; they are not client keys', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const { app, adminAuth, registry } = await buildTestApp(t, {}, { logger: pino({ level: 'info' }, sink) });
+  const { logger, lines } = captureLogs();
+  const { app, adminAuth, registry } = await buildTestApp(t, {}, { logger });
 
   const put = await app.inject({ method: 'PUT', url: '/v1/admin/faults/payments', headers: adminAuth, payload: { failureRate: 0.25 } });
   t.equal(put.statusCode, 200);

@@ -7,10 +7,9 @@
  */
 import t, { type Test } from 'tap';
 import net from 'node:net';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { Redis } from 'ioredis';
 import { buildTestApp } from '../helpers/app';
+import { captureLogs } from '../helpers/log-capture';
 import { startRedisServer } from '../helpers/redis';
 import { API_KEY } from '../helpers/services';
 import { parseMetrics, valueOf } from '../helpers/http';
@@ -124,9 +123,8 @@ t.test('amount: an integer 1 … 1e12 minor units; currency: ISO 4217', async (t
 });
 
 t.test('JSON nested deeper than 32 levels → 400 VALIDATION_ERROR, never 500, nothing logged as an error', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({ write(chunk, _e, done) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); done(); } });
-  const { app, auth } = await buildTestApp(t, {}, { logger: pino({ level: 'info' }, sink) });
+  const { logger, lines } = captureLogs();
+  const { app, auth } = await buildTestApp(t, {}, { logger });
   const nested = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
   const post = (variables: string) =>
     app.inject({
