@@ -13,12 +13,7 @@ import type { TraceMode } from '../common/config';
 import type { PayloadOf, QueueDefinition, QueueName } from '../common/queue-catalog';
 import { type FailureReason, type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
-import {
-  ATTR_BULLMQ_ATTEMPT,
-  ATTR_BULLMQ_FAILURE_REASON,
-  ATTR_BULLMQ_RATE_LIMITED,
-  ATTR_BULLMQ_WILL_RETRY,
-} from '../common/telemetry/semconv';
+import { BULLMQ_ATTRIBUTES as A } from '../common/telemetry/semconv';
 import {
   contextWith,
   extractTraceContext,
@@ -90,7 +85,7 @@ export function createAttemptRunner<Q extends QueueName>(
         messagingSpanName('process', queue),
         {
           kind: SpanKind.CONSUMER,
-          attributes: { ...messagingAttributes('process', queue, String(job.id)), [ATTR_BULLMQ_ATTEMPT]: attempt },
+          attributes: { ...messagingAttributes('process', queue, String(job.id)), [A.attempt]: attempt },
           links: producerLinks(producer),
         },
         parent,
@@ -117,15 +112,15 @@ export function createAttemptRunner<Q extends QueueName>(
         metrics.rateLimited(queue);
         safely('span rate limit', () => {
           span.addEvent('rate_limited', { retry_after_ms: outcome.retryAfterMs });
-          span.setAttribute(ATTR_BULLMQ_RATE_LIMITED, true);
+          span.setAttribute(A.rateLimited, true);
         });
         break;
       case 'deferred':
         // A target's 429 counts as a rate-limit hit like a provider's does (deferral.ts).
         if (outcome.cause === 'rate_limited') metrics.rateLimited(queue);
         safely('span deferred', () => {
-          span.addEvent('deferred', { 'bullmq.deferral': outcome.cause ?? 'processor', delay_ms: outcome.delayMs ?? 0 });
-          if (outcome.cause) span.setAttribute('bullmq.deferred', outcome.cause);
+          span.addEvent('deferred', { [A.deferred]: outcome.cause ?? 'processor', delay_ms: outcome.delayMs ?? 0 });
+          if (outcome.cause) span.setAttribute(A.deferred, outcome.cause);
         });
         break;
       case 'failed': {
@@ -139,8 +134,8 @@ export function createAttemptRunner<Q extends QueueName>(
         }
         safely('span error', () => {
           recordError(span, err);
-          span.setAttribute(ATTR_BULLMQ_FAILURE_REASON, reason);
-          span.setAttribute(ATTR_BULLMQ_WILL_RETRY, willRetry);
+          span.setAttribute(A.failureReason, reason);
+          span.setAttribute(A.willRetry, willRetry);
         });
         safely('failure log', () => log().warn({ err, reason, willRetry }, 'job attempt failed'));
         break;

@@ -27,8 +27,12 @@ export const ATTR_MESSAGING_MESSAGE_ID = 'messaging.message.id' as const;
 export const MESSAGING_OPERATION_TYPE_VALUE_SEND = 'send' as const;
 export const MESSAGING_OPERATION_TYPE_VALUE_PROCESS = 'process' as const;
 
-/** Project attributes (outside the conventions, under our own namespaces). */
-export const ATTR_BULLMQ_ATTEMPT = 'messaging.bullmq.attempt' as const;
-export const ATTR_BULLMQ_FAILURE_REASON = 'bullmq.failure_reason' as const;
-export const ATTR_BULLMQ_WILL_RETRY = 'bullmq.will_retry' as const;
-export const ATTR_BULLMQ_RATE_LIMITED = 'bullmq.rate_limited' as const;
+/** Project attributes of the `process` span (outside the conventions, under our own namespaces). */
+export const BULLMQ_ATTRIBUTES = {
+  attempt: 'messaging.bullmq.attempt',
+  failureReason: 'bullmq.failure_reason',
+  willRetry: 'bullmq.will_retry',
+  rateLimited: 'bullmq.rate_limited',
+  /** Why only this job was put back to delayed: `rate_limited` (its target's 429) or `host_busy`. */
+  deferred: 'bullmq.deferred',
+} as const;
