@@ -68,17 +68,26 @@ export function presentedKey(request: FastifyRequest, schemes: { basic: boolean 
 
 class KeyRing {
   private readonly digests: Buffer[];
+  /** keyIdOf each configured key, computed once: a request hashes its key once (in match), not twice. */
+  private readonly ids: string[];
   constructor(keys: readonly string[]) {
     this.digests = keys.map(digest);
+    this.ids = keys.map(keyIdOf);
   }
   get empty(): boolean {
     return this.digests.length === 0;
   }
-  has(key: string): boolean {
+  /** The key id of `key` when it is one of the ring's keys. */
+  match(key: string): string | undefined {
     const given = digest(key);
-    let ok = false;
-    for (const d of this.digests) ok = timingSafeEqual(given, d) || ok; // no early exit: same work for every key
-    return ok;
+    let found = -1;
+    this.digests.forEach((d, i) => {
+      if (timingSafeEqual(given, d)) found = i; // no early exit: same work for every key
+    });
+    return found >= 0 ? this.ids[found] : undefined;
+  }
+  has(key: string): boolean {
+    return this.match(key) !== undefined;
   }
 }
 
@@ -120,8 +129,9 @@ export default fp(
       const token = bearerToken(request);
       // No key is not a guess: only wrong keys count against the address.
       if (!token) throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <key>" header', CLIENT_CHALLENGE);
-      if (clients.has(token)) {
-        request.keyId = keyIdOf(token);
+      const clientKeyId = clients.match(token);
+      if (clientKeyId) {
+        request.keyId = clientKeyId;
         return;
       }
       if (admins.has(token)) {
@@ -139,8 +149,9 @@ export default fp(
         if (admins.empty) throw notConfigured();
         throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <admin key>" header', challenge);
       }
-      if (admins.has(token)) {
-        request.keyId = keyIdOf(token);
+      const adminKeyId = admins.match(token);
+      if (adminKeyId) {
+        request.keyId = adminKeyId;
         return;
       }
       // A client key is refused as such whether or not admin keys exist: it is known, and it is not enough.
