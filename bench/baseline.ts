@@ -3,7 +3,10 @@
  * producer and worker can use both cores like API and worker do:
  *   node dist/bench/baseline.js worker <redisUrl> <concurrency>          trivial processor; prints "ready"
  *   node dist/bench/baseline.js bulk   <redisUrl> <jobs> <plain|product>  Queue.addBulk in batches of 500
- *   node dist/bench/baseline.js add    <redisUrl> <jobs> <plain|product>  Queue.add, 64 in flight (one add per job, like the API)
+ *   node dist/bench/baseline.js add    <redisUrl> <jobs> <plain|product> [inFlight]
+ *                                                                        Queue.add, 64 (or inFlight) in flight (one add per job, like the API)
+ * The producers print one JSON line: jobs, seconds, jobs/s and the CPU ms the adding itself took (process.cpuUsage
+ * around the loop: module loading and connecting are not a job's cost).
  * Job options: "plain" = BullMQ defaults plus the product's retention (so Redis memory stays bounded the same
  * way); "product" = what the API sets (services/common/job-options.ts: attempts, exponential backoff with jitter,
  * retention; plus priority normal = 5).
@@ -27,10 +30,11 @@ const DATA = { payload: { channel: 'email', to: 'bench@example.com', template: '
 
 async function main(): Promise<void> {
   // Started only by bench/stages/baseline.ts with the positional protocol above; anything else is a bug there.
-  const [role, url, arg, variant = 'plain'] = process.argv.slice(2);
+  const [role, url, arg, variant = 'plain', inFlightArg = '64'] = process.argv.slice(2);
   if (role !== 'worker' && role !== 'bulk' && role !== 'add') throw new Error(`unknown role "${role}": worker, bulk or add`);
   if (!url || !/^[1-9]\d*$/.test(arg ?? '')) throw new Error(`usage: baseline.js ${role} <redisUrl> <positive integer> [plain|product]`);
   if (variant !== 'plain' && variant !== 'product') throw new Error(`unknown variant "${variant}": plain or product`);
+  if (!/^[1-9]\d*$/.test(inFlightArg)) throw new Error(`in-flight count must be a positive integer, got "${inFlightArg}"`);
   const n = Number(arg);
   const connection = new Redis(url, { maxRetriesPerRequest: null });
   if (role === 'worker') {
@@ -45,6 +49,7 @@ async function main(): Promise<void> {
   const queue = new Queue(BASELINE_QUEUE, { connection, prefix: BASELINE_PREFIX });
   await queue.waitUntilReady();
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   if (role === 'bulk') {
     for (let done = 0; done < n; done += 500) {
       await queue.addBulk(Array.from({ length: Math.min(500, n - done) }, () => ({ name: 'n', data: DATA, opts })));
@@ -52,7 +57,7 @@ async function main(): Promise<void> {
   } else {
     let next = 0;
     await Promise.all(
-      Array.from({ length: 64 }, async () => {
+      Array.from({ length: Number(inFlightArg) }, async () => {
         while (next < n) {
           next++;
           await queue.add('n', DATA, opts);
@@ -61,7 +66,8 @@ async function main(): Promise<void> {
     );
   }
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${JSON.stringify({ jobs: n, seconds, perS: n / seconds })}\n`);
+  const cpu = process.cpuUsage(cpu0);
+  process.stdout.write(`${JSON.stringify({ jobs: n, seconds, perS: n / seconds, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
   await queue.close();
   connection.disconnect();
 }

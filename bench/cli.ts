@@ -4,11 +4,11 @@
  */
 import { parseArgs } from 'node:util';
 
-export const STAGES = ['baseline', 'fixed', 'capacity', 'overhead'] as const;
+export const STAGES = ['baseline', 'fixed', 'capacity', 'overhead', 'cost', 'cluster'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface BenchOptions {
-  /** ≈ 2 min with shorter windows and one topology, instead of ≈ 12 min. */
+  /** ≈ 4 min with shorter windows and one topology, instead of ≈ 20 min. */
   quick: boolean;
   stages: Stage[];
   /** Worker concurrency per queue (WORKER_CONCURRENCY_PAYMENTS / _NOTIFICATIONS). */
@@ -25,7 +25,7 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --quick             ≈ 2 min: shorter windows, one topology (default: the full run, ≈ 12 min)
+  --quick             ≈ 4 min: shorter windows, one topology (default: the full run, ≈ 20 min)
   --only LIST         stages to run, comma-separated: ${STAGES.join(',')} (default: all)
   --concurrency N     worker concurrency per queue, a positive integer (default 50)
   --profile           run API and workers with --cpu-prof; the report lists their hottest functions

@@ -5,6 +5,8 @@
  *   fixed     open loop at a fixed rate: latencies, scrapes, RSS (stages/fixed.ts)
  *   capacity  max sustained jobs/s per process topology (stages/capacity.ts)
  *   overhead  default telemetry vs disabled, interleaved (stages/overhead.ts)
+ *   cost      CPU per job against plain BullMQ, and telemetry's share, interleaved and profiled (stages/cost.ts)
+ *   cluster   jobs/s on one Redis vs a 3-master Redis Cluster (stages/cluster.ts)
  * The report (bench/report.ts) is printed and, for a full run, written to docs/benchmarks.md. Options: bench/cli.ts.
  */
 import { cpus, release, totalmem } from 'node:os';
@@ -15,12 +17,14 @@ import { type BenchOptions, STAGES, USAGE, UsageError, parseBenchArgs } from './
 import { CAPACITY_START, planFor } from './plan';
 import { cpuModel } from './proc';
 import { summarizeProfiles } from './profile';
-import { renderReport } from './report';
+import { SCALING_BEGIN, SCALING_END, renderReport, renderScaling } from './report';
 import type { BenchResults, ProfileSummary } from './results';
 import { stageBaseline } from './stages/baseline';
 import { stageCapacity } from './stages/capacity';
 import { stageFixed } from './stages/fixed';
 import { stageOverhead } from './stages/overhead';
+import { stageCost } from './stages/cost';
+import { stageCluster } from './stages/cluster';
 import { ROOT, closeBench, openBench } from './stack';
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
@@ -55,6 +59,8 @@ async function measure(options: BenchOptions): Promise<BenchResults> {
       }
     }
     if (run('overhead')) r.overhead = await stageOverhead(ctx);
+    if (run('cost')) r.cost = await stageCost(ctx);
+    if (run('cluster')) r.cluster = await stageCluster(ctx);
   } finally {
     await closeBench(ctx);
   }
@@ -71,6 +77,16 @@ function write(file: string, text: string): void {
   mkdirSync(path.dirname(full), { recursive: true });
   writeFileSync(full, text);
   log(`written to ${full.startsWith(`${ROOT}${path.sep}`) ? path.relative(ROOT, full) : full}`);
+}
+
+/** Replaces the measured section of docs/scaling.md (between its markers) with this run's figures. */
+function writeScaling(results: BenchResults): void {
+  const file = path.join(ROOT, 'docs', 'scaling.md');
+  const text = readFileSync(file, 'utf8');
+  const begin = text.indexOf(SCALING_BEGIN);
+  const end = text.indexOf(SCALING_END);
+  if (begin < 0 || end < begin) throw new Error(`${file}: the bench's markers are missing`);
+  write(file, `${text.slice(0, begin + SCALING_BEGIN.length)}\n${renderScaling(results)}\n${text.slice(end)}`);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -98,6 +114,7 @@ async function main(argv: string[]): Promise<number> {
   const complete = !results.quick && STAGES.every((s) => results.stages.includes(s));
   const out = options.out ?? (complete ? path.join(ROOT, 'docs', 'benchmarks.md') : undefined);
   if (out) write(out, md);
+  if (complete && !options.out) writeScaling(results);
   return 0;
 }
 

@@ -4,7 +4,7 @@
  */
 import { cpus } from 'node:os';
 import * as hdr from 'hdr-histogram-js';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { delay, every, waitFor } from '../scripts/lib/wait';
 import { PREFIX, QUEUES, QUIET_CPU } from './plan';
 import { cpuSeconds, machineBusySeconds } from './proc';
@@ -18,19 +18,24 @@ export interface Counts {
   done: number;
 }
 
-/** Jobs added (the id counter), outstanding (waiting, prioritized, active, delayed), failed and done. */
-export async function counts(redis: Redis, prefix = PREFIX, queues: readonly string[] = QUEUES): Promise<Counts> {
-  const p = redis.pipeline();
-  for (const q of queues) {
-    const k = (s: string) => `${prefix}:${q}:${s}`;
-    p.get(k('id')).llen(k('wait')).zcard(k('prioritized')).llen(k('active')).zcard(k('delayed')).zcard(k('failed'));
-  }
-  const r = ((await p.exec()) ?? []).map(([, v]) => Number(v ?? 0));
+/**
+ * Jobs added (the id counter), outstanding (waiting, prioritized, active, delayed), failed and done. `prefix` is
+ * the key prefix, or the prefix of each queue (on a cluster every queue has its own hash tag). One pipeline per
+ * queue: a queue's keys share a slot, so this works on a Redis Cluster client too.
+ */
+export async function counts(redis: Redis | Cluster, prefix: string | ((queue: string) => string) = PREFIX, queues: readonly string[] = QUEUES): Promise<Counts> {
+  const perQueue = await Promise.all(
+    queues.map(async (q) => {
+      const k = (s: string) => `${typeof prefix === 'string' ? prefix : prefix(q)}:${q}:${s}`;
+      const p = redis.pipeline();
+      p.get(k('id')).llen(k('wait')).zcard(k('prioritized')).llen(k('active')).zcard(k('delayed')).zcard(k('failed'));
+      return ((await p.exec()) ?? []).map(([, v]) => Number(v ?? 0));
+    }),
+  );
   let added = 0;
   let outstanding = 0;
   let failed = 0;
-  for (let i = 0; i < queues.length; i++) {
-    const [id, wait, prio, active, delayed, fail] = r.slice(i * 6, i * 6 + 6);
+  for (const [id, wait, prio, active, delayed, fail] of perQueue) {
     added += id!;
     outstanding += wait! + prio! + active! + delayed!;
     failed += fail!;
@@ -39,11 +44,11 @@ export async function counts(redis: Redis, prefix = PREFIX, queues: readonly str
 }
 
 /** Waits (bounded) until no job is outstanding; resolves with what is still outstanding then. */
-export async function drain(redis: Redis, maxMs = 60_000): Promise<number> {
-  await waitFor(async () => (await counts(redis)).outstanding === 0, { timeoutMs: maxMs, intervalMs: 100, what: 'backlog drained' }).catch(
+export async function drain(redis: Redis | Cluster, maxMs = 60_000, prefix: Parameters<typeof counts>[1] = PREFIX, queues: readonly string[] = QUEUES): Promise<number> {
+  await waitFor(async () => (await counts(redis, prefix, queues)).outstanding === 0, { timeoutMs: maxMs, intervalMs: 100, what: 'backlog drained' }).catch(
     () => undefined, // reported through the returned backlog
   );
-  return (await counts(redis)).outstanding;
+  return (await counts(redis, prefix, queues)).outstanding;
 }
 
 /** Keys matching a pattern (the ledger keeps one expiring key per payment). SCAN: bench-only, never the product. */
@@ -134,8 +139,8 @@ export interface CpuShare {
 }
 
 /** Starts a CPU window; call the result with the load generator's CPU seconds to close it. */
-export function cpuWindow(ctx: BenchContext, services: Services): (loadgenCpu: number) => CpuShare {
-  const pids = { api: services.apis.map((s) => s.pid), worker: services.workers.map((s) => s.pid), redis: [ctx.redisServer.managed.pid] };
+export function cpuWindow(ctx: BenchContext, services: Services, redisPids = [ctx.redisServer.managed.pid]): (loadgenCpu: number) => CpuShare {
+  const pids = { api: services.apis.map((s) => s.pid), worker: services.workers.map((s) => s.pid), redis: redisPids };
   const read = () => Object.fromEntries(Object.entries(pids).map(([k, list]) => [k, list.reduce((a, p) => a + cpuSeconds(p), 0)]));
   const before = read();
   const busy0 = machineBusySeconds();

@@ -19,14 +19,22 @@ export interface Plan {
   topologies: [number, number][];
   /** The fixed-rate stage also runs with 1 API + 2 workers. */
   fixedAlt: boolean;
+  /** Interleaved rounds (plain BullMQ / default telemetry / disabled) of the cost stage. */
+  costRounds: number;
+  /** Jobs per plain-BullMQ cost run; the product runs for costS seconds (about as many jobs). */
+  costJobs: number;
+  costS: number;
+  /** Closed-loop window of one single-node / cluster run, and interleaved rounds. */
+  clusterS: number;
+  clusterRounds: number;
   /** Repeats of contaminated windows and waits for a quiet machine stop once the run has used this long. */
   budgetMs: number;
 }
 
 export function planFor(quick: boolean): Plan {
   return quick
-    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, budgetMs: 100_000 }
-    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, budgetMs: 540_000 };
+    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, costRounds: 1, costJobs: 20_000, costS: 6, clusterS: 6, clusterRounds: 1, budgetMs: 100_000 }
+    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, costRounds: 3, costJobs: 40_000, costS: 12, clusterS: 12, clusterRounds: 2, budgetMs: 600_000 };
 }
 
 export const FIXED_RATE = 2000;
@@ -41,7 +49,14 @@ export const TARGETS = {
   ratio: 0.9,
   rssMB: 150,
   scrapeMs: 10,
+  /** CPU per job of (API + worker + Redis) ÷ plain BullMQ's (producer + worker + Redis). */
+  costRatio: 1.0,
+  /** Telemetry's share of the CPU per job (all on vs all off). */
+  telemetryShare: 0.1,
 };
+
+/** Requests (or plain Queue.add calls) in flight in the cost stage's closed loop. */
+export const COST_IN_FLIGHT = 32;
 
 /** Other processes above this share of one core during a measured window make it contaminated: it is run again. */
 export const MAX_OTHER_CPU = 15;
@@ -64,9 +79,9 @@ const BODIES: Record<BenchQueue, string> = {
  * Every payment carries its own Idempotency-Key (clients must send one for payments): the load generator makes
  * it unique per run and request (bench/loadgen.ts), the port keeps the APIs' key spaces apart.
  */
-export function loadTargets(apiPorts: number[]): LoadTarget[] {
+export function loadTargets(apiPorts: number[], queues: readonly BenchQueue[] = QUEUES): LoadTarget[] {
   return apiPorts.flatMap((port) =>
-    QUEUES.map((q) => ({
+    queues.map((q) => ({
       origin: `http://127.0.0.1:${port}`,
       path: `/v1/queues/${q}/jobs`,
       body: BODIES[q],

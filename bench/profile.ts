@@ -61,3 +61,70 @@ export function summarizeProfiles(dir: string, kind: 'api' | 'worker', top = 12)
     top: [...selfUs.values()].sort((a, b) => b.us - a.us).slice(0, top).map((e) => ({ fn: e.fn, where: e.where, selfPct: pct(e.us) })),
   };
 }
+
+/** Where a job's CPU goes, by component — the explanation of the cost ratio (bench/stages/cost.ts). */
+export const COMPONENTS = ['http', 'redis client', 'bullmq', 'telemetry', 'app', 'logging', 'gc', 'node runtime'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+/** Matched from the sampled frame up to the root: the nearest frame of a known component names the sample. */
+const COMPONENT_OF: [Component, RegExp][] = [
+  ['telemetry', /@opentelemetry\/|\/prom-client\/|services\/common\/telemetry\/|services\/api\/plugins\/app\/telemetry/],
+  ['bullmq', /\/node_modules\/(bullmq|msgpackr)\//],
+  ['redis client', /\/node_modules\/(ioredis|@ioredis|redis-parser|denque|cluster-key-slot)\//],
+  ['logging', /\/node_modules\/(pino|sonic-boom|thread-stream|pino-std-serializers)\//],
+  ['http', /^node:_http|\/node_modules\/(fastify|@fastify|find-my-way|avvio|light-my-request|secure-json-parse|fast-json-stringify|ajv|fast-uri|@sinclair|fast-querystring|toad-cache|rfdc|content-type)\//],
+  ['app', /\/dist\/(services|bench)\//],
+];
+
+export interface ComponentShares {
+  /** Profiles summarized (one per process). */
+  files: number;
+  /** Share (%) of the samples that ran code after start-up, per component. */
+  shares: Record<Component, number>;
+}
+
+/**
+ * Shares of CPU per component over every .cpuprofile in `dir`. Samples under module loading (start-up) and idle
+ * samples are left out; a native frame (a socket write, a hash) counts for the component that called it.
+ */
+export function componentShares(dir: string): ComponentShares | undefined {
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length === 0) return undefined;
+  const us = Object.fromEntries(COMPONENTS.map((c) => [c, 0])) as Record<Component, number>;
+  let total = 0;
+  for (const f of files) {
+    const profile = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as CpuProfile & { nodes: { id: number; children?: number[] }[] };
+    const parent = new Map<number, number>();
+    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+    const component = new Map<number, Component | 'startup'>();
+    const classify = (id: number): Component | 'startup' => {
+      const known = component.get(id);
+      if (known) return known;
+      let found: Component | 'startup' = 'node runtime';
+      for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+        const url = byId.get(at)?.url ?? '';
+        if (url.startsWith('node:internal/modules')) {
+          found = 'startup';
+          break;
+        }
+        const hit: [Component, RegExp] | undefined = found === 'node runtime' ? COMPONENT_OF.find(([, re]) => re.test(url)) : undefined;
+        if (hit) found = hit[0]; // keep walking: a start-up ancestor still wins
+      }
+      component.set(id, found);
+      return found;
+    };
+    profile.samples.forEach((id, i) => {
+      const name = byId.get(id)?.functionName ?? '';
+      if (NOT_CODE.has(name)) return;
+      const c = name === '(garbage collector)' ? 'gc' : classify(id);
+      if (c === 'startup') return;
+      const t = profile.timeDeltas[i] ?? 0;
+      us[c] += t;
+      total += t;
+    });
+  }
+  const shares = Object.fromEntries(COMPONENTS.map((c) => [c, total ? (us[c] / total) * 100 : 0])) as Record<Component, number>;
+  return { files: files.length, shares };
+}

@@ -4,9 +4,10 @@
  * how the bench measures; nothing here may state a finding that a later change could make untrue.
  */
 import { QUEUE_CATALOG } from '../services/common/queue-catalog';
-import { AB_RATE, CAPACITY_START, FIXED_RATE, MAX_OTHER_CPU, QUIET_CPU, TARGETS } from './plan';
+import { AB_RATE, CAPACITY_START, COST_IN_FLIGHT, FIXED_RATE, MAX_OTHER_CPU, QUIET_CPU, TARGETS } from './plan';
 import type { CpuShare } from './measure';
-import type { BenchResults, Fixed, Overhead, ProfileSummary } from './results';
+import type { BenchResults, ClusterCompare, Cost, Fixed, Overhead, ProfileSummary } from './results';
+import { COMPONENTS, type Component, type ComponentShares } from './profile';
 import { AUTO_INSTRUMENTATIONS, type Mode } from './stack';
 import { fmt, median, msPerJob } from './stats';
 
@@ -34,7 +35,7 @@ export function renderReport(r: BenchResults, opts: RenderOptions = {}): string 
     L(`Rendered again from that run's saved results (\`npm run bench -- --render ${opts.renderedFrom}\`): the figures are those of the code at the time of the run, and figures that run did not record read "n/a". \`npm run bench\` measures the current code.`);
   }
   L();
-  L('Run it: `npm run bench` (builds, then ≈ 12 min; rewrites this page) or `npm run bench -- --quick` (≈ 2 min; prints the report, writes it only with `--out FILE`). Options: `--only baseline,fixed,capacity,overhead`, `--concurrency N` (worker concurrency per queue, default 50), `--profile` (API and workers run with `--cpu-prof`; the report lists their hottest functions), `--json FILE` (save the raw results) and `--render FILE` (re-render a page from them without measuring). Needs `redis-server` on the PATH; it does not touch the Redis on 6379. Not part of `npm test` (no timed assertions there).');
+  L('Run it: `npm run bench` (builds, then ≈ 20 min; rewrites this page and the measured section of docs/scaling.md) or `npm run bench -- --quick` (≈ 4 min; prints the report, writes it only with `--out FILE`). Options: `--only baseline,fixed,capacity,overhead,cost,cluster`, `--concurrency N` (worker concurrency per queue, default 50), `--profile` (API and workers run with `--cpu-prof`; the report lists their hottest functions), `--json FILE` (save the raw results) and `--render FILE` (re-render a page from them without measuring). Needs `redis-server` on the PATH; it does not touch the Redis on 6379. Not part of `npm test` (no timed assertions there).');
   L();
   results(r, L);
   method(r, L);
@@ -52,6 +53,8 @@ export function renderReport(r: BenchResults, opts: RenderOptions = {}): string 
     L();
   }
   if (r.overhead) overheadDetails(r.overhead, L);
+  if (r.cost) costDetails(r.cost, L);
+  if (r.cluster) clusterDetails(r.cluster, L);
   const b = r.baseline;
   if (b) {
     L('### Plain BullMQ reference');
@@ -93,6 +96,13 @@ function results(r: BenchResults, L: (s?: string) => void): void {
   L(`| worker peak RSS (VmHWM) after the ${fmt(FIXED_RATE)} req/s run | < ${TARGETS.rssMB} MB | ${f ? `${fmt(rssMB, 1)} MB` : 'n/a'} | ${verdict(rssMB !== undefined ? rssMB < TARGETS.rssMB : undefined)} |`);
   L(`| /metrics scrape, API: p50 / p99 under load · idle | < ${TARGETS.scrapeMs} ms | ${f ? `${fmt(f.scrapeLoad.api.p50, 2)} / ${fmt(f.scrapeLoad.api.p99, 2)} · ${fmt(f.scrapeIdle.api.p50, 2)} / ${fmt(f.scrapeIdle.api.p99, 2)} ms` : 'n/a'} | ${verdict(f ? Math.max(f.scrapeLoad.api.p99, f.scrapeIdle.api.p99) < TARGETS.scrapeMs : undefined)} |`);
   L(`| /metrics scrape, worker (incl. queue-state reads from Redis): p50 / p99 under load · idle | < ${TARGETS.scrapeMs} ms | ${f ? `${fmt(f.scrapeLoad.worker.p50, 2)} / ${fmt(f.scrapeLoad.worker.p99, 2)} · ${fmt(f.scrapeIdle.worker.p50, 2)} / ${fmt(f.scrapeIdle.worker.p99, 2)} ms` : 'n/a'} | ${verdict(f ? Math.max(f.scrapeLoad.worker.p99, f.scrapeIdle.worker.p99) < TARGETS.scrapeMs : undefined)} |`);
+  const cost = r.cost;
+  L(`| CPU per job, product (API + worker + Redis) ÷ plain BullMQ (producer + worker + Redis), same job and job options, closed loop, medians of interleaved runs | ≤ ${fmt(TARGETS.costRatio, 1)} | ${cost ? `${fmt(cost.ratio, 2)} (${fmt(cost.median.default.total, 3)} vs ${fmt(cost.median.plain.total, 3)} ms)` : 'n/a'} | ${verdict(cost ? cost.ratio <= TARGETS.costRatio : undefined)} |`);
+  const fixedShare = o ? 1 / o.cpuRatio - 1 : undefined;
+  const shares = [fixedShare, cost?.telemetryShare].filter((x): x is number => x !== undefined);
+  L(`| telemetry's share of CPU per job (all on ÷ all off − 1, interleaved): at ${fmt(AB_RATE)} req/s (overhead stage) · closed loop (cost stage) | ≤ ${fmt(TARGETS.telemetryShare * 100)} % | ${fixedShare !== undefined ? `${fmt(fixedShare * 100, 1)} %` : 'n/a'} · ${cost ? `${fmt(cost.telemetryShare * 100, 1)} % (rounds: ${cost.telemetryShareByRound.map((x) => fmt(x * 100, 1)).join(', ')} %)` : 'n/a'} | ${verdict(shares.length ? shares.every((x) => x <= TARGETS.telemetryShare) : undefined)} |`);
+  const cl = r.cluster;
+  L(`| jobs/s, one Redis vs a 3-master Redis Cluster (1 API + 1 worker, closed loop, medians) | — | ${cl ? `${fmt(cl.single)} vs ${fmt(cl.cluster)}` : 'n/a'} | — |`);
   const b = r.baseline;
   for (const x of b?.runs ?? []) L(`| reference: plain BullMQ Queue.add + Worker, ${x.variant === 'plain' ? 'BullMQ default job options' : "the product's job options (priority, attempts, backoff)"} — no API, no telemetry | — | ${fmt(x.endToEndPerS)} jobs/s | — |`);
   L(`| reference: plain BullMQ Queue.addBulk / Worker draining a prefilled queue | — | ${b ? `${fmt(b.bulkAddPerS)} / ${fmt(b.drainPerS)} jobs/s` : 'n/a'} | — |`);
@@ -149,6 +159,51 @@ function overheadDetails(o: Overhead, L: (s?: string) => void): void {
   L();
 }
 
+const ROLE_NAMES = { plainProducer: 'plain producer', plainWorker: 'plain worker', api: 'API', worker: 'worker', apiDisabled: 'API, telemetry off', workerDisabled: 'worker, telemetry off' } as const;
+type Role = keyof typeof ROLE_NAMES;
+
+/** ms of CPU per job of each component in one role: its profile's shares × the role's measured (median) CPU per job. */
+function componentMs(c: Cost, role: Role): Record<Component, number> | undefined {
+  const shares: ComponentShares | undefined = c.components?.[role];
+  if (!shares) return undefined;
+  const m = c.median;
+  const perJob = { plainProducer: m.plain.front, plainWorker: m.plain.worker, api: m.default.front, worker: m.default.worker, apiDisabled: m.disabled.front, workerDisabled: m.disabled.worker }[role];
+  return Object.fromEntries(COMPONENTS.map((k) => [k, (shares.shares[k] / 100) * perJob])) as Record<Component, number>;
+}
+
+function costDetails(c: Cost, L: (s?: string) => void): void {
+  L('### Cost per job against plain BullMQ (in the order run)');
+  L();
+  L(`Notifications-shaped jobs with the product's job options (priority, attempts, backoff, retention), worker concurrency as above, ${COST_IN_FLIGHT} in flight, closed loop, fresh processes and FLUSHALL per run. plain = bench/baseline.ts (\`Queue.add\` in one process, \`Worker\` with a trivial processor in another; the producer reports the CPU of its adding); default / disabled = the product with all telemetry on / off, load over HTTP from bench/loadgen.ts (its CPU is not counted, like a client's). CPU from /proc, from the first add until the last job is done.`);
+  L();
+  L('| # | run | jobs | jobs/s | CPU ms per job: producer or API / worker / Redis | total | other processes % of a core |');
+  L('|---|---|---|---|---|---|---|');
+  c.runs.forEach((x, i) => L(`| ${i + 1} | ${x.kind} | ${fmt(x.jobs)} | ${fmt(x.jobsPerS)} | ${fmt(x.cpuMsPerJob.front, 3)} / ${fmt(x.cpuMsPerJob.worker, 3)} / ${fmt(x.cpuMsPerJob.redis, 3)} | ${fmt(x.cpuMsPerJob.total, 3)} | ${x.otherPct} |`));
+  L();
+  L(`Medians: plain ${fmt(c.median.plain.total, 3)}, default ${fmt(c.median.default.total, 3)}, disabled ${fmt(c.median.disabled.total, 3)} ms per job → product ÷ plain ${fmt(c.ratio, 2)}; telemetry's share ${fmt(c.telemetryShare * 100, 1)} %.`);
+  L();
+  const roles = (Object.keys(ROLE_NAMES) as Role[]).filter((k) => c.components?.[k]);
+  if (roles.length) {
+    L('**Where the CPU goes** (one profiled run of each kind, `--cpu-prof`, start-up excluded; a component\'s share of its process × that process\'s median CPU per job; native work such as socket writes counts for the component that called it):');
+    L();
+    L(`| component | ${roles.map((k) => ROLE_NAMES[k]).join(' | ')} |`);
+    L(`|---|${roles.map(() => '---').join('|')}|`);
+    for (const comp of COMPONENTS) L(`| ${comp} | ${roles.map((k) => `${fmt(componentMs(c, k)![comp], 3)} ms (${fmt(c.components![k]!.shares[comp], 1)} %)`).join(' | ')} |`);
+    L();
+  }
+}
+
+function clusterDetails(c: ClusterCompare, L: (s?: string) => void): void {
+  L('### One Redis vs a 3-master Redis Cluster (in the order run)');
+  L();
+  L(`Same services (1 API + 1 worker, default telemetry, payments + notifications), 64 in flight, closed loop; the cluster is 3 masters without replicas (scripts/lib/redis-cluster.ts), AOF everysec like the single node. Queue placement: ${c.placement.join(', ')}.`);
+  L();
+  L('| # | Redis | accepted/s | completed/s | jobs/s (min) | API p99 ms | Redis CPU % per process | CPU % api / worker / redis / loadgen / other |');
+  L('|---|---|---|---|---|---|---|---|');
+  c.runs.forEach((x, i) => L(`| ${i + 1} | ${x.topology === 'single' ? 'one node' : '3-master cluster'} | ${fmt(x.acceptedPerS)} | ${fmt(x.completedPerS)} | ${fmt(x.sustainedPerS)} | ${fmt(x.p99, 1)} | ${x.redisPct.join(' / ')} | ${x.cpu.api} / ${x.cpu.worker} / ${x.cpu.redis} / ${x.cpu.loadgen} / ${x.cpu.other} |`));
+  L();
+}
+
 const optionsCost = (ratio: number) => `${fmt(Math.abs(ratio - 1) * 100)} % ${ratio >= 1 ? 'more' : 'less'}`;
 
 /** What limits each figure, computed from this run's numbers only. */
@@ -176,15 +231,47 @@ function analysis(r: BenchResults, L: (s?: string) => void): void {
     const rss = (mode: Mode) => median(o.runs.filter((x) => x.mode === mode).map((x) => x.workerPeakMB));
     L(`- **Telemetry overhead**: throughput ratio ${fmt(o.ratio, 3)}; CPU-cost ratio ${fmt(o.cpuRatio, 3)} for the whole system, ${fmt(o.appCpuRatio, 3)} for the API + worker processes alone (target ≥ ${fmt(TARGETS.ratio, 2)}). Worker peak RSS is ${fmt(rss('default'), 1)} MB with telemetry and ${fmt(rss('disabled'), 1)} MB without (medians of the overhead runs).${o.autoVsDefaultAppCpu !== undefined ? ` The opt-in auto-instrumentation mode costs ${fmt(o.autoVsDefaultAppCpu, 2)}× the lean default's API + worker CPU per job.` : ''}`);
   }
+  const cost = r.cost;
+  if (cost) costAnalysis(cost, r.overhead, L);
+  const cl = r.cluster;
+  if (cl) {
+    const busiest = (t: 'single' | 'cluster') => median(cl.runs.filter((x) => x.topology === t).map((x) => Math.max(...x.redisPct)));
+    L(`- **One Redis vs a cluster**: ${fmt(cl.single)} vs ${fmt(cl.cluster)} jobs/s (medians). The busiest Redis process used ${fmt(busiest('single'))} % of a core on one node and ${fmt(busiest('cluster'))} % on the cluster, where each queue's work sits on its own master.${cl.cluster > cl.single * 1.05 ? '' : ` On ${cores} cores that API, worker and load generator already fill, more Redis processes did not add throughput; what sharding buys is Redis headroom per queue, which counts once one Redis core is the limit (a real deployment's shards run on their own cores).`}`);
+  }
   const f = r.fixed;
   if (f) {
     const peak = f.rss.worker / 1e6;
     L(`- **Worker RSS**: ${afterStart(f)}${fmt(peak, 1)} MB peak at ${fmt(FIXED_RATE)} jobs/s with concurrency ${r.concurrency} per queue.${peak >= TARGETS.rssMB ? ` Above the ${TARGETS.rssMB} MB target: a smaller V8 heap (\`--max-semi-space-size\` / \`--max-old-space-size\` in NODE_OPTIONS, trading GC CPU) or a lower concurrency brings it down${r.profiles?.length ? '; the GC share in the profiles below shows what the heap costs now' : ''}.` : ''}`);
+    if (f.load.latency.p99 >= TARGETS.apiP99Ms || f.e2e.p99 >= TARGETS.e2eP99Ms) {
+      L(`- **Latency at ${fmt(FIXED_RATE)} req/s**: API p99 ${fmt(f.load.latency.p99, 1)} ms (p50 ${fmt(f.load.latency.p50, 1)}), job end-to-end p99 ${fmt(f.e2e.p99)} ms. During that run the machine was ${f.cpu.total} % busy of ${cores * 100} % (API ${f.cpu.api}, worker ${f.cpu.worker}, Redis ${f.cpu.redis}, load generator ${f.cpu.loadgen}): with ${cores} cores shared by four busy processes, a request or job that becomes ready while its process is descheduled waits a scheduler slice (several ms) — the tail is CPU queueing, not a slow path in the code; the profiles of the cost stage show where each process's CPU goes.`);
+    }
     L(`- **Scrapes**: p50 ${fmt(f.scrapeIdle.api.p50, 1)} / ${fmt(f.scrapeIdle.worker.p50, 1)} ms (API / worker) idle, p99 ${fmt(f.scrapeLoad.api.p99, 1)} / ${fmt(f.scrapeLoad.worker.p99, 1)} ms under load: a scrape runs on the same event loop as requests and jobs, so under load it waits behind them and for CPU.`);
     const keys = Number.isFinite(f.redis.ledger) ? `; the payments ledger holds ${fmt(f.redis.ledger)} keys and the simulated provider ${fmt(f.redis.charges)} charge keys` : '';
     L(`- **Redis memory**: ${fmt(f.redis.usedMB, 1)} MB after this stage${keys}.`);
   }
   L();
+}
+
+function costAnalysis(cost: Cost, o: Overhead | undefined, L: (s?: string) => void): void {
+  const api = componentMs(cost, 'api');
+  const worker = componentMs(cost, 'worker');
+  const producer = componentMs(cost, 'plainProducer');
+  const plainWorker = componentMs(cost, 'plainWorker');
+  const gap = cost.median.default.total - cost.median.plain.total;
+  const redisGap = cost.median.default.redis - cost.median.plain.redis;
+  let where = '';
+  if (api && worker && producer && plainWorker) {
+    const diffs = COMPONENTS.map((k) => ({ k, ms: api[k] + worker[k] - producer[k] - plainWorker[k] })).sort((a, b) => b.ms - a.ms);
+    where = ` By the profiles, API + worker spend more than plain producer + worker on: ${diffs.filter((d) => d.ms > 0.002).map((d) => `${d.k} +${fmt(d.ms, 3)} ms`).join(', ')}${diffs.some((d) => d.ms < -0.002) ? `; less on ${diffs.filter((d) => d.ms < -0.002).map((d) => `${d.k} ${fmt(d.ms, 3)} ms`).join(', ')}` : ''}.`;
+  }
+  const verdictText = cost.ratio <= TARGETS.costRatio ? 'within the goal' : `above the goal of ${fmt(TARGETS.costRatio, 1)}`;
+  const http = api ? ` The HTTP layer (Node's HTTP parser and socket writes, Fastify routing, schema validation, JSON), which a producer calling \`Queue.add\` in-process does not have, is ${fmt(api.http, 3)} ms per job here — ${fmt((api.http / cost.median.plain.total) * 100)} % of plain BullMQ's whole cost per job.` : '';
+  L(`- **Cost against plain BullMQ**: the product spends ${fmt(cost.ratio, 2)}× plain BullMQ's CPU per job (${verdictText}): ${fmt(gap, 3)} ms more per job, of which Redis ${fmt(redisGap, 3)} ms.${where}${http}`);
+  if (api && worker) {
+    const tel = api.telemetry + worker.telemetry;
+    const fixed = o ? ` At ${fmt(AB_RATE)} req/s (overhead stage) the same comparison gives ${fmt((1 / o.cpuRatio - 1) * 100, 1)} %.` : '';
+    L(`- **Telemetry's share**: ${fmt(cost.telemetryShare * 100, 1)} % more CPU per job with everything on than with everything off in the closed loop (rounds: ${cost.telemetryShareByRound.map((x) => fmt(x * 100, 1)).join(', ')} %).${fixed} The profiles put ${fmt(tel, 3)} ms per job in telemetry code itself (API ${fmt(cost.components!.api!.shares.telemetry, 1)} %, worker ${fmt(cost.components!.worker!.shares.telemetry, 1)} % of their CPU: span start/end and sampling, histogram observations with exemplars, span export) — ${fmt((tel / cost.median.default.total) * 100, 1)} % of the product's CPU per job; GC is ${fmt(cost.components!.worker!.shares.gc, 1)} % of the worker's CPU with telemetry and ${fmt(cost.components!.workerDisabled?.shares.gc ?? NaN, 1)} % without. A closed loop on shared cores amplifies any per-job difference (the slower mode also runs with a longer backlog and more context switches), hence the spread between rounds.`);
+  }
 }
 
 function profiles(list: ProfileSummary[], L: (s?: string) => void): void {
@@ -200,4 +287,39 @@ function profiles(list: ProfileSummary[], L: (s?: string) => void): void {
     for (const t of p.top) L(`| ${fmt(t.selfPct, 1)} | \`${t.fn}\` | ${t.where} |`);
     L();
   }
+}
+
+export const SCALING_BEGIN = '<!-- bench:scaling:begin — written by `npm run bench` (bench/report.ts renderScaling); do not edit by hand -->';
+export const SCALING_END = '<!-- bench:scaling:end -->';
+
+/** The measured section of docs/scaling.md: per-job costs and the shard comparison of one full run. */
+export function renderScaling(r: BenchResults): string {
+  const lines: string[] = [];
+  const L = (s = '') => lines.push(s);
+  const oneCore = (ms: number) => fmt(Math.round(1000 / ms / 100) * 100);
+  L(`Measured by \`npm run bench\` on ${r.startedAt.slice(0, 10)} (${r.machine.vcpus} vCPU ${r.machine.cpuModel}; load generator, API, worker and Redis on the same cores; details in [benchmarks.md](benchmarks.md)).`);
+  L();
+  const c = r.cost;
+  if (c) {
+    const d = c.median.default;
+    L(`| part | CPU per job (notifications, default telemetry, closed loop; medians) | one core's worth |`);
+    L('|---|---|---|');
+    L(`| API (auth, validation, enqueue script, telemetry) | ${fmt(d.front, 3)} ms | ≈ ${oneCore(d.front)} req/s per API core |`);
+    L(`| worker (trivial simulated provider, attempt runner, telemetry) | ${fmt(d.worker, 3)} ms | ≈ ${oneCore(d.worker)} jobs/s per worker core, for processors that spend no time waiting |`);
+    L(`| Redis (BullMQ add, fetch, complete) | ${fmt(d.redis, 3)} ms | **one shard ≈ ${oneCore(d.redis)} jobs/s** on one core |`);
+    L(`| whole job | ${fmt(d.total, 3)} ms | plain BullMQ (producer + worker + Redis, same job options): ${fmt(c.median.plain.total, 3)} ms, so ${fmt(c.ratio, 2)}× |`);
+    L();
+  }
+  const step = r.capacity[0]?.best;
+  if (step) {
+    const ms = (share: number) => msPerJob(share, step.rate);
+    L(`With payments in the mix (each also claims its Idempotency-Key and writes the ledger and provider record), at ${fmt(step.rate)} jobs/s sustained by 1 API + 1 worker: API ${fmt(ms(step.cpu.api), 3)}, worker ${fmt(ms(step.cpu.worker), 3)}, Redis ${fmt(ms(step.cpu.redis), 3)} ms per job.`);
+    L();
+  }
+  const cl = r.cluster;
+  if (cl) {
+    const busiest = (t: 'single' | 'cluster') => median(cl.runs.filter((x) => x.topology === t).map((x) => Math.max(...x.redisPct)));
+    L(`One Redis vs a 3-master cluster, same services: ${fmt(cl.single)} vs ${fmt(cl.cluster)} jobs/s; the busiest Redis process at ${fmt(busiest('single'))} % vs ${fmt(busiest('cluster'))} % of a core (${cl.placement.join(', ')}). ${cl.cluster > cl.single * 1.05 ? `Shards added ${fmt((cl.cluster / cl.single - 1) * 100)} % here.` : 'Here the cores were full before Redis was, so the shards only spread Redis\'s load; they add throughput where one Redis core is the limit and each shard has a core of its own.'}`);
+  }
+  return lines.join('\n');
 }

@@ -5,6 +5,7 @@ import type { CpuShare, E2e } from './measure';
 import type { Plan } from './plan';
 import type { Mode } from './stack';
 import type { Summary } from './stats';
+import type { ComponentShares } from './profile';
 
 export interface BaselineRun {
   variant: 'plain' | 'product';
@@ -83,6 +84,48 @@ export interface Overhead {
   autoVsDefaultAppCpu?: number;
 }
 
+/** CPU ms per job of one cost run, by process role; `front` = the plain producer or the API. */
+export interface CostRun {
+  kind: 'plain' | 'default' | 'disabled';
+  jobs: number;
+  jobsPerS: number;
+  cpuMsPerJob: { front: number; worker: number; redis: number; total: number };
+  /** Other processes' CPU during the run, % of one core (contamination). */
+  otherPct: number;
+}
+
+export interface Cost {
+  runs: CostRun[];
+  /** Medians of each kind's total CPU ms per job. */
+  median: Record<CostRun['kind'], { front: number; worker: number; redis: number; total: number }>;
+  /** median(default) ÷ median(plain): the product's cost per job against plain BullMQ (goal ≤ 1). */
+  ratio: number;
+  /** median(default) ÷ median(disabled) − 1: telemetry's share (goal ≤ 0.10); per round alongside. */
+  telemetryShare: number;
+  telemetryShareByRound: number[];
+  /** Profiled runs (not measured for CPU): share of each process's CPU per component. */
+  components?: { plainProducer?: ComponentShares; plainWorker?: ComponentShares; api?: ComponentShares; worker?: ComponentShares; apiDisabled?: ComponentShares; workerDisabled?: ComponentShares };
+}
+
+export interface ClusterRun {
+  topology: 'single' | 'cluster';
+  acceptedPerS: number;
+  completedPerS: number;
+  sustainedPerS: number;
+  p99: number;
+  /** CPU % of one core per Redis process (one, or one per master), and API / worker / load generator. */
+  redisPct: number[];
+  cpu: CpuShare;
+}
+
+export interface ClusterCompare {
+  runs: ClusterRun[];
+  single: number;
+  cluster: number;
+  /** Which master holds which queue (CLUSTER KEYSLOT of each queue's hash tag). */
+  placement: string[];
+}
+
 /** The hottest functions of one service kind, from its CPU profiles (--profile). */
 export interface ProfileSummary {
   kind: 'api' | 'worker';
@@ -117,6 +160,8 @@ export interface BenchResults {
   fixedAlt?: Fixed;
   capacity: Capacity[];
   overhead?: Overhead;
+  cost?: Cost;
+  cluster?: ClusterCompare;
   profiles?: ProfileSummary[];
   /** Windows measured on a busy machine. */
   contention: string[];

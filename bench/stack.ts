@@ -11,10 +11,11 @@ import { Redis } from 'ioredis';
 import { freePort } from '../scripts/lib/ports';
 import { type ManagedProcess, describeExit, startProcess } from '../scripts/lib/process';
 import { type RedisServer, startRedisServer } from '../scripts/lib/redis-server';
+import type { RedisClusterHandle } from '../scripts/lib/redis-cluster';
 import { type OtlpSink, startOtlpSink } from '../scripts/lib/otlp-sink';
 import type { BenchOptions } from './cli';
 import type { LoadResult, LoadSpec, LoadTarget } from './loadgen';
-import { API_KEY, type Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
+import { API_KEY, type BenchQueue, type Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
 
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -81,9 +82,9 @@ export interface Service {
   process: ManagedProcess;
 }
 
-async function startService(ctx: BenchContext, kind: 'api' | 'worker', env: Record<string, string>): Promise<Service> {
+async function startService(ctx: BenchContext, kind: 'api' | 'worker', env: Record<string, string>, profileDir = ctx.profileDir): Promise<Service> {
   // One directory per kind, so bench/profile.ts knows whose profile a file is.
-  const nodeArgs = ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ctx.profileDir, kind)}`] : [];
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, kind)}`] : [];
   const metricsPort = await freePort();
   const port = kind === 'api' ? await freePort() : undefined;
   const entry = kind === 'api' ? 'dist/services/api/server.js' : 'dist/services/worker/main.js';
@@ -98,15 +99,18 @@ async function startService(ctx: BenchContext, kind: 'api' | 'worker', env: Reco
   return { kind, pid: proc.pid, port, metricsPort, process: proc };
 }
 
-function serviceEnv(ctx: BenchContext, mode: Mode): Record<string, string> {
+function serviceEnv(ctx: BenchContext, mode: Mode, opts: ServiceOptions): Record<string, string> {
   const concurrency = String(ctx.options.concurrency);
   return {
     NODE_ENV: 'production',
-    REDIS_URL: ctx.redisServer.url,
+    ...(opts.cluster
+      ? // REDIS_URL points at nothing: every connection must go through the cluster client.
+        { REDIS_CLUSTER_NODES: opts.cluster.seeds, REDIS_URL: 'redis://127.0.0.1:1' }
+      : { REDIS_URL: ctx.redisServer.url }),
     QUEUE_PREFIX: PREFIX,
     API_KEYS: API_KEY,
     API_RATE_LIMIT_MAX: '0', // capacity is measured, not the per-key limit (1,000/s by default)
-    WORKER_QUEUES: QUEUES.join(','),
+    WORKER_QUEUES: (opts.queues ?? QUEUES).join(','),
     WORKER_CONCURRENCY_PAYMENTS: concurrency,
     WORKER_CONCURRENCY_NOTIFICATIONS: concurrency,
     LOG_LEVEL: 'info',
@@ -129,26 +133,47 @@ export interface Services {
   stop(): Promise<void>;
 }
 
-/** FLUSHALL, then workers and APIs started fresh; any that fails to start stops the others. */
-export async function startServices(ctx: BenchContext, apis: number, workers: number, mode: Mode): Promise<Services> {
-  await ctx.redis.flushall();
-  const env = serviceEnv(ctx, mode);
+export interface ServiceOptions {
+  /** Run against this Redis Cluster instead of the bench's single node. */
+  cluster?: RedisClusterHandle;
+  /** Queues the workers serve and the load generator posts to (default: payments and notifications). */
+  queues?: readonly BenchQueue[];
+  /** Run these services with --cpu-prof into this directory (default: --profile's). */
+  profileDir?: string;
+}
+
+/** FLUSHALL (every master of a cluster), then workers and APIs started fresh; any that fails to start stops the others. */
+export async function startServices(ctx: BenchContext, apis: number, workers: number, mode: Mode, opts: ServiceOptions = {}): Promise<Services> {
+  if (opts.cluster) await flushCluster(opts.cluster);
+  else await ctx.redis.flushall();
+  const env = serviceEnv(ctx, mode, opts);
 
   const started: Service[] = [];
   const stop = () => Promise.all(started.map((s) => s.process.stop({ signal: 'SIGTERM', killAfterMs: 5_000 }))).then(() => undefined);
   const launch = async (kind: 'api' | 'worker') => {
-    const s = await startService(ctx, kind, env);
+    const s = await startService(ctx, kind, env, opts.profileDir);
     started.push(s);
     return s;
   };
   try {
     const w = await Promise.all(Array.from({ length: workers }, () => launch('worker')));
     const a = await Promise.all(Array.from({ length: apis }, () => launch('api')));
-    return { apis: a, workers: w, mode, targets: loadTargets(a.map((s) => s.port!)), stop };
+    return { apis: a, workers: w, mode, targets: loadTargets(a.map((s) => s.port!), opts.queues), stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+export async function flushCluster(cluster: RedisClusterHandle): Promise<void> {
+  await Promise.all((await cluster.masters()).map(async (server) => {
+    const node = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    try {
+      await node.flushall();
+    } finally {
+      node.disconnect();
+    }
+  }));
 }
 
 /** One load generator run (bench/loadgen.ts) in its own process, so its CPU use is measurable. */

@@ -14,35 +14,47 @@ import { fmt } from '../stats';
 
 const script = () => path.join(__dirname, '..', 'baseline.js');
 
-/** A producer child: resolves with its JSON result line once it exits 0. */
-async function produce(ctx: BenchContext, role: 'bulk' | 'add', jobs: number, variant: BaselineVariant): Promise<{ proc: ManagedProcess; result: Promise<{ perS: number }> }> {
+export interface ProducerResult {
+  perS: number;
+  /** CPU ms the producer spent adding (bench/baseline.ts). */
+  cpuMs: number;
+}
+
+/** A producer child: resolves with its JSON result line once it exits 0. `nodeArgs`: e.g. --cpu-prof. */
+export async function produce(
+  ctx: BenchContext,
+  role: 'bulk' | 'add',
+  jobs: number,
+  variant: BaselineVariant,
+  opts: { inFlight?: number; nodeArgs?: string[] } = {},
+): Promise<{ proc: ManagedProcess; result: Promise<ProducerResult> }> {
   let last = '';
   const proc = await startProcess({
     name: `baseline ${role}`,
     command: process.execPath,
-    args: [script(), role, ctx.redisServer.url, String(jobs), variant],
+    args: [...(opts.nodeArgs ?? []), script(), role, ctx.redisServer.url, String(jobs), variant, String(opts.inFlight ?? 64)],
     onLine: (line, stream) => {
       if (stream === 'stdout' && line.trim()) last = line;
     },
   });
   const result = proc.exited.then((s) => {
     if (s.code !== 0) throw new Error(`baseline ${role} exited (${describeExit(s)}):\n${proc.tail()}`);
-    return JSON.parse(last) as { perS: number };
+    return JSON.parse(last) as ProducerResult;
   });
   return { proc, result };
 }
 
-function startWorker(ctx: BenchContext): Promise<ManagedProcess> {
+export function startWorker(ctx: BenchContext, nodeArgs: string[] = []): Promise<ManagedProcess> {
   return startProcess({
     name: 'baseline worker',
     command: process.execPath,
-    args: [script(), 'worker', ctx.redisServer.url, String(ctx.options.concurrency)],
+    args: [...nodeArgs, script(), 'worker', ctx.redisServer.url, String(ctx.options.concurrency)],
     ready: { line: /^ready$/ },
   });
 }
 
 /** Seconds from t0 until `target` jobs are done or failed; fails at once if the worker dies. */
-async function untilDone(ctx: BenchContext, worker: ManagedProcess, target: number, t0: number): Promise<number> {
+export async function untilDone(ctx: BenchContext, worker: ManagedProcess, target: number, t0: number): Promise<number> {
   await worker.waitUntil(
     async () => {
       const c = await counts(ctx.redis, BASELINE_PREFIX, [BASELINE_QUEUE]);

@@ -1,5 +1,5 @@
 /**
- * A real local Redis Cluster: 3 masters + 3 replicas, each a redis-server in cluster mode (AOF on, noeviction, a
+ * A real local Redis Cluster: 3 masters + 3 replicas (or 3 masters alone), each a redis-server in cluster mode (AOF on, noeviction, a
  * short cluster-node-timeout so a failover takes seconds) started with ./redis-server.ts, joined with
  * `redis-cli --cluster create … --cluster-replicas 1`, torn down by stop(). Used by the tests
  * (test/helpers/redis-cluster.ts: one cluster per test file) and by `npm run stack -- --redis-cluster`.
@@ -65,6 +65,11 @@ export interface RedisClusterOptions {
   maxmemory?: string;
   /** Where the nodes' data directories are created (default: the OS temp dir). */
   parentDir?: string;
+  /**
+   * 1 (default): 3 masters + 3 replicas. 0: 3 masters alone — for throughput comparisons against one node
+   * without a replica (bench/stages/cluster.ts); no failover then.
+   */
+  replicasPerMaster?: 0 | 1;
 }
 
 async function info(port: number, section: string): Promise<string> {
@@ -81,7 +86,8 @@ async function info(port: number, section: string): Promise<string> {
 export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
   const taken = new Set<number>();
   const ports: number[] = [];
-  for (let i = 0; i < 6; i++) ports.push(await clusterPort(taken));
+  const replicasPerMaster = opts.replicasPerMaster ?? 1;
+  for (let i = 0; i < 3 * (1 + replicasPerMaster); i++) ports.push(await clusterPort(taken));
   const servers = await Promise.all(
     ports.map((port) =>
       startRedisServer({
@@ -174,8 +180,8 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
     },
   };
   try {
-    await exec('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes']);
-    await handle.waitHealthy();
+    await exec('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicasPerMaster), '--cluster-yes']);
+    await handle.waitHealthy({ replicas: replicasPerMaster > 0 });
   } catch (err) {
     await handle.stop();
     throw err;

@@ -1,0 +1,161 @@
+/**
+ * Stage "cost": CPU ms per job of the product (API + worker + Redis) against plain BullMQ (producer + worker +
+ * Redis) doing the same job — notifications-shaped data, the product's job options (bench/baseline.ts
+ * "product"), the same worker concurrency, COST_IN_FLIGHT requests or adds in flight, closed loop — and the
+ * product with all telemetry off. Interleaved rounds plain / default / disabled with fresh processes and FLUSHALL
+ * each; CPU is read from /proc from the first add until the last job is done, so the worker's tail counts.
+ * Then one profiled round (plain and default, --cpu-prof, not measured for CPU) splits each process's CPU by
+ * component (bench/profile.ts), which is what explains the ratio.
+ */
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { ManagedProcess } from '../../scripts/lib/process';
+import { every } from '../../scripts/lib/wait';
+import { counts, drain, noteContended, waitQuiet } from '../measure';
+import { COST_IN_FLIGHT, MAX_OTHER_CPU, RETRY_LIMIT } from '../plan';
+import { cpuSeconds, machineBusySeconds } from '../proc';
+import { componentShares } from '../profile';
+import type { Cost, CostRun } from '../results';
+import { type BenchContext, runLoad, startServices } from '../stack';
+import { fmt, median } from '../stats';
+import { produce, startWorker, untilDone } from './baseline';
+
+const KINDS = ['plain', 'default', 'disabled'] as const;
+type Kind = (typeof KINDS)[number];
+const QUEUES = ['notifications'] as const;
+
+/** Closes a CPU reading over `pids`: seconds each, plus what the rest of the machine used meanwhile. */
+function cpuOf(pids: Record<'front' | 'worker' | 'redis', () => number>) {
+  const read = () => ({ front: pids.front(), worker: pids.worker(), redis: pids.redis() });
+  const before = read();
+  const busy0 = machineBusySeconds();
+  const self0 = process.cpuUsage();
+  const t0 = performance.now();
+  /** `front`: CPU seconds of the front process when it reports its own; `notOurs`: CPU of helpers (load generator). */
+  return (front: number | undefined, loadgen: number) => {
+    const after = read();
+    const used = {
+      front: front ?? after.front - before.front,
+      worker: after.worker - before.worker,
+      redis: after.redis - before.redis,
+    };
+    const self = process.cpuUsage(self0);
+    const wall = (performance.now() - t0) / 1000;
+    const other = machineBusySeconds() - busy0 - used.front - used.worker - used.redis - loadgen - (self.user + self.system) / 1e6;
+    return { used, wall, otherPct: Math.max(0, Math.round((other / wall) * 100)) };
+  };
+}
+
+function toRun(kind: Kind, jobs: number, seconds: number, used: { front: number; worker: number; redis: number }, otherPct: number): CostRun {
+  const ms = (s: number) => (s * 1000) / jobs;
+  const cpuMsPerJob = { front: ms(used.front), worker: ms(used.worker), redis: ms(used.redis), total: ms(used.front + used.worker + used.redis) };
+  return { kind, jobs, jobsPerS: jobs / seconds, cpuMsPerJob, otherPct };
+}
+
+async function plainRun(ctx: BenchContext, profileDir?: string): Promise<CostRun> {
+  await ctx.redis.flushall();
+  const prof = (role: string) => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, role)}`] : []);
+  const worker: ManagedProcess = await startWorker(ctx, prof('plainWorker'));
+  try {
+    if (!profileDir) await waitQuiet(ctx, 'cost run (plain)');
+    const redisPid = ctx.redisServer.managed.pid;
+    const close = cpuOf({ front: () => 0, worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
+    const t0 = performance.now();
+    const producer = await produce(ctx, 'add', ctx.plan.costJobs, 'product', { inFlight: COST_IN_FLIGHT, nodeArgs: prof('plainProducer') });
+    // The producer reports the CPU of its adding itself (its process is gone by the time the worker is done);
+    // its whole process (start-up included) is sampled too, so it is not taken for another process's load.
+    let producerTotal = 0;
+    const sampler = every(100, async () => void (producerTotal = Math.max(producerTotal, cpuSeconds(producer.proc.pid))));
+    const added = await producer.result.finally(() => sampler.stop());
+    const seconds = await untilDone(ctx, worker, ctx.plan.costJobs, t0);
+    const { used, otherPct } = close(added.cpuMs / 1000, Math.max(0, producerTotal - added.cpuMs / 1000));
+    return toRun('plain', ctx.plan.costJobs, seconds, used, otherPct);
+  } finally {
+    await worker.stop({ signal: 'SIGTERM', killAfterMs: 5_000 });
+  }
+}
+
+async function productRun(ctx: BenchContext, kind: 'default' | 'disabled', profileDir?: string): Promise<CostRun> {
+  const services = await startServices(ctx, 1, 1, kind, { queues: QUEUES, ...(profileDir ? { profileDir: path.join(profileDir, kind) } : {}) });
+  try {
+    const { targets } = services;
+    await runLoad({ targets, seconds: ctx.plan.warmS, rate: 0, concurrency: COST_IN_FLIGHT, connections: COST_IN_FLIGHT });
+    await drain(ctx.redis, 30_000, undefined, QUEUES);
+    if (!profileDir) await waitQuiet(ctx, `cost run (${kind})`);
+    const api = services.apis[0]!;
+    const worker = services.workers[0]!;
+    const redisPid = ctx.redisServer.managed.pid;
+    const c0 = await counts(ctx.redis, undefined, QUEUES);
+    const close = cpuOf({ front: () => cpuSeconds(api.pid), worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
+    const t0 = performance.now();
+    const load = await runLoad({ targets, seconds: ctx.plan.costS, rate: 0, concurrency: COST_IN_FLIGHT, connections: COST_IN_FLIGHT });
+    const backlog = await drain(ctx.redis, 60_000, undefined, QUEUES);
+    const seconds = (performance.now() - t0) / 1000;
+    const { used, otherPct } = close(undefined, load.cpuSeconds);
+    const c1 = await counts(ctx.redis, undefined, QUEUES);
+    if (backlog > 0) ctx.contention.push(`cost run (${kind}): ${backlog} jobs still outstanding 60 s after the load stopped`);
+    return toRun(kind, c1.added - c0.added, seconds, used, otherPct);
+  } finally {
+    await services.stop();
+  }
+}
+
+const runOnce = (ctx: BenchContext, kind: Kind, profileDir?: string) => (kind === 'plain' ? plainRun(ctx, profileDir) : productRun(ctx, kind, profileDir));
+
+const describe = (r: CostRun) =>
+  `${r.kind}: ${fmt(r.jobs)} jobs, ${fmt(r.jobsPerS)} jobs/s; CPU ms/job ${r.kind === 'plain' ? 'producer' : 'api'} ${fmt(r.cpuMsPerJob.front, 3)}, worker ${fmt(r.cpuMsPerJob.worker, 3)}, redis ${fmt(r.cpuMsPerJob.redis, 3)} = ${fmt(r.cpuMsPerJob.total, 3)} (other processes ${r.otherPct} % of a core)`;
+
+export async function stageCost(ctx: BenchContext): Promise<Cost> {
+  const { plan } = ctx;
+  ctx.log(`cost: ${plan.costRounds} interleaved rounds (plain BullMQ / product, default telemetry / product, telemetry off), notifications, product job options, ${COST_IN_FLIGHT} in flight, closed loop; plain ${fmt(plan.costJobs)} jobs, product ${plan.costS} s`);
+  const runs: CostRun[] = [];
+  for (let round = 0; round < plan.costRounds; round++) {
+    for (const kind of KINDS) {
+      const what = `cost run ${runs.length + 1} (${kind})`;
+      for (let attempt = 0; ; attempt++) {
+        const run = await runOnce(ctx, kind);
+        if (run.otherPct > MAX_OTHER_CPU && attempt < RETRY_LIMIT && ctx.withinBudget()) {
+          ctx.log(`  (other processes used ${run.otherPct} % of a core: run repeated)`);
+          continue;
+        }
+        if (run.otherPct > MAX_OTHER_CPU) noteContended(ctx, what, run.otherPct);
+        runs.push(run);
+        ctx.log(`  ${describe(run)}`);
+        break;
+      }
+    }
+  }
+  const med = (kind: Kind) => {
+    const of = runs.filter((r) => r.kind === kind);
+    const m = (k: keyof CostRun['cpuMsPerJob']) => median(of.map((r) => r.cpuMsPerJob[k]));
+    return { front: m('front'), worker: m('worker'), redis: m('redis'), total: m('total') };
+  };
+  const medianByKind = { plain: med('plain'), default: med('default'), disabled: med('disabled') };
+  const byRound = (kind: Kind) => runs.filter((r) => r.kind === kind).map((r) => r.cpuMsPerJob.total);
+  const on = byRound('default');
+  const off = byRound('disabled');
+  const cost: Cost = {
+    runs,
+    median: medianByKind,
+    ratio: medianByKind.default.total / medianByKind.plain.total,
+    telemetryShare: medianByKind.default.total / medianByKind.disabled.total - 1,
+    telemetryShareByRound: on.map((x, i) => x / off[i]! - 1),
+  };
+  ctx.log(`  product ÷ plain BullMQ, CPU per job: ${fmt(cost.ratio, 2)}; telemetry's share ${fmt(cost.telemetryShare * 100, 1)} % (per round ${cost.telemetryShareByRound.map((x) => fmt(x * 100, 1)).join(', ')} %)`);
+
+  // Where the CPU goes: one profiled run of each kind (profiling slows them, so they are not measured).
+  const dir = ctx.profileDir ? path.join(ctx.profileDir, 'cost') : path.join(tmpdir(), `bench-cost-profiles-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  for (const kind of KINDS) await runOnce(ctx, kind, dir);
+  cost.components = {
+    plainProducer: componentShares(path.join(dir, 'plainProducer')),
+    plainWorker: componentShares(path.join(dir, 'plainWorker')),
+    api: componentShares(path.join(dir, 'default', 'api')),
+    worker: componentShares(path.join(dir, 'default', 'worker')),
+    apiDisabled: componentShares(path.join(dir, 'disabled', 'api')),
+    workerDisabled: componentShares(path.join(dir, 'disabled', 'worker')),
+  };
+  ctx.log(`  CPU profiles of the cost stage in ${dir}`);
+  return cost;
+}
