@@ -7,14 +7,13 @@
  * - worker: blocking commands, retries forever (maxRetriesPerRequest null, as BullMQ requires), reconnects
  *   with a capped backoff, so workers resume on their own when Redis is back.
  *
- * Workers use ioredis' auto-pipelining: the commands a worker issues in one event-loop tick (its concurrent
- * jobs' completions and fetches) leave in one write, which Redis reads in one go — less Redis CPU per job, and
- * Redis is the one resource that does not scale by adding replicas. Order per connection is kept, and a
- * Worker's blocking connection only ever carries BZPOPMIN, so nothing waits behind it. Producers do not: an
- * auto-pipeline waits for the previous one of its connection to finish, so during a Redis freeze a queued
- * command's 400 ms timeout would only start after the one ahead of it expired — past the 1 s a client may wait
- * for its 503. Measured on the 2-vCPU bench machine (interleaved, closed loop), pipelining the API's adds too
- * saved ≈ 10 % of Redis CPU per job but cost as much API CPU at 2,000 req/s.
+ * Neither uses ioredis' auto-pipelining (measured on the 2-vCPU bench machine). It cut Redis
+ * CPU per job by 10–20 %, but an auto-pipeline waits for the previous one of its connection to finish, so each
+ * command of a worker's concurrent jobs waits for the round trip ahead of it, and a payment makes several
+ * sequential Redis calls (ledger, provider record): in a full `npm run bench` with it on the worker, 1 API +
+ * 1 worker no longer kept up with 2,200 req/s — the worker completed 1,600–2,000 jobs/s using a third of a core.
+ * On the API it cost as much API CPU at 2,000 req/s as it saved in Redis, and during a Redis freeze a queued
+ * command's 400 ms timeout would only start once the one ahead of it expired: past the 1 s a client may wait.
  *
  * Each kind exists for one node (REDIS_URL) and for Redis Cluster (REDIS_CLUSTER_NODES): the cluster client is
  * ioredis' own `Cluster`, whose `redisOptions` carry the same per-kind options to every node connection; it
@@ -48,7 +47,6 @@ const WORKER_OPTIONS: RedisOptions = {
   maxRetriesPerRequest: null,
   enableOfflineQueue: true,
   connectTimeout: 5_000,
-  enableAutoPipelining: true,
   retryStrategy: reconnect,
 };
 
@@ -61,7 +59,6 @@ function connect(target: RedisTarget, options: RedisOptions, cluster: ClusterOpt
     scaleReads: 'master',
     redisOptions: target.clusterPassword ? { ...options, password: target.clusterPassword } : options,
     enableOfflineQueue: options.enableOfflineQueue,
-    enableAutoPipelining: options.enableAutoPipelining,
     clusterRetryStrategy: reconnect,
     ...cluster,
   });
