@@ -7,13 +7,12 @@
  * - worker: blocking commands, retries forever (maxRetriesPerRequest null, as BullMQ requires), reconnects
  *   with a capped backoff, so workers resume on their own when Redis is back.
  *
- * Neither uses ioredis' auto-pipelining (measured on the 2-vCPU bench machine). It cut Redis
- * CPU per job by 10–20 %, but an auto-pipeline waits for the previous one of its connection to finish, so each
- * command of a worker's concurrent jobs waits for the round trip ahead of it, and a payment makes several
- * sequential Redis calls (ledger, provider record): in a full `npm run bench` with it on the worker, 1 API +
- * 1 worker no longer kept up with 2,200 req/s — the worker completed 1,600–2,000 jobs/s using a third of a core.
- * On the API it cost as much API CPU at 2,000 req/s as it saved in Redis, and during a Redis freeze a queued
- * command's 400 ms timeout would only start once the one ahead of it expired: past the 1 s a client may wait.
+ * Neither uses ioredis' auto-pipelining. Measured on the 2-vCPU bench machine (on vs off, interleaved, at 2,000–
+ * 2,500 req/s and closed loop): it cut Redis CPU per job by 10–20 % and added about as much CPU to the API and
+ * worker — no gain in total — while an auto-pipeline waits for the previous one of its connection to finish,
+ * which lengthens the tail (API p99 at 2,500 req/s up to 418 ms with it vs 106 ms without, in one pair). For the
+ * API there is one more reason: during a Redis freeze a queued command's 400 ms timeout would only start once the
+ * one ahead of it expired — past the 1 s a client may wait for its 503.
  *
  * Each kind exists for one node (REDIS_URL) and for Redis Cluster (REDIS_CLUSTER_NODES): the cluster client is
  * ioredis' own `Cluster`, whose `redisOptions` carry the same per-kind options to every node connection; it
