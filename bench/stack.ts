@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
 import { freePort } from '../scripts/lib/ports';
+import { WORKER_NODE_FLAGS } from '../scripts/lib/node-flags';
 import { type ManagedProcess, describeExit, startProcess } from '../scripts/lib/process';
 import { type RedisServer, startRedisServer } from '../scripts/lib/redis-server';
 import type { RedisClusterHandle } from '../scripts/lib/redis-cluster';
@@ -91,7 +92,7 @@ async function startService(ctx: BenchContext, kind: 'api' | 'worker', env: Reco
   const proc = await startProcess({
     name: kind,
     command: process.execPath,
-    args: [...nodeArgs, '--require', `./dist/services/${kind}/tracing.js`, entry],
+    args: [...nodeArgs, ...(kind === 'worker' ? WORKER_NODE_FLAGS : []), '--require', `./dist/services/${kind}/tracing.js`, entry],
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env, METRICS_PORT: String(metricsPort), ...(port ? { API_PORT: String(port) } : {}) },
     ready: { line: kind === 'api' ? '"msg":"api listening"' : '"msg":"worker started"' },
@@ -138,8 +139,8 @@ export interface ServiceOptions {
   cluster?: RedisClusterHandle;
   /** Queues the workers serve and the load generator posts to (default: payments and notifications). */
   queues?: readonly BenchQueue[];
-  /** Run these services with --cpu-prof into this directory (default: --profile's). */
-  profileDir?: string;
+  /** Run these services with --cpu-prof into this directory; null: never (default: --profile's directory, if any). */
+  profileDir?: string | null;
 }
 
 /** FLUSHALL (every master of a cluster), then workers and APIs started fresh; any that fails to start stops the others. */
@@ -151,7 +152,7 @@ export async function startServices(ctx: BenchContext, apis: number, workers: nu
   const started: Service[] = [];
   const stop = () => Promise.all(started.map((s) => s.process.stop({ signal: 'SIGTERM', killAfterMs: 5_000 }))).then(() => undefined);
   const launch = async (kind: 'api' | 'worker') => {
-    const s = await startService(ctx, kind, env, opts.profileDir);
+    const s = await startService(ctx, kind, env, opts.profileDir === undefined ? ctx.profileDir : (opts.profileDir ?? undefined));
     started.push(s);
     return s;
   };

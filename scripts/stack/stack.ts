@@ -18,6 +18,7 @@ import { startProcess, type ManagedProcess, type Readiness } from '../lib/proces
 import { pingRedis } from '../lib/redis-server';
 import { startRedisCluster, type RedisClusterHandle } from '../lib/redis-cluster';
 import { freePort } from '../lib/ports';
+import { WORKER_NODE_FLAGS } from '../lib/node-flags';
 import { alertmanagerConfig, prometheusConfig, type StackPorts } from './configs';
 import { startSlackReceiver, type SlackMessage, type SlackReceiver } from './slack-receiver';
 
@@ -163,7 +164,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     processes[name] = proc;
     return proc;
   };
-  const nodeService = (kind: 'api' | 'worker', entry: string) => ['--require', `./dist/services/${kind}/tracing.js`, entry];
+  const nodeService = (kind: 'api' | 'worker', entry: string) => [...(kind === 'worker' ? WORKER_NODE_FLAGS : []), '--require', `./dist/services/${kind}/tracing.js`, entry];
 
   try {
     // The local Slack receiver first: Alertmanager must be able to deliver from its first notification on.

@@ -14,6 +14,7 @@ import { Env, parseConfig, PerQueueEnv } from '../../services/common/config';
 import { QUEUE_NAMES } from '../../services/common/queue-catalog';
 import { loadThresholds } from '../../services/common/thresholds';
 import { ROOT } from '../helpers/services';
+import { WORKER_NODE_FLAGS } from '../../scripts/lib/node-flags';
 
 type Doc = { apiVersion: string; kind: string; metadata: { name: string }; spec?: any; data?: Record<string, string> };
 
@@ -87,6 +88,15 @@ t.test('one worker Deployment per catalog queue, each consuming only its queue',
   for (const w of workers) {
     const queue = w.metadata.name.slice('worker-'.length);
     t.equal(envOf(w).WORKER_QUEUES, queue, `${w.metadata.name}: WORKER_QUEUES=${queue}`);
+  }
+});
+
+t.test('every worker container starts like npm run start:worker, with the worker’s Node flags', async (t) => {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const startWorker = pkg.scripts['start:worker']!.split(/\s+/);
+  for (const flag of WORKER_NODE_FLAGS) t.ok(startWorker.includes(flag), `start:worker passes ${flag}`);
+  for (const w of workers) {
+    t.same(w.spec.template.spec.containers[0].command, startWorker, `${w.metadata.name} runs the start:worker command`);
   }
 });
 
