@@ -63,12 +63,16 @@ export function summarizeProfiles(dir: string, kind: 'api' | 'worker', top = 12)
 }
 
 /** Where a job's CPU goes, by component — the explanation of the cost ratio (bench/stages/cost.ts). */
-export const COMPONENTS = ['http', 'redis client', 'bullmq', 'telemetry', 'app', 'logging', 'gc', 'node runtime'] as const;
+export const COMPONENTS = ['http', 'redis client', 'bullmq', 'telemetry: metrics', 'telemetry: spans', 'telemetry: span export', 'app', 'logging', 'gc', 'node runtime'] as const;
 export type Component = (typeof COMPONENTS)[number];
+/** The components that exist only because of telemetry (their sum is telemetry's own CPU). */
+export const TELEMETRY_COMPONENTS = ['telemetry: metrics', 'telemetry: spans', 'telemetry: span export'] as const satisfies readonly Component[];
 
 /** Matched from the sampled frame up to the root: the nearest frame of a known component names the sample. */
 const COMPONENT_OF: [Component, RegExp][] = [
-  ['telemetry', /@opentelemetry\/|\/prom-client\/|services\/common\/telemetry\/|services\/api\/plugins\/app\/telemetry/],
+  ['telemetry: span export', /@opentelemetry\/(otlp-|exporter-)/],
+  ['telemetry: metrics', /\/prom-client\/|services\/common\/telemetry\/(registry|[a-z-]*metrics)/],
+  ['telemetry: spans', /@opentelemetry\/|services\/common\/telemetry\/|services\/api\/plugins\/app\/telemetry/],
   ['bullmq', /\/node_modules\/(bullmq|msgpackr)\//],
   ['redis client', /\/node_modules\/(ioredis|@ioredis|redis-parser|denque|cluster-key-slot)\//],
   ['logging', /\/node_modules\/(pino|sonic-boom|thread-stream|pino-std-serializers)\//],

@@ -26,22 +26,25 @@ export async function produce(
   role: 'bulk' | 'add',
   jobs: number,
   variant: BaselineVariant,
-  opts: { inFlight?: number; nodeArgs?: string[] } = {},
-): Promise<{ proc: ManagedProcess; result: Promise<ProducerResult> }> {
+  opts: { inFlight?: number; nodeArgs?: string[]; warm?: number } = {},
+): Promise<{ proc: ManagedProcess; result: Promise<ProducerResult>; warmed: Promise<void> }> {
   let last = '';
+  let onWarm = () => undefined as void;
+  const warmed = new Promise<void>((resolve) => (onWarm = resolve));
   const proc = await startProcess({
     name: `baseline ${role}`,
     command: process.execPath,
-    args: [...(opts.nodeArgs ?? []), script(), role, ctx.redisServer.url, String(jobs), variant, String(opts.inFlight ?? 64)],
+    args: [...(opts.nodeArgs ?? []), script(), role, ctx.redisServer.url, String(jobs), variant, String(opts.inFlight ?? 64), String(opts.warm ?? 0)],
     onLine: (line, stream) => {
-      if (stream === 'stdout' && line.trim()) last = line;
+      if (stream === 'stdout' && line.trim() === 'warm') onWarm();
+      else if (stream === 'stdout' && line.trim()) last = line;
     },
   });
   const result = proc.exited.then((s) => {
     if (s.code !== 0) throw new Error(`baseline ${role} exited (${describeExit(s)}):\n${proc.tail()}`);
     return JSON.parse(last) as ProducerResult;
   });
-  return { proc, result };
+  return { proc, result, warmed };
 }
 
 export function startWorker(ctx: BenchContext, nodeArgs: string[] = []): Promise<ManagedProcess> {

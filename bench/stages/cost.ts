@@ -60,24 +60,34 @@ async function plainRun(ctx: BenchContext, profileDir?: string): Promise<CostRun
   try {
     if (!profileDir) await waitQuiet(ctx, 'cost run (plain)');
     const redisPid = ctx.redisServer.managed.pid;
-    const close = cpuOf({ front: () => 0, worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
-    const t0 = performance.now();
-    const producer = await produce(ctx, 'add', ctx.plan.costJobs, 'product', { inFlight: COST_IN_FLIGHT, nodeArgs: prof('plainProducer') });
-    // The producer reports the CPU of its adding itself (its process is gone by the time the worker is done);
-    // its whole process (start-up included) is sampled too, so it is not taken for another process's load.
+    // Warm-up on both sides, like the product's: the producer adds `warm` jobs, waits until the worker has done
+    // them, prints "warm", then adds the measured ones; the CPU window opens at that line.
+    const warm = Math.round(ctx.plan.costJobs / 10);
+    const producer = await produce(ctx, 'add', ctx.plan.costJobs, 'product', { inFlight: COST_IN_FLIGHT, nodeArgs: prof('plainProducer'), warm });
+    // The producer reports the CPU of its measured adding itself (its process is gone by the time the worker is
+    // done); its whole process is sampled too, so the rest of its CPU is not taken for another process's load.
     let producerTotal = 0;
     const sampler = every(100, async () => void (producerTotal = Math.max(producerTotal, cpuSeconds(producer.proc.pid))));
-    const added = await producer.result.finally(() => sampler.stop());
-    const seconds = await untilDone(ctx, worker, ctx.plan.costJobs, t0);
-    const { used, otherPct } = close(added.cpuMs / 1000, Math.max(0, producerTotal - added.cpuMs / 1000));
-    return toRun('plain', ctx.plan.costJobs, seconds, used, otherPct);
+    try {
+      await Promise.race([producer.warmed, producer.result]);
+      const producerAtStart = cpuSeconds(producer.proc.pid);
+      const close = cpuOf({ front: () => 0, worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
+      const t0 = performance.now();
+      const added = await producer.result;
+      const seconds = await untilDone(ctx, worker, warm + ctx.plan.costJobs, t0);
+      const { used, otherPct } = close(added.cpuMs / 1000, Math.max(0, producerTotal - producerAtStart - added.cpuMs / 1000));
+      return toRun('plain', ctx.plan.costJobs, seconds, used, otherPct);
+    } finally {
+      await sampler.stop();
+    }
   } finally {
     await worker.stop({ signal: 'SIGTERM', killAfterMs: 5_000 });
   }
 }
 
 async function productRun(ctx: BenchContext, kind: 'default' | 'disabled', profileDir?: string): Promise<CostRun> {
-  const services = await startServices(ctx, 1, 1, kind, { queues: QUEUES, ...(profileDir ? { profileDir: path.join(profileDir, kind) } : {}) });
+  // Measured runs never run with --cpu-prof (not even under --profile): plain ones don't, and it costs CPU.
+  const services = await startServices(ctx, 1, 1, kind, { queues: QUEUES, profileDir: profileDir ? path.join(profileDir, kind) : null });
   try {
     const { targets } = services;
     await runLoad({ targets, seconds: ctx.plan.warmS, rate: 0, concurrency: COST_IN_FLIGHT, connections: COST_IN_FLIGHT });
@@ -147,7 +157,13 @@ export async function stageCost(ctx: BenchContext): Promise<Cost> {
   // Where the CPU goes: one profiled run of each kind (profiling slows them, so they are not measured).
   const dir = ctx.profileDir ? path.join(ctx.profileDir, 'cost') : path.join(tmpdir(), `bench-cost-profiles-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
-  for (const kind of KINDS) await runOnce(ctx, kind, dir);
+  try {
+    for (const kind of KINDS) await runOnce(ctx, kind, dir);
+  } catch (err) {
+    // The measured runs stand without the breakdown; the report then has no "where the CPU goes" table.
+    ctx.contention.push(`cost stage: a profiled run failed (${(err as Error).message.split('\n')[0]}); no CPU breakdown`);
+    return cost;
+  }
   cost.components = {
     plainProducer: componentShares(path.join(dir, 'plainProducer')),
     plainWorker: componentShares(path.join(dir, 'plainWorker')),
