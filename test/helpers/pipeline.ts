@@ -33,7 +33,9 @@ export async function startPipeline(
       return w;
     },
     // Like a correct client: an Idempotency-Key, and a retry with the same key on 503 (a loaded CI box can make
-    // the producer's 400 ms command timeout fire; the retry cannot create a second job).
+    // the producer's 400 ms command timeout fire — also when this test process's own event loop stalls past it,
+    // since the timer then runs before the reply is read; the retry cannot create a second job). Backoff capped
+    // at 1 s, 8 attempts: a client that gives up after ~8 s, as a real one with a retry budget would.
     enqueue: async (queue, body, headers = {}) => {
       const key = headers['idempotency-key'] ?? `test-${randomUUID()}`;
       for (let attempt = 1; ; attempt++) {
@@ -44,8 +46,8 @@ export async function startPipeline(
           payload: body,
         });
         if (res.statusCode === 202) return res.json().id as string;
-        if (res.statusCode !== 503 || attempt === 5) throw new Error(`enqueue ${queue}: ${res.statusCode} ${res.body}`);
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        if (res.statusCode !== 503 || attempt === 8) throw new Error(`enqueue ${queue}: ${res.statusCode} ${res.body}`);
+        await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 1_000)));
       }
     },
     job: async (queue, id) => (await test.app.inject({ method: 'GET', url: `/v1/queues/${queue}/jobs/${id}`, headers: test.auth })).json(),
