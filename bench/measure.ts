@@ -138,26 +138,39 @@ export interface CpuShare {
   total: number;
 }
 
-/** Starts a CPU window; call the result with the load generator's CPU seconds to close it. */
-export function cpuWindow(ctx: BenchContext, services: Services, redisPids = [ctx.redisServer.managed.pid]): (loadgenCpu: number) => CpuShare {
-  const pids = { api: services.apis.map((s) => s.pid), worker: services.workers.map((s) => s.pid), redis: redisPids };
-  const read = () => Object.fromEntries(Object.entries(pids).map(([k, list]) => [k, list.reduce((a, p) => a + cpuSeconds(p), 0)]));
+/**
+ * Starts a CPU reading of some processes (each role read by a function, CPU seconds); closing it returns the
+ * seconds each used, the wall time, and what the rest of the machine used meanwhile (`other`: machine busy time
+ * minus these processes, helpers such as the load generator, and this orchestrator). `override` replaces a role's
+ * reading with a figure the process reported itself (a producer that exits before the window closes).
+ */
+export function cpuReading<K extends string>(readers: Record<K, () => number>) {
+  const keys = Object.keys(readers) as K[];
+  const read = () => Object.fromEntries(keys.map((k) => [k, readers[k]()])) as Record<K, number>;
   const before = read();
   const busy0 = machineBusySeconds();
   const self0 = process.cpuUsage();
   const t0 = performance.now();
-  return (loadgenCpu) => {
+  return (helperCpu: number, override: Partial<Record<K, number>> = {}) => {
     const after = read();
-    const wall = (performance.now() - t0) / 1000;
+    const used = Object.fromEntries(keys.map((k) => [k, override[k] ?? after[k] - before[k]])) as Record<K, number>;
     const self = process.cpuUsage(self0);
-    const share = (cpu: number) => Math.round((cpu / wall) * 100);
-    const api = after.api! - before.api!;
-    const worker = after.worker! - before.worker!;
-    const rds = after.redis! - before.redis!;
-    const busy = machineBusySeconds() - busy0;
+    const wall = (performance.now() - t0) / 1000;
+    const ours = keys.reduce((a, k) => a + used[k], 0);
+    const other = Math.max(0, machineBusySeconds() - busy0 - ours - helperCpu - (self.user + self.system) / 1e6);
+    return { used, wall, other, busy: machineBusySeconds() - busy0 };
+  };
+}
+
+/** Starts a CPU window; call the result with the load generator's CPU seconds to close it. */
+export function cpuWindow(ctx: BenchContext, services: Services, redisPids = [ctx.redisServer.managed.pid]): (loadgenCpu: number) => CpuShare {
+  const sum = (pids: number[]) => () => pids.reduce((a, p) => a + cpuSeconds(p), 0);
+  const close = cpuReading({ api: sum(services.apis.map((s) => s.pid)), worker: sum(services.workers.map((s) => s.pid)), redis: sum(redisPids) });
+  return (loadgenCpu) => {
+    const { used, wall, other, busy } = close(loadgenCpu);
     // Whatever else ran on the machine meanwhile (other users' processes): contamination, reported not hidden.
-    const other = busy - api - worker - rds - loadgenCpu - (self.user + self.system) / 1e6;
-    return { api: share(api), worker: share(worker), redis: share(rds), loadgen: share(loadgenCpu), other: Math.max(0, share(other)), total: share(busy) };
+    const share = (cpu: number) => Math.round((cpu / wall) * 100);
+    return { api: share(used.api), worker: share(used.worker), redis: share(used.redis), loadgen: share(loadgenCpu), other: share(other), total: share(busy) };
   };
 }
 

@@ -193,6 +193,10 @@ function costDetails(c: Cost, L: (s?: string) => void): void {
   }
 }
 
+/** Median over a topology's runs of its busiest Redis process's CPU, % of one core. */
+const busiestRedis = (cl: ClusterCompare, topology: 'single' | 'cluster') =>
+  median(cl.runs.filter((x) => x.topology === topology).map((x) => Math.max(...x.redisPct)));
+
 function clusterDetails(c: ClusterCompare, L: (s?: string) => void): void {
   L('### One Redis vs a 3-master Redis Cluster (in the order run)');
   L();
@@ -235,7 +239,6 @@ function analysis(r: BenchResults, L: (s?: string) => void): void {
   if (cost) costAnalysis(cost, r.overhead, L);
   const cl = r.cluster;
   if (cl) {
-    const busiest = (t: 'single' | 'cluster') => median(cl.runs.filter((x) => x.topology === t).map((x) => Math.max(...x.redisPct)));
     const busy = median(cl.runs.map((x) => x.cpu.total));
     const full = busy >= cores * 100 * 0.9;
     const change = cl.cluster / cl.single - 1;
@@ -243,7 +246,7 @@ function analysis(r: BenchResults, L: (s?: string) => void): void {
     const why = change <= 0.05 && full
       ? ` The machine was ${fmt(busy)} % busy of ${cores * 100} % in these runs: with the cores full of API, worker and load generator, more Redis processes cannot add throughput and cost per-node overhead; what sharding buys is Redis headroom per queue, which counts once one Redis core is the limit (a real deployment's shards run on cores of their own).`
       : '';
-    L(`- **One Redis vs a cluster**: ${fmt(cl.single)} vs ${fmt(cl.cluster)} jobs/s (medians; ${outcome}). The busiest Redis process used ${fmt(busiest('single'))} % of a core on one node and ${fmt(busiest('cluster'))} % on the cluster, where each queue's work sits on its own master.${why}`);
+    L(`- **One Redis vs a cluster**: ${fmt(cl.single)} vs ${fmt(cl.cluster)} jobs/s (medians; ${outcome}). The busiest Redis process used ${fmt(busiestRedis(cl, 'single'))} % of a core on one node and ${fmt(busiestRedis(cl, 'cluster'))} % on the cluster, where each queue's work sits on its own master.${why}`);
   }
   const f = r.fixed;
   if (f) {
@@ -334,8 +337,7 @@ export function renderScaling(r: BenchResults): string {
   }
   const cl = r.cluster;
   if (cl) {
-    const busiest = (t: 'single' | 'cluster') => median(cl.runs.filter((x) => x.topology === t).map((x) => Math.max(...x.redisPct)));
-    L(`One Redis vs a 3-master cluster, same services: ${fmt(cl.single)} vs ${fmt(cl.cluster)} jobs/s; the busiest Redis process at ${fmt(busiest('single'))} % vs ${fmt(busiest('cluster'))} % of a core (${cl.placement.join(', ')}). Shards add throughput where one Redis core is the limit and each shard has a core of its own; on the bench machine API, worker and load generator share the same ${r.machine.vcpus} cores with every Redis process.`);
+    L(`One Redis vs a 3-master cluster, same services: ${fmt(cl.single)} vs ${fmt(cl.cluster)} jobs/s; the busiest Redis process at ${fmt(busiestRedis(cl, 'single'))} % vs ${fmt(busiestRedis(cl, 'cluster'))} % of a core (${cl.placement.join(', ')}). Shards add throughput where one Redis core is the limit and each shard has a core of its own; on the bench machine API, worker and load generator share the same ${r.machine.vcpus} cores with every Redis process.`);
   }
   return lines.join('\n');
 }

@@ -16,8 +16,9 @@ import { type BenchContext, runLoad, startServices } from '../stack';
 import { fmt, median } from '../stats';
 
 const IN_FLIGHT = 64;
-/** The services' key prefix per queue on a cluster: the hash tag, as the services compute it. */
-const clusterPrefix = (queue: string) => queueKeyPrefix({ queuePrefix: PREFIX, redis: { clusterNodes: [queue] } }, queue as (typeof QUEUES)[number]);
+/** The services' key prefix per queue on a cluster: the hash tag, as the services compute it (any seed list will do). */
+const ON_A_CLUSTER = { queuePrefix: PREFIX, redis: { clusterNodes: ['seed'] } };
+const clusterPrefix = (queue: string) => queueKeyPrefix(ON_A_CLUSTER, queue as (typeof QUEUES)[number]);
 
 async function placement(cluster: RedisClusterHandle): Promise<string[]> {
   const lines: string[] = [];

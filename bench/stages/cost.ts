@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ManagedProcess } from '../../scripts/lib/process';
 import { every } from '../../scripts/lib/wait';
-import { counts, drain, noteContended, waitQuiet } from '../measure';
+import { counts, cpuReading, drain, noteContended, waitQuiet } from '../measure';
 import { COST_IN_FLIGHT, MAX_OTHER_CPU, RETRY_LIMIT } from '../plan';
-import { cpuSeconds, machineBusySeconds } from '../proc';
+import { cpuSeconds } from '../proc';
 import { componentShares } from '../profile';
 import type { Cost, CostRun } from '../results';
 import { type BenchContext, runLoad, startServices } from '../stack';
@@ -25,27 +25,7 @@ const KINDS = ['plain', 'default', 'disabled'] as const;
 type Kind = (typeof KINDS)[number];
 const QUEUES = ['notifications'] as const;
 
-/** Closes a CPU reading over `pids`: seconds each, plus what the rest of the machine used meanwhile. */
-function cpuOf(pids: Record<'front' | 'worker' | 'redis', () => number>) {
-  const read = () => ({ front: pids.front(), worker: pids.worker(), redis: pids.redis() });
-  const before = read();
-  const busy0 = machineBusySeconds();
-  const self0 = process.cpuUsage();
-  const t0 = performance.now();
-  /** `front`: CPU seconds of the front process when it reports its own; `notOurs`: CPU of helpers (load generator). */
-  return (front: number | undefined, loadgen: number) => {
-    const after = read();
-    const used = {
-      front: front ?? after.front - before.front,
-      worker: after.worker - before.worker,
-      redis: after.redis - before.redis,
-    };
-    const self = process.cpuUsage(self0);
-    const wall = (performance.now() - t0) / 1000;
-    const other = machineBusySeconds() - busy0 - used.front - used.worker - used.redis - loadgen - (self.user + self.system) / 1e6;
-    return { used, wall, otherPct: Math.max(0, Math.round((other / wall) * 100)) };
-  };
-}
+const pctOfCore = (seconds: number, wall: number) => Math.round((seconds / wall) * 100);
 
 function toRun(kind: Kind, jobs: number, seconds: number, used: { front: number; worker: number; redis: number }, otherPct: number): CostRun {
   const ms = (s: number) => (s * 1000) / jobs;
@@ -71,12 +51,12 @@ async function plainRun(ctx: BenchContext, profileDir?: string): Promise<CostRun
     try {
       await Promise.race([producer.warmed, producer.result]);
       const producerAtStart = cpuSeconds(producer.proc.pid);
-      const close = cpuOf({ front: () => 0, worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
+      const close = cpuReading({ front: () => 0, worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
       const t0 = performance.now();
       const added = await producer.result;
       const seconds = await untilDone(ctx, worker, warm + ctx.plan.costJobs, t0);
-      const { used, otherPct } = close(added.cpuMs / 1000, Math.max(0, producerTotal - producerAtStart - added.cpuMs / 1000));
-      return toRun('plain', ctx.plan.costJobs, seconds, used, otherPct);
+      const { used, wall, other } = close(Math.max(0, producerTotal - producerAtStart - added.cpuMs / 1000), { front: added.cpuMs / 1000 });
+      return toRun('plain', ctx.plan.costJobs, seconds, used, pctOfCore(other, wall));
     } finally {
       await sampler.stop();
     }
@@ -97,15 +77,15 @@ async function productRun(ctx: BenchContext, kind: 'default' | 'disabled', profi
     const worker = services.workers[0]!;
     const redisPid = ctx.redisServer.managed.pid;
     const c0 = await counts(ctx.redis, undefined, QUEUES);
-    const close = cpuOf({ front: () => cpuSeconds(api.pid), worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
+    const close = cpuReading({ front: () => cpuSeconds(api.pid), worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
     const t0 = performance.now();
     const load = await runLoad({ targets, seconds: ctx.plan.costS, rate: 0, concurrency: COST_IN_FLIGHT, connections: COST_IN_FLIGHT });
     const backlog = await drain(ctx.redis, 60_000, undefined, QUEUES);
     const seconds = (performance.now() - t0) / 1000;
-    const { used, otherPct } = close(undefined, load.cpuSeconds);
+    const { used, wall, other } = close(load.cpuSeconds);
     const c1 = await counts(ctx.redis, undefined, QUEUES);
     if (backlog > 0) ctx.contention.push(`cost run (${kind}): ${backlog} jobs still outstanding 60 s after the load stopped`);
-    return toRun(kind, c1.added - c0.added, seconds, used, otherPct);
+    return toRun(kind, c1.added - c0.added, seconds, used, pctOfCore(other, wall));
   } finally {
     await services.stop();
   }
