@@ -7,9 +7,8 @@
  * hammered either.
  */
 import type { Queue } from 'bullmq';
-import type { RedisClient } from '../common/redis';
 import { QUEUE_NAMES, type QueueName } from '../common/queue-catalog';
-import { type LatencySummary, type QueueStateSnapshot, readLatencySummary, readQueueState } from '../common/queue-stats';
+import { type LatencySummary, type QueueStateSnapshot, queueRedisClient, readLatencySummary, readQueueState } from '../common/queue-stats';
 
 export const SNAPSHOT_TTL_MS = 1_000;
 
@@ -26,7 +25,7 @@ export interface QueuesSnapshot {
 }
 
 async function readQueue(queue: Queue): Promise<QueueSnapshot> {
-  const client = (await queue.client) as unknown as RedisClient;
+  const client = await queueRedisClient(queue);
   const [state, latency, stalledCount] = await Promise.all([
     readQueueState(queue),
     readLatencySummary(queue),

@@ -7,20 +7,29 @@ import type { Queue } from 'bullmq';
 import type { RedisClient } from './redis';
 import { PRIORITIES } from './queue-catalog';
 
-export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed', 'paused'] as const;
+/** Job states as BullMQ 6 stores them: a paused queue keeps its jobs in wait, and is itself flagged paused. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
 export type QueueState = (typeof QUEUE_STATES)[number];
 
 export interface QueueStateSnapshot {
   counts: Record<QueueState, number>;
   oldestWaitingAgeSeconds: number;
   workers: number;
+  /** The queue is paused (Queue#pause): its waiting jobs stay in wait until it is resumed. */
+  paused: boolean;
 }
+
+/**
+ * The queue's ioredis connection. BullMQ 6 keeps it on the Redis backend and types it as its own client
+ * interface; this stack always hands BullMQ ioredis connections (./redis.ts).
+ */
+export const queueRedisClient = async (queue: Queue): Promise<RedisClient> => (await queue.getBackend().client) as unknown as RedisClient;
 
 const PRIORITY_BAND = 0x100000000; // BullMQ's prioritized score = priority * 2^32 + insertion counter
 
 /** Job ids at the head of each waiting structure: wait list's oldest (right end) and each priority band's first. */
 async function headJobIds(queue: Queue): Promise<string[]> {
-  const client = (await queue.client) as unknown as RedisClient;
+  const client = await queueRedisClient(queue);
   const pipeline = client.pipeline();
   pipeline.lindex(queue.toKey('wait'), -1);
   for (const p of Object.values(PRIORITIES)) {
@@ -40,7 +49,7 @@ async function headJobIds(queue: Queue): Promise<string[]> {
 export async function oldestWaitingAgeSeconds(queue: Queue, now = Date.now()): Promise<number> {
   const ids = await headJobIds(queue);
   if (ids.length === 0) return 0;
-  const client = (await queue.client) as unknown as RedisClient;
+  const client = await queueRedisClient(queue);
   const pipeline = client.pipeline();
   for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'delay');
   const results = (await pipeline.exec()) ?? [];
@@ -54,15 +63,17 @@ export async function oldestWaitingAgeSeconds(queue: Queue, now = Date.now()): P
 }
 
 export async function readQueueState(queue: Queue): Promise<QueueStateSnapshot> {
-  const [counts, oldestWaiting, workers] = await Promise.all([
+  const [counts, oldestWaiting, workers, paused] = await Promise.all([
     queue.getJobCounts(...QUEUE_STATES),
     oldestWaitingAgeSeconds(queue),
     queue.getWorkersCount(),
+    queue.isPaused(),
   ]);
   return {
     counts: Object.fromEntries(QUEUE_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueState, number>,
     oldestWaitingAgeSeconds: oldestWaiting,
     workers,
+    paused,
   };
 }
 
@@ -83,7 +94,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 export async function readLatencySummary(queue: Queue, sample = 500, now = Date.now()): Promise<LatencySummary> {
-  const client = (await queue.client) as unknown as RedisClient;
+  const client = await queueRedisClient(queue);
   const completedKey = queue.toKey('completed');
   // completed is a sorted set scored by finishedOn: newest ids first, and an exact count for the last minute.
   const [ids, lastMinute] = await Promise.all([

@@ -150,7 +150,9 @@ t.test("the guide's JSON endpoints report counts from Redis", async (t) => {
   const all = await app.inject({ method: 'GET', url: '/queue/metrics' });
   t.same(all.json().data.map((d: { queueName: string }) => d.queueName), ['payments', 'notifications', 'webhooks']);
   const status = await app.inject({ method: 'GET', url: '/queue/status' });
-  t.match(status.json(), { success: true, data: { status: 'degraded', totals: { prioritized: 3, delayed: 1 }, queues: { payments: { prioritized: 3, workers: 0 } } } });
+  t.match(status.json(), { success: true, data: { status: 'degraded', totals: { prioritized: 3, delayed: 1 }, queues: { payments: { prioritized: 3, workers: 0, paused: false } } } });
+  t.notOk('paused' in status.json().data.totals, 'paused is a queue flag, not a job state');
+  t.equal(one.json().data.paused, false);
   assertErrorShape(t, await app.inject({ method: 'GET', url: '/queue/emails/metrics' }), 404, 'QUEUE_NOT_FOUND');
 });
 

@@ -7,6 +7,7 @@ import { baseEnv, startApi, startWorker } from '../helpers/services';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { call, scrape, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
+import { queueHandle } from '../fault/lib';
 
 t.test('depth gauges are exact with 2 APIs and 2 workers', async (t) => {
   const prefix = uniquePrefix('depth');
@@ -56,4 +57,18 @@ t.test('depth gauges are exact with 2 APIs and 2 workers', async (t) => {
     t.ok(m.some((s) => s.name === 'http_request_duration_seconds_count' && s.labels.route === '/v1/queues/webhooks/jobs' && s.labels.status_code === '202'));
   }
   t.equal(enqueued, 8, 'enqueue counters add up across APIs');
+
+  // Paused is the queue's flag, not a job state: its jobs keep their state and bullmq_queue_paused says so.
+  const webhooks = queueHandle(t, SHARED_REDIS_URL, prefix, 'webhooks');
+  await webhooks.pause();
+  const paused = await waitFor(async () => {
+    const s = await scrape(workers[0]!.metricsUrl);
+    return valueOf(s, 'bullmq_queue_paused', { queue: 'webhooks' }) === 1 ? s : undefined;
+  }, { what: 'webhooks paused' });
+  t.equal(valueOf(paused, 'bullmq_queue_paused', { queue: 'payments' }), 0, 'payments not paused');
+  t.equal(valueOf(paused, 'bullmq_queue_jobs', { queue: 'webhooks', state: 'prioritized' }), 7, 'a paused queue keeps its jobs where they were');
+  t.equal(paused.filter((s) => s.name === 'bullmq_queue_jobs' && s.labels.state === 'paused').length, 0, 'no paused job state');
+  t.equal((await call('GET', `${apis[0]!.url}/queue/webhooks/metrics`)).body.data.paused, true, 'the JSON endpoint reports the pause');
+  await webhooks.resume();
+  await waitFor(async () => valueOf(await scrape(workers[1]!.metricsUrl), 'bullmq_queue_paused', { queue: 'webhooks' }) === 0 || undefined, { what: 'webhooks resumed' });
 });

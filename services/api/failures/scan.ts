@@ -5,7 +5,7 @@
  * request costs a bounded amount of Redis and API time whatever the backlog.
  */
 import type { Queue } from 'bullmq';
-import type { RedisClient } from '../../common/redis';
+import { queueRedisClient } from '../../common/queue-stats';
 import { type FailureReason, storedFailureReason } from '../../common/failure-reason';
 import { failureFingerprint, maskMessage } from '../../common/failure-fingerprint';
 
@@ -65,14 +65,11 @@ export function summarize(id: string, fields: (string | null)[]): FailedJobSumma
   };
 }
 
-/** The queue's ioredis connection (BullMQ types it as its own client interface; the API passes ioredis). */
-const clientOf = async (queue: Queue) => (await queue.client) as unknown as RedisClient;
-
 const FIELDS = ['failedReason', 'stacktrace', 'finishedOn', 'timestamp', 'data'] as const;
 
 /** Summaries of the given job ids (in order; missing jobs left out). */
 export async function readJobSummaries(queue: Queue, ids: readonly string[]): Promise<FailedJobSummary[]> {
-  const client = await clientOf(queue);
+  const client = await queueRedisClient(queue);
   const out: FailedJobSummary[] = [];
   for (let i = 0; i < ids.length; i += PAGE) {
     const page = ids.slice(i, i + PAGE);
@@ -94,7 +91,7 @@ export async function readJobSummaries(queue: Queue, ids: readonly string[]): Pr
  * Returns how many job ids were read from the failed set.
  */
 export async function scanFailed(queue: Queue, visit: (job: FailedJobSummary) => boolean | void): Promise<number> {
-  const client = await clientOf(queue);
+  const client = await queueRedisClient(queue);
   const failedKey = queue.toKey('failed');
   let scanned = 0;
   while (scanned < MAX_SCANNED) {

@@ -2,7 +2,8 @@
  * The operating guide's JSON endpoints, kept for its users: GET /queue/status, /queue/metrics,
  * /queue/:queue/metrics. Counts come from the same reads as the bullmq_queue_jobs gauges; latencies (ms, as in
  * the guide) are end-to-end over the most recent completed jobs; throughput is completed jobs/s over the last
- * minute. "waitingCount" is waiting + prioritized: what the depth alert calls queue depth.
+ * minute. "waitingCount" is waiting + prioritized: what the depth alert calls queue depth. "paused" is the queue's
+ * own flag (BullMQ 6 has no paused job state: a paused queue's jobs are counted as waiting).
  * Anonymous, so served from one shared snapshot read at most once per second (../queue-snapshot.ts): polling
  * them cannot slow enqueues down. `timestamp` is when the snapshot was read.
  */
@@ -21,7 +22,7 @@ function queueMetrics(queueName: QueueName, { state, latency, stalledCount }: Qu
     completedCount: c.completed,
     failedCount: c.failed,
     delayedCount: c.delayed,
-    pausedCount: c.paused,
+    paused: state.paused,
     stalledCount,
     workers: state.workers,
     oldestWaitingAgeSeconds: Math.round(state.oldestWaitingAgeSeconds * 1000) / 1000,
@@ -52,10 +53,10 @@ export default async function queueCompatRoutes(app: FastifyInstance) {
     const queues = Object.fromEntries(
       QUEUE_NAMES.map((q, i) => {
         const s = states[i]!;
-        return [q, { ...s.counts, workers: s.workers, oldestWaitingAgeSeconds: s.oldestWaitingAgeSeconds }];
+        return [q, { ...s.counts, paused: s.paused, workers: s.workers, oldestWaitingAgeSeconds: s.oldestWaitingAgeSeconds }];
       }),
     );
-    const totals = { waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0, completed: 0, paused: 0 };
+    const totals = { waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0, completed: 0 };
     for (const s of states) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += s.counts[k];
     const noWorkers = QUEUE_NAMES.filter((_, i) => states[i]!.workers === 0);
     return {

@@ -9,7 +9,7 @@ import type { MetricsRegistry } from './registry';
 import { readQueueState, QUEUE_STATES } from '../queue-stats';
 
 export function registerQueueStateMetrics(registry: MetricsRegistry, queues: readonly Queue[]): void {
-  // One read serves the three gauges: prom-client calls each metric's collect during a scrape, so the first
+  // One read serves the four gauges: prom-client calls each metric's collect during a scrape, so the first
   // call refreshes all of them and the others reuse that read.
   let inflight: Promise<void> | undefined;
   let lastRead = 0;
@@ -24,6 +24,7 @@ export function registerQueueStateMetrics(registry: MetricsRegistry, queues: rea
         for (const state of QUEUE_STATES) jobs.set({ queue, state }, s.counts[state]);
         oldest.set({ queue }, s.oldestWaitingAgeSeconds);
         workers.set({ queue }, s.workers);
+        paused.set({ queue }, s.paused ? 1 : 0);
       });
       lastRead = Date.now();
     })().finally(() => {
@@ -39,13 +40,16 @@ export function registerQueueStateMetrics(registry: MetricsRegistry, queues: rea
       jobs.reset();
       oldest.reset();
       workers.reset();
+      paused.reset();
     }
   };
 
-  // All three are read together, from one snapshot, whenever any of them is scraped.
+  // All four are read together, from one snapshot, whenever any of them is scraped.
   const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
     new Gauge({ name, help, labelNames, registers: [registry], collect });
   const jobs = gauge('bullmq_queue_jobs', 'Jobs in the queue by state (every worker replica reports the same value: aggregate with max).', ['queue', 'state']);
   const oldest = gauge('bullmq_queue_oldest_waiting_age_seconds', 'Age of the oldest job waiting to be processed (0 when none waits).', ['queue']);
   const workers = gauge('bullmq_queue_workers', 'Worker connections consuming the queue, across all replicas.', ['queue']);
+  // BullMQ 6 has no paused job state (a paused queue's jobs stay in wait): the pause is the queue's own flag.
+  const paused = gauge('bullmq_queue_paused', 'Whether the queue is paused: 1 while paused (its jobs stay in wait), else 0.', ['queue']);
 }
