@@ -26,7 +26,7 @@ export default defineConfig(
         'error',
         {
           // tap queues subtests itself: `t.test(...)` at the top of a file or test is the documented way to use it.
-          allowForKnownSafeCalls: [{ from: 'package', package: '@tapjs/test-built', name: ['test', 'only', 'skip', 'todo'] }],
+          allowForKnownSafeCalls: [{ from: 'package', package: '@tapjs/test', name: ['test', 'only', 'skip', 'todo'] }],
         },
       ],
       '@typescript-eslint/no-misused-promises': 'error',

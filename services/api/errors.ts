@@ -3,7 +3,7 @@
  * errors (validation, body too large, bad JSON, rate limit, load shedding) are mapped to the same shape.
  */
 import { STATUS_CODES } from 'node:http';
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 
 export class ApiError extends Error {
   constructor(

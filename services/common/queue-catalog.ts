@@ -4,7 +4,7 @@
  * Adding a queue = one entry here + one file in services/worker/processors/<name>.ts.
  */
 
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import currencyCodes from 'currency-codes';
 
 /**

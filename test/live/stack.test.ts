@@ -17,7 +17,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startStack, type Stack } from '../../scripts/stack/stack';
 import { runLoad } from '../../loadtest/run';
-import { REPO_ROOT } from '../../services/common/thresholds';
+import { loadThresholds, REPO_ROOT } from '../../services/common/thresholds';
+import { leMatcher } from '../../observability/generate/slo';
 import { waitFor } from '../helpers/wait';
 import { formatStatus, loadedRecordingRules, readStatus, signalQueries, SIGNALS } from '../../scripts/stack/status';
 
@@ -84,8 +85,6 @@ t.test('every dashboard panel query returns data from the live Prometheus', asyn
 });
 
 t.test('each SLO latency bound is a bucket boundary of the live bullmq_job_e2e_seconds', async (t) => {
-  const { loadThresholds } = await import('../../services/common/thresholds');
-  const { leMatcher } = await import('../../observability/generate/slo');
   for (const [queue, s] of Object.entries(loadThresholds().slo.queues)) {
     const series = await query(`bullmq_job_e2e_seconds_bucket{queue="${queue}",${leMatcher(s.latency_bound_seconds)}}`);
     t.ok(series.length > 0, `${queue}: a bucket le="${s.latency_bound_seconds}" is exported`);

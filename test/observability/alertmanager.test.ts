@@ -8,6 +8,8 @@ import { type ManagedProcess, startProcess } from '../../scripts/lib/process';
 import { freePort } from '../helpers/ports';
 import { waitFor } from '../helpers/wait';
 import { tool } from './tools';
+import { alertmanagerConfig } from '../../scripts/stack/configs';
+import { startSlackReceiver } from '../../scripts/stack/slack-receiver';
 
 const CONFIG = path.join(REPO_ROOT, 'observability/alertmanager/alertmanager.yml');
 const amtool = (...args: string[]) => tool('amtool', args);
@@ -49,8 +51,6 @@ t.test('Slack: URL only from a file, resolved messages sent, templates have firi
 t.test('the real Alertmanager: critical inhibits the warning of the same alert and queue only; Slack gets firing then resolved', async (t) => {
   const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
-  const { alertmanagerConfig } = await import('../../scripts/stack/configs');
-  const { startSlackReceiver } = await import('../../scripts/stack/slack-receiver');
 
   const dir = mkdtempSync(path.join(tmpdir(), 'obs-am-'));
   const slack = await startSlackReceiver(0);

@@ -3,7 +3,7 @@
  * validates (and names the failing field) before any handler runs; a parametric fallback answers unknown
  * queues with 404. GET /v1/queues/:queue/jobs/:id returns the job's state and result.
  */
-import { Type, type TSchema } from '@sinclair/typebox';
+import { Type, type TSchema } from 'typebox';
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Job } from 'bullmq';

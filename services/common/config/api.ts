@@ -1,5 +1,5 @@
 /** Environment of the API process: listener, keys, limits, load shedding, idempotency. */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 import { ConfigError, parseList } from './errors';
 
 export const ApiEnv = Type.Object({

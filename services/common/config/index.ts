@@ -4,7 +4,7 @@
  * parts: shared.ts (every process), api.ts, worker.ts; the Config type follows from the parts' builders.
  */
 import envSchema from 'env-schema';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 import { ApiEnv, apiConfig } from './api';
 import { ConfigError } from './errors';
 import { SharedEnv, sharedConfig } from './shared';
@@ -17,7 +17,7 @@ export type { ApiConfig } from './api';
 export { TRACE_MODES, type TraceMode } from './shared';
 
 /** Every variable the services read (per-queue ones apart: PerQueueEnv). */
-export const Env = Type.Composite([SharedEnv, ApiEnv, WorkerEnv]);
+export const Env = Type.Evaluate(Type.Intersect([SharedEnv, ApiEnv, WorkerEnv]));
 
 function validate<T>(schema: object, env: NodeJS.ProcessEnv): T {
   try {

@@ -1,5 +1,5 @@
 /** Environment read by every process: Redis, key prefix, logs, metrics listener, tracing, shutdown. */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 
 import { RETENTION } from '../queue-catalog';
 import { ConfigError, parseList } from './errors';

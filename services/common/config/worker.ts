@@ -1,5 +1,5 @@
 /** Environment of the worker process: which queues, per-queue concurrency and timeouts, stall and memory limits, webhooks. */
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static } from 'typebox';
 import { QUEUE_CATALOG, QUEUE_NAMES, type QueueName, isQueueName } from '../queue-catalog';
 import { loadThresholds } from '../thresholds';
 import { ConfigError, parseList } from './errors';

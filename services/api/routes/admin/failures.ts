@@ -4,7 +4,7 @@
  *   POST /v1/admin/queues/:queue/failures/retry  → 202, retries a bounded selection (../../failures/replay.ts)
  * Replays are counted in bullmq_jobs_replayed_total{queue} and audited with the admin key id.
  */
-import { Type } from '@sinclair/typebox';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { QUEUE_NAMES, type QueueName, isQueueName } from '../../../common/queue-catalog';
 import { FAILURE_REASONS, type FailureReason } from '../../../common/failure-reason';
