@@ -66,7 +66,6 @@ function parseClusterNodes(raw: string): ClusterNode[] {
 
 export function sharedConfig(env: SharedEnv) {
   return {
-    redisUrl: env.REDIS_URL,
     redis: {
       url: env.REDIS_URL,
       clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
