@@ -17,7 +17,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startStack, type Stack } from '../../scripts/stack/stack';
 import { runLoad } from '../../loadtest/run';
-import { REPO_ROOT } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { waitFor } from '../helpers/wait';
 import { formatStatus, loadedRecordingRules, readStatus, signalQueries, SIGNALS } from '../../scripts/stack/status';
 
