@@ -162,7 +162,8 @@ export function createAttemptRunner<Q extends QueueName>(
         reject(err);
       }, timeoutMs);
     });
-    // Built on first use: most attempts never log, and a pino child (with redaction) per attempt costs ~2 % CPU.
+    // Built on first use: most attempts never log, and a pino child (with redaction) per attempt is a measurable
+    // share of the worker's CPU (docs/scaling.md, "Settings chosen by measurement").
     let attemptLog: Logger | undefined;
     const log = () =>
       (attemptLog ??= deps.log.child({ jobId: job.id, attempt, ...safely('trace fields', () => traceFields(span)) }));
