@@ -7,7 +7,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { assertSloBoundsAreBuckets, loadThresholds, repoPath, type Thresholds } from '../../services/common/thresholds';
+import { assertSloBoundsAreBuckets, loadThresholds, type Thresholds } from '../../services/common/thresholds';
+import { repoPath } from '../../scripts/lib/repo-root';
 import { BUCKETS } from '../../services/common/telemetry/registry';
 import { DRILL_SLO_WINDOWS } from './slo';
 import { rulesFile, type RuleOptions } from './rules';

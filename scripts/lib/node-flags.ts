@@ -3,10 +3,10 @@
  * deploy/kubernetes/workers.yaml (test/compose/dockerfile.test.ts and test/deploy check they agree), the native
  * stack and the bench.
  *
- * --max-old-space-size=96: V8 sizes the old generation by allocation rate, not by what is live. Under 2,000 jobs/s
- * a worker's live heap stays near 30 MB, yet V8 let the old space grow to ~80 MB and the process peaked near
- * 200 MB RSS. Capped at 96 MB (3× the live set) the same load peaked at ~130 MB for ≈ 5 % more worker CPU
- * (measured on the 2-vCPU bench machine; `npm run bench` reports the peak as "worker peak RSS"). A worker whose
+ * --max-old-space-size=96: V8 sizes the old generation by allocation rate, not by what is live, so a busy worker's
+ * old space grows far past its live heap. The cap (about 3× the live set under load) keeps peak RSS well below the
+ * memory alert for a few per cent more worker CPU (figures: docs/scaling.md, "Settings chosen by measurement";
+ * `npm run bench` reports the peak as "worker peak RSS"). A worker whose
  * processors hold more — large payloads, higher concurrency — raises it: past the cap V8 stops the process with
  * "heap out of memory", the supervisor restarts it and BullMQ's stalled check hands its jobs to another attempt.
  */

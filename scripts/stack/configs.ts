@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { repoPath } from '../../services/common/thresholds';
+import { repoPath } from '../lib/repo-root';
 
 export interface StackPorts {
   redis: number;

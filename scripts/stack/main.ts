@@ -10,7 +10,7 @@ import { formatSlackMessage } from './slack-receiver';
 import { formatStatus, loadedRecordingRules, readStatus, signalQueries } from './status';
 import { formatReport, runLoad } from '../../loadtest/run';
 import { loadScenarios, parseDuration } from '../../loadtest/lib/scenarios';
-import { repoPath } from '../../services/common/thresholds';
+import { repoPath } from '../lib/repo-root';
 import { describeExit } from '../lib/process';
 import { every } from '../lib/wait';
 import { integerIn, parseFlags, UsageError } from '../lib/cli';

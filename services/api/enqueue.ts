@@ -8,18 +8,12 @@
 import { randomUUID } from 'node:crypto';
 import { type Context, SpanKind, context } from '@opentelemetry/api';
 import { Job, type Queue } from 'bullmq';
-import { DEFAULT_PRIORITY, PRIORITIES, type PriorityName, type QueueName } from '../common/queue-catalog';
+import { DEFAULT_PRIORITY, PRIORITIES, type QueueName } from '../common/queue-catalog';
 import type { JobEnvelope } from '../common/job-envelope';
 import type { ApiMetrics } from '../common/telemetry/http-metrics';
 import { ATTR_MESSAGING_MESSAGE_ID } from '../common/telemetry/semconv';
 import { contextWith, injectTraceContext, messagingAttributes, messagingSpanName, recordError, tracer } from '../common/telemetry/trace-context';
-import { type IdempotencyStore, requestFingerprint } from './idempotency';
-
-export interface EnqueueRequest {
-  data: Record<string, unknown>;
-  priority?: PriorityName;
-  delayMs?: number;
-}
+import { type EnqueueRequest, type IdempotencyStore, requestFingerprint } from './idempotency';
 
 export interface EnqueueDeps {
   queue: Queue;

@@ -4,6 +4,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { Type } from 'typebox';
+import { QUEUE_NAMES, type QueueName, isQueueName } from '../common/queue-catalog';
 
 export class ApiError extends Error {
   constructor(
@@ -34,6 +35,16 @@ export const errorSchema = Type.Object({
   error: Type.String(),
   message: Type.String(),
 });
+
+/** 404 for a queue the catalog does not have, naming the ones it has (every route taking a queue name). */
+export const queueNotFound = (queue: string) =>
+  new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
+
+/** The catalog queue a route parameter names, or 404 QUEUE_NOT_FOUND. */
+export function catalogQueue(name: string): QueueName {
+  if (!isQueueName(name)) throw queueNotFound(name);
+  return name;
+}
 
 /** A command that timed out may still have run: its outcome is unknown, and the 503 says so. */
 const isTimeout = (err: Error) => /Command timed out|ETIMEDOUT/i.test(err.message);

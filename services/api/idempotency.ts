@@ -17,7 +17,8 @@ import type { RedisClient } from '../common/redis';
 import { DEFAULT_PRIORITY, type PriorityName, type QueueName } from '../common/queue-catalog';
 import { ApiError } from './errors';
 
-export interface IntentRequest {
+/** What a client asks to enqueue (the body of POST /v1/queues/<queue>/jobs): what an intent's fingerprint covers. */
+export interface EnqueueRequest {
   data: Record<string, unknown>;
   priority?: PriorityName;
   delayMs?: number;
@@ -35,17 +36,19 @@ export interface IdempotencyRecord {
  * Fingerprint of a request: sha256 of its canonical form (sorted keys; defaults made explicit, so omitting
  * "priority" and sending "normal" are the same request).
  */
-export function requestFingerprint(req: IntentRequest): string {
+export function requestFingerprint(req: EnqueueRequest): string {
   const canonical = stringify({ data: req.data, priority: req.priority ?? DEFAULT_PRIORITY, delayMs: req.delayMs ?? 0 });
   return createHash('sha256').update(canonical ?? '').digest('hex');
 }
 
+/** The intent's one encoding: its record's key and its jobs' ids are both derived from this digest. */
 const intentDigest = (clientId: string, key: string) => createHash('sha256').update(`${clientId}:${key}`).digest('hex');
 
 /** Job id of a claim of an intent. No ':' (BullMQ's key separator); fixed length whatever the key. */
-export function idempotentJobId(clientId: string, key: string): string {
-  return `idem-${intentDigest(clientId, key).slice(0, 40)}-${randomBytes(8).toString('hex')}`;
-}
+const claimJobId = (digest: string) => `idem-${digest.slice(0, 40)}-${randomBytes(8).toString('hex')}`;
+
+/** The job id a claim of (clientId, key) gets (bench/failed-memory.ts stores jobs shaped like the API's). */
+export const idempotentJobId = (clientId: string, key: string) => claimJobId(intentDigest(clientId, key));
 
 export const idempotencyKeyReused = (key: string) =>
   new ApiError(
@@ -79,14 +82,15 @@ export class IdempotencyStore {
     private readonly ttlS: number,
   ) {}
 
-  private recordKey(queue: QueueName, clientId: string, key: string): string {
-    return `${this.keyPrefix(queue)}:idempotency:${queue}:${intentDigest(clientId, key)}`;
+  private recordKey(queue: QueueName, digest: string): string {
+    return `${this.keyPrefix(queue)}:idempotency:${queue}:${digest}`;
   }
 
   /** Claims the intent or returns its record; 422 IDEMPOTENCY_KEY_REUSED (nothing stored) on a different request. */
   async claim(queue: QueueName, clientId: string, key: string, fp: string): Promise<Claim> {
-    const redisKey = this.recordKey(queue, clientId, key);
-    const record: IdempotencyRecord = { fp, jobId: idempotentJobId(clientId, key), added: false };
+    const digest = intentDigest(clientId, key);
+    const redisKey = this.recordKey(queue, digest);
+    const record: IdempotencyRecord = { fp, jobId: claimJobId(digest), added: false };
     // SET NX ... GET: claims atomically and returns the previous record in the same round trip (Redis ≥ 7.0).
     const previous = (await this.redis.call('SET', redisKey, JSON.stringify(record), 'NX', 'EX', this.ttlS, 'GET')) as string | null;
     if (previous === null) return { kind: 'new', record };
@@ -97,6 +101,6 @@ export class IdempotencyStore {
 
   /** Records that the intent's job is stored (best effort: a replay re-adds under the same id otherwise). */
   async markAdded(queue: QueueName, clientId: string, key: string, record: IdempotencyRecord): Promise<void> {
-    await this.redis.set(this.recordKey(queue, clientId, key), JSON.stringify({ ...record, added: true }), 'KEEPTTL', 'XX');
+    await this.redis.set(this.recordKey(queue, intentDigest(clientId, key)), JSON.stringify({ ...record, added: true }), 'KEEPTTL', 'XX');
   }
 }

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     await app.redis.ping().catch(() => {
       const where = config.redis.clusterNodes.length
         ? `Redis Cluster ${config.redis.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`
-        : `Redis at ${config.redisUrl.replace(/\/\/[^@]*@/, '//***@')}`;
+        : `Redis at ${config.redis.url.replace(/\/\/[^@]*@/, '//***@')}`;
       throw new Error(`cannot reach ${where}`);
     });
     await assertNoEviction(app.redis);

@@ -148,9 +148,5 @@ export function isQueueName(name: string): name is QueueName {
   return Object.prototype.hasOwnProperty.call(QUEUE_CATALOG, name);
 }
 
-export function queueDefinition(name: QueueName): QueueDefinition {
-  return QUEUE_CATALOG[name];
-}
-
 /** The payload type of a queue, derived from its catalog schema. */
 export type PayloadOf<Q extends QueueName> = Static<(typeof QUEUE_CATALOG)[Q]['payloadSchema']>;

@@ -1,17 +1,16 @@
 /**
  * Redis connection factories. Two kinds, because producers and workers fail differently:
  * - producer (API): fails fast. No offline queue and a command timeout, so during a Redis outage or freeze a
- *   request gets 503 within a second instead of hanging until the client gives up. A request makes at most two
- *   sequential Redis calls (rate-limit counter, then the enqueue script), hence 400 ms each: healthy Redis
- *   answers in well under a millisecond, so only a frozen or partitioned server ever hits it.
+ *   request gets 503 within a second instead of hanging until the client gives up: 400 ms per command, and one
+ *   deadline over a request's whole Redis work (services/api/plugins/app/queues.ts, withRedis) with the rate
+ *   limiter's own 200 ms before it. Healthy Redis answers in well under a millisecond, so only a frozen or
+ *   partitioned server ever hits them.
  * - worker: blocking commands, retries forever (maxRetriesPerRequest null, as BullMQ requires), reconnects
  *   with a capped backoff, so workers resume on their own when Redis is back.
  *
- * Neither uses ioredis' auto-pipelining. Measured on the 2-vCPU bench machine (on vs off, interleaved, at 2,000–
- * 2,500 req/s and closed loop): it cut Redis CPU per job by 10–20 % and added about as much CPU to the API and
- * worker — no gain in total — while an auto-pipeline waits for the previous one of its connection to finish,
- * which lengthens the tail (API p99 at 2,500 req/s up to 418 ms with it vs 106 ms without, in one pair). For the
- * API there is one more reason: during a Redis freeze a queued command's 400 ms timeout would only start once the
+ * Neither uses ioredis' auto-pipelining: it moves CPU from Redis to the API and worker with no gain in total, and
+ * an auto-pipeline waits for the previous one of its connection to finish, which lengthens the tail (figures:
+ * docs/scaling.md, "Settings chosen by measurement"). For the API there is one more reason: during a Redis freeze a queued command's 400 ms timeout would only start once the
  * one ahead of it expired — past the 1 s a client may wait for its 503.
  *
  * Each kind exists for one node (REDIS_URL) and for Redis Cluster (REDIS_CLUSTER_NODES): the cluster client is

@@ -10,9 +10,11 @@
  *   "rate_limited".
  * - UnrecoverableError (BullMQ): the request itself is wrong (4xx, refused target, malformed job, a payment that
  *   conflicts with another) → failed at once, "rejected".
+ * Reasons are read by name with failureReasonOf (services/common/failure-reason.ts), the function the failures
+ * API applies to the stored failed job, so the metric's reason and the console's group always agree.
  */
 import { UnrecoverableError } from 'bullmq';
-import { STALLED_FAILURE_MESSAGE, failureReasonOf } from '../common/failure-reason';
+import { STALLED_FAILURE_MESSAGE } from '../common/failure-reason';
 
 export class JobTimeoutError extends Error {
   override name = 'JobTimeoutError';
@@ -53,9 +55,3 @@ export class RateLimitExhaustedError extends UnrecoverableError {
 export { UnrecoverableError };
 
 export { STALLED_FAILURE_MESSAGE };
-
-/**
- * Classified by error name (services/common/failure-reason.ts), the same function the failures API applies to
- * the stored failed job, so the metric's reason and the console's group always agree.
- */
-export const failureReason = failureReasonOf;

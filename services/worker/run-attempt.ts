@@ -10,6 +10,7 @@ import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, contex
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { TraceMode } from '../common/config';
+import { failureReasonOf } from '../common/failure-reason';
 import type { PayloadOf, QueueDefinition, QueueName } from '../common/queue-catalog';
 import { type FailureReason, type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
@@ -25,7 +26,7 @@ import {
   traceFields,
   tracer,
 } from '../common/telemetry/trace-context';
-import { type DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError, failureReason } from './errors';
+import { type DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError } from './errors';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {
@@ -59,7 +60,7 @@ function classifyFailure(err: unknown, attempt: number, maxAttempts: number): At
   if (err instanceof JobDeferredError) return { kind: 'deferred', cause: err.kind, delayMs: err.delayMs };
   if (err instanceof DelayedError) return { kind: 'deferred' };
   const willRetry = !(err instanceof UnrecoverableError) && attempt < maxAttempts;
-  return { kind: 'failed', err, reason: failureReason(err), willRetry };
+  return { kind: 'failed', err, reason: failureReasonOf(err), willRetry };
 }
 
 export function createAttemptRunner<Q extends QueueName>(
@@ -161,7 +162,8 @@ export function createAttemptRunner<Q extends QueueName>(
         reject(err);
       }, timeoutMs);
     });
-    // Built on first use: most attempts never log, and a pino child (with redaction) per attempt costs ~2 % CPU.
+    // Built on first use: most attempts never log, and a pino child (with redaction) per attempt is a measurable
+    // share of the worker's CPU (docs/scaling.md, "Settings chosen by measurement").
     let attemptLog: Logger | undefined;
     const log = () =>
       (attemptLog ??= deps.log.child({ jobId: job.id, attempt, ...safely('trace fields', () => traceFields(span)) }));

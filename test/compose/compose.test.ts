@@ -159,7 +159,7 @@ t.test('each service gets the env it reads, and it parses', async (t) => {
   t.equal(api.metrics.host, '0.0.0.0', 'metrics reachable by Prometheus');
   t.equal(api.metrics.port, 9464);
   t.same(api.api.keys, ['k']);
-  t.match(api.redisUrl, /^redis:\/\/:pw@redis:6379$/);
+  t.match(api.redis.url, /^redis:\/\/:pw@redis:6379$/);
   // k6 sends every request with one key: the per-key limit must let the largest scenario through.
   const scenarios = JSON.parse(read('loadtest/scenarios.json'));
   const peakVus = Math.max(...Object.values(scenarios.scenarios as Record<string, { stages: { target: number }[] }>).flatMap((s) => s.stages.map((st) => st.target)));

@@ -110,7 +110,8 @@ t.test('the build stage replayed: its COPY list compiles, and the runtime stage 
   const exposed = runtime!.lines.find((l) => l.startsWith('EXPOSE'))!.split(/\s+/).slice(1).map(Number);
   for (const port of [3000, 9464, 9465, 8099]) t.ok(exposed.includes(port), `EXPOSE ${port}`);
 
-  // Run-time reads: the config finds thresholds.yaml from dist/ (worker memory limits), the receiver starts.
+  // Run-time reads: the config finds thresholds.yaml from the image's working directory (THRESHOLDS_FILE's default;
+  // it sets the worker memory limits), the receiver starts.
   const cfg = spawnSync(
     process.execPath,
     ['-e', "const c=require('./dist/services/common/config').parseConfig({REDIS_URL:'redis://redis:6379',METRICS_PORT:'9465'});console.log(JSON.stringify(c))"],

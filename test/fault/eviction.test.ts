@@ -13,7 +13,7 @@ import { ms, redisClient } from './lib';
 const WHY_LOGGED = /maxmemory-policy is \\?"allkeys-lru\\?", but BullMQ needs \\?"noeviction\\?".*accepted jobs are lost\. Set/;
 const WHY = /maxmemory-policy is "allkeys-lru", but BullMQ needs "noeviction".*accepted jobs are lost/;
 
-t.test('8. starting against an evicting Redis fails with the explaining message', async (t) => {
+t.test('starting against an evicting Redis fails with the explaining message', async (t) => {
   const redis = await startRedisServer({ maxmemoryPolicy: 'allkeys-lru' });
   t.teardown(() => redis.stop());
   const env = baseEnv(redis.url, uniquePrefix('evict'));
@@ -33,7 +33,7 @@ t.test('8. starting against an evicting Redis fails with the explaining message'
   t.comment(`evicting Redis (allkeys-lru): api refused to start in ${apiMs} ms, worker in ${workerMs} ms, both exit 1 naming noeviction`);
 });
 
-t.test('8. /readyz says why when the policy becomes evicting, and recovers', async (t) => {
+t.test('/readyz says why when the policy becomes evicting, and recovers', async (t) => {
   const redis = await startRedisServer();
   t.teardown(() => redis.stop());
   const api = await startApi(baseEnv(redis.url, uniquePrefix('evict-ready')));

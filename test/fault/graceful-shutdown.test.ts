@@ -21,7 +21,7 @@ async function started(_t: unknown, list: ServiceProcess[], p: Promise<ServicePr
   return s;
 }
 
-t.test('3. SIGTERM with 20 active 2 s jobs: exit 0 within the grace period, none re-run; API answers 503 while closing', async (t) => {
+t.test('SIGTERM with 20 active 2 s jobs: exit 0 within the grace period, none re-run; API answers 503 while closing', async (t) => {
   const prefix = uniquePrefix('graceful');
   const procs: ServiceProcess[] = [];
   t.teardown(async () => {

@@ -10,7 +10,7 @@ import { waitFor } from '../helpers/wait';
 import { payment, queueHandle, redisClient } from './lib';
 import { providerCharges } from '../helpers/charges';
 
-t.test('7. 100 concurrent POSTs with one Idempotency-Key → exactly one job, one charge', async (t) => {
+t.test('100 concurrent POSTs with one Idempotency-Key → exactly one job, one charge', async (t) => {
   const prefix = uniquePrefix('idem');
   t.teardown(() => deletePrefix(SHARED_REDIS_URL, prefix));
   const env = baseEnv(SHARED_REDIS_URL, prefix, { API_RATE_LIMIT_MAX: '0' });

@@ -122,7 +122,7 @@ const summary = (name: string, r: CrashResult) =>
   `(${r.refused} of ${BURST} refused with 503 around/after the SIGKILL)` +
   (r.burstLost ? `; lost jobs were acknowledged ${Math.min(...r.lostAckAgesMs)}–${Math.max(...r.lostAckAgesMs)} ms before the kill` : '');
 
-t.test('4. SIGKILL Redis (AOF everysec) during a 2,000-job burst: 0 acknowledged jobs lost', async (t) => {
+t.test('SIGKILL Redis (AOF everysec) during a 2,000-job burst: 0 acknowledged jobs lost', async (t) => {
   const r = await crashMidBurst(t, { appendonly: true, appendfsync: 'everysec', parentDir: TMPFS });
   t.equal(r.settledLost, 0, 'every settled job survived');
   t.ok(r.burstAcked >= 100, `${r.burstAcked} burst jobs acknowledged before the kill`);
@@ -132,7 +132,7 @@ t.test('4. SIGKILL Redis (AOF everysec) during a 2,000-job burst: 0 acknowledged
   t.comment(summary(`appendfsync everysec, AOF on ${TMPFS ?? 'the temp dir'}`, r));
 });
 
-t.test('4. SIGKILL Redis (AOF everysec, on disk): loss bounded to the last fsync window', async (t) => {
+t.test('SIGKILL Redis (AOF everysec, on disk): loss bounded to the last fsync window', async (t) => {
   const r = await crashMidBurst(t, { appendonly: true, appendfsync: 'everysec' });
   t.equal(r.settledLost, 0, `every job acknowledged ≥ ${SETTLE_MS} ms before the crash survived`);
   t.ok(r.burstAcked >= 100, `${r.burstAcked} burst jobs acknowledged before the kill`);
@@ -142,7 +142,7 @@ t.test('4. SIGKILL Redis (AOF everysec, on disk): loss bounded to the last fsync
   t.comment(summary('appendfsync everysec, AOF on disk', r));
 });
 
-t.test('4. SIGKILL Redis (AOF always, on disk): 0 acknowledged jobs lost whatever the disk does', async (t) => {
+t.test('SIGKILL Redis (AOF always, on disk): 0 acknowledged jobs lost whatever the disk does', async (t) => {
   const r = await crashMidBurst(t, { appendonly: true, appendfsync: 'always' });
   t.equal(r.settledLost, 0, 'every settled job survived');
   t.ok(r.burstAcked >= 100, `${r.burstAcked} burst jobs acknowledged before the kill`);

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { assertOutage, redisOutage } from './outage';
 
-t.test('5. Redis down 20 s: POST answers 503 in < 1 s; afterwards jobs are processed with no restart', async (t) => {
+t.test('Redis down 20 s: POST answers 503 in < 1 s; afterwards jobs are processed with no restart', async (t) => {
   const r = await redisOutage(
     t,
     20_000,

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { assertOutage, redisOutage } from './outage';
 
-t.test('6. Redis frozen 20 s (SIGSTOP/SIGCONT): POST answers 503 in < 1 s; afterwards jobs are processed with no restart', async (t) => {
+t.test('Redis frozen 20 s (SIGSTOP/SIGCONT): POST answers 503 in < 1 s; afterwards jobs are processed with no restart', async (t) => {
   const r = await redisOutage(
     t,
     20_000,

@@ -24,7 +24,7 @@ const enqueue = (p: Pipeline, body: object, key: string) =>
 
 const FAST_STALL = { WORKER_QUEUES: 'payments', WORKER_LOCK_DURATION_MS: '1000', WORKER_STALLED_INTERVAL_MS: '500', WORKER_MAX_STALLED_COUNT: '1' };
 
-t.test('1. SIGKILL with 60 active payments: another worker completes all, each charged once', async (t) => {
+t.test('SIGKILL with 60 active payments: another worker completes all, each charged once', async (t) => {
   const N = 60;
   const p = await startPipeline(t, { API_RATE_LIMIT_MAX: '0' });
   const redis = redisClient(t, SHARED_REDIS_URL);
@@ -71,7 +71,7 @@ t.test('1. SIGKILL with 60 active payments: another worker completes all, each c
   t.comment(`lost ${lost} of ${N} active jobs after SIGKILL; ${Object.keys(charges).length} charges for ${N} payments (0 duplicates); all completed ${recoveredMs} ms after the kill; ${stalled} counted stalled`);
 });
 
-t.test('2. the same jobs\' worker SIGKILLed twice: jobs fail with the stalled reason and are counted', async (t) => {
+t.test('the same jobs\' worker SIGKILLed twice: jobs fail with the stalled reason and are counted', async (t) => {
   const N = 10;
   const p = await startPipeline(t, { API_RATE_LIMIT_MAX: '0' });
   const redis = redisClient(t, SHARED_REDIS_URL);

@@ -17,8 +17,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { startStack, type Stack } from '../../scripts/stack/stack';
 import { runLoad } from '../../loadtest/run';
-import { loadThresholds, REPO_ROOT } from '../../services/common/thresholds';
+import { loadThresholds } from '../../services/common/thresholds';
 import { leMatcher } from '../../observability/generate/slo';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { waitFor } from '../helpers/wait';
 import { formatStatus, loadedRecordingRules, readStatus, signalQueries, SIGNALS } from '../../scripts/stack/status';
 

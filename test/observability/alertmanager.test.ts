@@ -3,7 +3,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { REPO_ROOT } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { type ManagedProcess, startProcess } from '../../scripts/lib/process';
 import { freePort } from '../helpers/ports';
 import { waitFor } from '../helpers/wait';

@@ -3,7 +3,8 @@ import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { loadThresholds, type PerQueueKey, REPO_ROOT } from '../../services/common/thresholds';
+import { loadThresholds, type PerQueueKey } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { dashboards } from '../../observability/generate/dashboards';
 import { BURN_RATE_ALERTS, S } from '../../observability/generate/slo';
 

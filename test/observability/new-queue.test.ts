@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { generatedFiles } from '../../observability/generate/main';
-import { loadThresholds, repoPath } from '../../services/common/thresholds';
+import { loadThresholds } from '../../services/common/thresholds';
+import { repoPath } from '../../scripts/lib/repo-root';
 import { QUEUE_NAMES } from '../../services/common/queue-catalog';
 import { tool } from './tools';
 

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { loadThresholds, REPO_ROOT } from '../../services/common/thresholds';
+import { loadThresholds } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { tool } from './tools';
 
 const docs = YAML.parseAllDocuments(readFileSync(path.join(REPO_ROOT, 'observability/slo/bullmq.openslo.yaml'), 'utf8')).map((d) => d.toJS());

@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { REPO_ROOT } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { alertmanagerConfig, prometheusConfig } from '../../scripts/stack/configs';
 import { tool } from './tools';
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { e2eBuckets, generatedFiles } from '../../observability/generate/main';
-import { assertSloBoundsAreBuckets, loadThresholds, REPO_ROOT, type Thresholds } from '../../services/common/thresholds';
+import { assertSloBoundsAreBuckets, loadThresholds, type Thresholds } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 import { ALERT_NAMES } from '../../observability/generate/rules';
 
 import { tool } from './tools';

@@ -3,7 +3,7 @@
  * (apt-get install -y prometheus prometheus-alertmanager).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { REPO_ROOT } from '../../services/common/thresholds';
+import { REPO_ROOT } from '../../scripts/lib/repo-root';
 
 const PACKAGE: Record<string, string> = { promtool: 'prometheus', amtool: 'prometheus-alertmanager' };
 

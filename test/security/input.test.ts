@@ -162,7 +162,7 @@ function rawPost(port: number, headers: Record<string, string>, parts: string[])
   });
 }
 
-t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wrong key → 401; nothing enqueued', async (t) => {
+t.test('fuzzed bodies → 400 with the error shape; oversize → 413; no/wrong key → 401; nothing enqueued', async (t) => {
   const prefix = uniquePrefix('fuzz');
   t.teardown(() => deletePrefix(SHARED_REDIS_URL, prefix));
   const api = await startApi(baseEnv(SHARED_REDIS_URL, prefix, { API_RATE_LIMIT_MAX: '0' }));
@@ -236,7 +236,7 @@ t.test('9. fuzzed bodies → 400 with the error shape; oversize → 413; no/wron
   );
 });
 
-t.test('9. an unauthenticated request is refused before its body is read (401 whatever the body)', async (t) => {
+t.test('an unauthenticated request is refused before its body is read (401 whatever the body)', async (t) => {
   const prefix = uniquePrefix('fuzz-auth');
   t.teardown(() => deletePrefix(SHARED_REDIS_URL, prefix));
   const api = await startApi(baseEnv(SHARED_REDIS_URL, prefix, { API_RATE_LIMIT_MAX: '0' }));

@@ -13,7 +13,7 @@ import { payment, paymentKey, queueHandle } from '../fault/lib';
 const N = 20;
 const OTHER_KEY = 'second-key-abcdefghijklmnop';
 
-t.test('10. rate limit shared by two API processes: request N+1 across both gets 429', async (t) => {
+t.test('rate limit shared by two API processes: request N+1 across both gets 429', async (t) => {
   const prefix = uniquePrefix('ratelimit');
   t.teardown(() => deletePrefix(SHARED_REDIS_URL, prefix));
   const env = baseEnv(SHARED_REDIS_URL, prefix, {

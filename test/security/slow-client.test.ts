@@ -42,7 +42,7 @@ function dribble(port: number, text: string, everyMs: number): Promise<{ closedA
   });
 }
 
-t.test('12. a slow client is cut off at the request timeout', async (t) => {
+t.test('a slow client is cut off at the request timeout', async (t) => {
   const prefix = uniquePrefix('slow');
   t.teardown(() => deletePrefix(SHARED_REDIS_URL, prefix));
   const api = await startApi(

@@ -42,7 +42,7 @@ const SECRET_ASSIGNMENT = /^\s*-?\s*["']?((?!secrets["']?\s*:)[A-Za-z0-9_.-]*(?:
 /** A reference, not a value: ${VAR} or ${VAR:?message} (required, no default — ${VAR:-default} is a literal), or a placeholder. */
 const PLACEHOLDER = /^(\$\{[A-Za-z0-9_]+(?::?\?[^}]*)?\}|\$[A-Z0-9_]+|<[^>]+>|changeme|change-me|replace[-\w]*|example[-\w]*|your[-\w]*|xxx+|\*+)$/i;
 
-t.test('13. no secret literal in the repository', async (t) => {
+t.test('no secret literal in the repository', async (t) => {
   const findings: string[] = [];
   for (const f of files) {
     const text = read(f);
@@ -64,7 +64,7 @@ t.test('13. no secret literal in the repository', async (t) => {
   t.comment(`scanned ${files.length} files: ${findings.length} secret literals, ${committedEnv.length} env files`);
 });
 
-t.test('13. Slack webhook URL only from a file', async (t) => {
+t.test('Slack webhook URL only from a file', async (t) => {
   const amFiles = files.filter((f) => /alertmanager[^/]*\.ya?ml$/.test(f));
   t.ok(amFiles.length > 0, `alertmanager config present (${amFiles.join(', ')})`);
   for (const f of amFiles) {
@@ -79,7 +79,7 @@ t.test('13. Slack webhook URL only from a file', async (t) => {
   }
 });
 
-t.test('13. services listen on loopback by default', async (t) => {
+t.test('services listen on loopback by default', async (t) => {
   const cfg = parseConfig({});
   t.equal(cfg.api.host, '127.0.0.1', 'API_HOST defaults to 127.0.0.1');
   t.equal(cfg.metrics.host, '127.0.0.1', 'METRICS_HOST defaults to 127.0.0.1');
@@ -133,7 +133,7 @@ function composeFindings(doc: { services?: Record<string, Record<string, any>> }
   return out;
 }
 
-t.test('13. the scanners catch what they look for (planted samples, built at run time)', async (t) => {
+t.test('the scanners catch what they look for (planted samples, built at run time)', async (t) => {
   const slack = ['https://hooks.slack.com/services/', 'T0123ABCD', '/', 'B0123ABCD', '/', 'abcdefghijklmnopQRSTUVWX'].join('');
   t.ok(SECRET_SHAPES.some(([, re]) => re.test(slack)), 'Slack webhook URL');
   t.ok(SECRET_SHAPES.some(([, re]) => re.test(['-----BEGIN ', 'RSA PRIVATE', ' KEY-----'].join(''))), 'private key');
@@ -167,7 +167,7 @@ t.test('13. the scanners catch what they look for (planted samples, built at run
   t.same(good, [], 'a correct compose has no findings');
 });
 
-t.test('13. compose: Redis, Prometheus and Alertmanager not published; the rest only on 127.0.0.1; secrets from env/files', { skip: composeFiles.length === 0 ? 'no compose file in the repository yet' : false }, async (t) => {
+t.test('compose: Redis, Prometheus and Alertmanager not published; the rest only on 127.0.0.1; secrets from env/files', { skip: composeFiles.length === 0 ? 'no compose file in the repository yet' : false }, async (t) => {
   for (const f of composeFiles) {
     const findings = composeFindings(YAML.parse(read(f)));
     t.same(findings, [], `${f}: no published internal service, no non-loopback port, no secret literal`);

@@ -6,7 +6,7 @@ import { loadThresholds } from '../../services/common/thresholds';
 
 t.test('defaults come from the catalog and the issue contract', async (t) => {
   const c = parseConfig({});
-  t.equal(c.redisUrl, 'redis://127.0.0.1:6379');
+  t.equal(c.redis.url, 'redis://127.0.0.1:6379');
   t.equal(c.api.host, '127.0.0.1');
   t.equal(c.api.port, 3000);
   t.same(c.api.keys, []);

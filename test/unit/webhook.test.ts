@@ -6,7 +6,8 @@ import { isForbiddenAddress, webhookTargetProblem } from '../../services/common/
 import { WebhookClient, parseDeliveryTarget } from '../../services/worker/webhook/client';
 import { HostSlots } from '../../services/worker/webhook/host-slots';
 import { MAX_RATE_LIMIT_DEFERRALS, MAX_RATE_LIMIT_DEFERRAL_WINDOW_MS, deferAfterRateLimit } from '../../services/worker/deferral';
-import { JobDeferredError, RateLimitExhaustedError, UnrecoverableError, failureReason } from '../../services/worker/errors';
+import { JobDeferredError, RateLimitExhaustedError, UnrecoverableError } from '../../services/worker/errors';
+import { failureReasonOf } from '../../services/common/failure-reason';
 import type { JobEnvelope } from '../../services/common/job-envelope';
 
 t.test('signature is HMAC-SHA256(secret, t + "." + body) in hex', async (t) => {
@@ -114,7 +115,7 @@ t.test('deferral bound: 10 deferrals or 1 h after the first, then rate_limited',
   t.same(data.meta.rateLimitDeferrals, { count: MAX_RATE_LIMIT_DEFERRALS, firstAt: start + 1 }, 'recorded in the job');
   const last = await deferAfterRateLimit(job, 20_000, start + 100);
   t.ok(last instanceof RateLimitExhaustedError, 'the 11th 429 fails the job');
-  t.equal(failureReason(last), 'rate_limited');
+  t.equal(failureReasonOf(last), 'rate_limited');
 
   data = { payload: {}, meta: { rateLimitDeferrals: { count: 2, firstAt: start } } };
   t.ok(await deferAfterRateLimit(job, 1_000, start + MAX_RATE_LIMIT_DEFERRAL_WINDOW_MS - 1) instanceof JobDeferredError, 'just under 1 h: deferred');

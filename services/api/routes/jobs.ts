@@ -1,15 +1,17 @@
 /**
  * POST /v1/queues/:queue/jobs — one route per catalog queue, each with that queue's payload schema, so Fastify
  * validates (and names the failing field) before any handler runs; a parametric fallback answers unknown
- * queues with 404. GET /v1/queues/:queue/jobs/:id returns the job's state and result.
+ * queues with 404. GET /v1/queues/:queue/jobs/:id returns the job's state and result. Every route here is a
+ * client route: this plugin is one encapsulated scope whose onRequest hook is the client guard (app.authenticate,
+ * plugins/app/auth.ts), so no client route can be added without it.
  */
 import { Type, type TSchema } from 'typebox';
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Job } from 'bullmq';
-import { PRIORITIES, type PriorityName, QUEUE_CATALOG, QUEUE_NAMES, type QueueName, isQueueName } from '../../common/queue-catalog';
+import { PRIORITIES, type PriorityName, QUEUE_CATALOG, QUEUE_NAMES, type QueueName } from '../../common/queue-catalog';
 import { payloadOf } from '../../common/job-envelope';
-import { ApiError, errorSchema } from '../errors';
+import { ApiError, catalogQueue, errorSchema, queueNotFound } from '../errors';
 import { enqueueJob } from '../enqueue';
 import { idempotencyKeyRequired } from '../idempotency';
 import { webhookTargetProblem } from '../../common/webhook-target';
@@ -67,8 +69,6 @@ function registerEnqueueRoute(app: FastifyInstance, name: QueueName) {
       body: enqueueBody(def.payloadSchema),
       response: { 202: Accepted, ...errors },
     },
-    // Before the body is read or parsed: anonymous clients get 401, never parse errors.
-    onRequest: (request) => app.authenticate(request),
     // Before the schema: a payment without its key is refused whatever its body.
     preValidation: async (request) => {
       if (def.idempotencyKey === 'required' && request.headers['idempotency-key'] === undefined) throw idempotencyKeyRequired(name);
@@ -93,15 +93,15 @@ function registerEnqueueRoute(app: FastifyInstance, name: QueueName) {
 }
 
 const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // The one guard of every client route, in this encapsulated scope: it runs before the body is read or parsed,
+  // so anonymous clients get 401, never parse or validation errors, and learn nothing about queues or schemas.
+  app.addHook('onRequest', (request) => app.authenticate(request));
   for (const name of QUEUE_NAMES) registerEnqueueRoute(app, name);
 
-  // Authenticated first, like every keyed route: without a key, the queue list is none of the caller's business.
   app.post('/v1/queues/:queue/jobs', {
     schema: { params: Type.Object({ queue: Type.String() }), response: errors },
-    onRequest: (request) => app.authenticate(request),
   }, async (request) => {
-    const { queue } = request.params;
-    throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
+    throw queueNotFound(request.params.queue);
   });
 
   app.get('/v1/queues/:queue/jobs/:id', {
@@ -109,11 +109,9 @@ const jobRoutes: FastifyPluginAsyncTypebox = async (app) => {
       params: Type.Object({ queue: Type.String(), id: Type.String({ minLength: 1, maxLength: 200 }) }),
       response: { 200: JobView, ...errors },
     },
-    // Before the body is read or parsed: anonymous clients get 401, never parse errors.
-    onRequest: (request) => app.authenticate(request),
     handler: async (request) => {
-      const { queue, id } = request.params;
-      if (!isQueueName(queue)) throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"`);
+      const { id } = request.params;
+      const queue = catalogQueue(request.params.queue);
       const { job, state } = await app.withRedis(async () => {
         const q = app.queues[queue];
         const notFound = () =>

@@ -8,9 +8,9 @@
  * them cannot slow enqueues down. `timestamp` is when the snapshot was read.
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, type QueueName, isQueueName } from '../../common/queue-catalog';
+import { QUEUE_NAMES, type QueueName } from '../../common/queue-catalog';
 import type { QueueSnapshot } from '../queue-snapshot';
-import { ApiError } from '../errors';
+import { catalogQueue } from '../errors';
 
 function queueMetrics(queueName: QueueName, { state, latency, stalledCount }: QueueSnapshot, readAt: Date) {
   const c = state.counts;
@@ -41,8 +41,7 @@ export default async function queueCompatRoutes(app: FastifyInstance) {
   });
 
   app.get<{ Params: { queue: string } }>('/queue/:queue/metrics', async (request) => {
-    const { queue } = request.params;
-    if (!isQueueName(queue)) throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"`);
+    const queue = catalogQueue(request.params.queue);
     const snapshot = await app.queueSnapshot.get();
     return { success: true, data: queueMetrics(queue, snapshot.queues[queue], snapshot.readAt) };
   });

@@ -3,35 +3,27 @@
  * the process with a message naming the variable (see loadConfig). The schema is written once with TypeBox, in
  * parts: shared.ts (every process), api.ts, worker.ts; the Config type follows from the parts' builders.
  */
-import envSchema from 'env-schema';
 import { Type, type Static } from 'typebox';
 import { ApiEnv, apiConfig } from './api';
-import { ConfigError } from './errors';
 import { SharedEnv, sharedConfig } from './shared';
+import { validateEnv as validate } from './validate';
 import { PerQueueEnv, WorkerEnv, workerConfig } from './worker';
 
 export { PerQueueEnv } from './worker';
 
 export { ConfigError } from './errors';
 export type { ApiConfig } from './api';
-export { TRACE_MODES, type TraceMode } from './shared';
+export { TRACE_MODES, type TraceMode, thresholdsFile } from './shared';
 
 /** Every variable the services read (per-queue ones apart: PerQueueEnv). */
 export const Env = Type.Evaluate(Type.Intersect([SharedEnv, ApiEnv, WorkerEnv]));
-
-function validate<T>(schema: object, env: NodeJS.ProcessEnv): T {
-  try {
-    return envSchema<T>({ schema, data: env, dotenv: false });
-  } catch (err) {
-    throw new ConfigError(`invalid configuration: ${(err as Error).message}`);
-  }
-}
 
 /** Parse and validate an environment. Pure: pass any object (tests do). */
 export function parseConfig(env: NodeJS.ProcessEnv = process.env) {
   const values = validate<Static<typeof Env>>(Env, env);
   const queueValues = validate<PerQueueEnv>(PerQueueEnv, env);
-  return { ...sharedConfig(values), api: apiConfig(values), ...workerConfig(values, queueValues) };
+  const shared = sharedConfig(values);
+  return { ...shared, api: apiConfig(values), ...workerConfig(values, queueValues, shared.thresholdsFile) };
 }
 
 export type Config = ReturnType<typeof parseConfig>;

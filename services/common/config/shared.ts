@@ -1,8 +1,10 @@
 /** Environment read by every process: Redis, key prefix, logs, metrics listener, tracing, shutdown. */
+import path from 'node:path';
 import { Type, type Static } from 'typebox';
 
 import { RETENTION } from '../queue-catalog';
 import { ConfigError, parseList } from './errors';
+import { validateEnv } from './validate';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const TRACE_MODES = ['child', 'link'] as const;
@@ -46,8 +48,21 @@ export const SharedEnv = Type.Object({
   // The standard variable of @opentelemetry/auto-instrumentations-node (e.g. "http,ioredis,undici"). Unset: no
   // auto-instrumentation and no ambient context (the lean default, see telemetry/tracing.ts).
   OTEL_NODE_ENABLED_INSTRUMENTATIONS: Type.String({ pattern: '^[\\w.\\-\\s,]*$', default: '' }),
+  // The threshold source (alerts, SLOs, load-test limits, the worker's memory limits): relative paths are taken from
+  // the working directory — the repository root for npm scripts and tests, /app in the image (Dockerfile).
+  THRESHOLDS_FILE: Type.String({ minLength: 1, default: 'observability/thresholds.yaml' }),
 });
 export type SharedEnv = Static<typeof SharedEnv>;
+
+const ThresholdsFileEnv = Type.Pick(SharedEnv, ['THRESHOLDS_FILE']);
+
+/**
+ * THRESHOLDS_FILE alone, for the tools that need no other setting (observability generator, stack, tests; the
+ * default of loadThresholds). Services read it from their Config (config.thresholdsFile).
+ */
+export function thresholdsFile(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(validateEnv<Static<typeof ThresholdsFileEnv>>(ThresholdsFileEnv, env).THRESHOLDS_FILE);
+}
 
 export interface ClusterNode {
   host: string;
@@ -66,7 +81,6 @@ function parseClusterNodes(raw: string): ClusterNode[] {
 
 export function sharedConfig(env: SharedEnv) {
   return {
-    redisUrl: env.REDIS_URL,
     redis: {
       url: env.REDIS_URL,
       clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
@@ -75,6 +89,8 @@ export function sharedConfig(env: SharedEnv) {
       waitTimeoutMs: env.REDIS_WAIT_TIMEOUT_MS,
     },
     queuePrefix: env.QUEUE_PREFIX,
+    /** Absolute path of the threshold source (THRESHOLDS_FILE), read by services/common/thresholds.ts. */
+    thresholdsFile: path.resolve(env.THRESHOLDS_FILE),
     metrics: { enabled: env.METRICS_ENABLED, host: env.METRICS_HOST, port: env.METRICS_PORT },
     /** Fault injection into the simulated providers (admin API and workers); off unless FAULTS_ENABLED=true. */
     faultsEnabled: env.FAULTS_ENABLED,

@@ -37,18 +37,18 @@ export type PerQueueEnv = Partial<Record<string, number>>;
  * Worker memory limits default to the warning/critical levels of the one threshold source
  * (observability/thresholds.yaml), so the worker drains at the same line the alert pages on.
  */
-function thresholdMemoryDefaults(): { soft: number; hard: number } {
+function thresholdMemoryDefaults(file: string): { soft: number; hard: number } {
   try {
-    const { warning, critical } = loadThresholds().worker_memory_bytes;
+    const { warning, critical } = loadThresholds(file).worker_memory_bytes;
     return { soft: warning, hard: critical };
   } catch (err) {
-    throw new ConfigError(`observability/thresholds.yaml (it sets the worker memory limits): ${(err as Error).message}`);
+    throw new ConfigError(`invalid configuration: THRESHOLDS_FILE ${file} (it sets the worker memory limits): ${(err as Error).message}`);
   }
 }
 
 const perQueue = <T>(fn: (q: QueueName) => T) => Object.fromEntries(QUEUE_NAMES.map((q) => [q, fn(q)])) as Record<QueueName, T>;
 
-export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv) {
+export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv, thresholdsFile: string) {
   const requested = parseList(env.WORKER_QUEUES);
   const unknown = requested.filter((q) => !isQueueName(q));
   if (unknown.length > 0) {
@@ -58,7 +58,7 @@ export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv) {
   }
   const queues = requested.length > 0 ? requested.filter(isQueueName) : QUEUE_NAMES;
 
-  const memoryDefaults = thresholdMemoryDefaults();
+  const memoryDefaults = thresholdMemoryDefaults(thresholdsFile);
   const soft = env.WORKER_MEMORY_SOFT_LIMIT_BYTES ?? memoryDefaults.soft;
   const hard = env.WORKER_MEMORY_HARD_LIMIT_BYTES ?? memoryDefaults.hard;
   if (hard > 0 && soft > hard) {

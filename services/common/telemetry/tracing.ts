@@ -5,16 +5,16 @@
  *
  * Two modes, chosen by the standard OTEL_NODE_ENABLED_INSTRUMENTATIONS variable:
  *
- * - Lean (unset, the default): no auto-instrumentations and no ambient context. Measured on this machine,
- *   wrapping fastify/ioredis/http costs the API half its throughput, and sdk-node's AsyncLocalStorage context
- *   manager turns on async hooks for every promise in the process — 30 % of API throughput even with sampling
- *   off. The trace needs four spans (HTTP server, send, each attempt's process, outgoing webhook), which this
+ * - Lean (unset, the default): no auto-instrumentations and no ambient context. Wrapping fastify/ioredis/http
+ *   costs CPU on every request and command, and sdk-node's AsyncLocalStorage context manager turns on async hooks
+ *   for every promise in the process, even with sampling off (the measured cost of the auto mode against this
+ *   one: docs/benchmarks.md, "Telemetry overhead"). The trace needs four spans (HTTP server, send, each attempt's process, outgoing webhook), which this
  *   project creates by hand and parents explicitly (request → send → job metadata → attempt → webhook), so a
  *   context manager that stores nothing costs nothing and loses nothing.
  * - Auto (e.g. "http,ioredis,undici"): those instrumentations of @opentelemetry/auto-instrumentations-node, and
  *   the AsyncLocalStorage context manager, so library spans — and spans from code a user adds to a processor —
- *   nest under the request and attempt spans (both run their handler/processor inside `context.with`). The
- *   throughput cost above is then the price of the extra detail.
+ *   nest under the request and attempt spans (both run their handler/processor inside `context.with`). Its
+ *   extra CPU is then the price of the extra detail.
  *
  * Exporter, endpoint and sampler come from the standard OTEL_* variables (OTLP over HTTP by default); when
  * OTEL_TRACES_SAMPLER is unset the shipped default is parent-based 10 % sampling (docs/benchmarks.md).

@@ -19,7 +19,7 @@ import { FailedAuthLimiter } from '../../failed-auth';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Guard of client routes (onRequest). */
+    /** Guard of client routes (onRequest of the client scope, routes/jobs.ts). */
     authenticate(request: FastifyRequest): Promise<void>;
     /**
      * Guard of admin routes (onRequest of the admin scope, routes/admin/index.ts, and of the console scope,

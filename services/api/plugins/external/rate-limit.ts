@@ -1,14 +1,14 @@
 /**
  * Per-key rate limit (@fastify/rate-limit) with its counters in Redis, so the limit holds across every API
- * replica. Keyed by a digest of the bearer key (client IP when there is none). Answers 429 with Retry-After and
+ * replica. Keyed by the key id the guard set (request.keyId, plugins/app/auth.ts); client IP on routes without a
+ * guard. The limiter's hook is added to each route after the route's scope guard, so the key was checked (and
+ * hashed, once) before the limiter reads its id, and a wrong key is answered 401 without counting here. Answers 429 with Retry-After and
  * the x-ratelimit-* headers; each refusal is counted in api_requests_rejected_total{reason="rate_limited"}.
  * If Redis is unreachable the limiter steps aside (skipOnError) — the enqueue itself then answers 503.
  */
 import fp from 'fastify-plugin';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
-import { createHash } from 'node:crypto';
-import { bearerToken } from '../app/auth';
 import { errorBody } from '../../errors';
 import { createProducerConnection } from '../../../common/redis';
 
@@ -28,17 +28,14 @@ export default fp(
       redis: limiterRedis,
       nameSpace: `${app.config.queuePrefix}:api-rate-limit:`,
       skipOnError: true,
-      // Probes and the guide's read-only endpoints are not client traffic.
+      // Probes are not client traffic; the guide's anonymous endpoints (/queue/…) are limited per address.
       allowList: (request) => request.url === '/healthz' || request.url === '/readyz',
-      keyGenerator: (request) => {
-        const token = bearerToken(request);
-        return token ? `key:${createHash('sha256').update(token).digest('hex').slice(0, 32)}` : `ip:${request.ip}`;
-      },
+      keyGenerator: (request) => (request.keyId ? `key:${request.keyId}` : `ip:${request.ip}`),
       onExceeded: () => app.apiMetrics.rejected('rate_limited'),
       errorResponseBuilder: (_request, ctx) => ({
         ...errorBody(429, 'RATE_LIMITED', `rate limit of ${ctx.max} requests per ${ctx.after} exceeded for this key`),
       }),
     });
   },
-  { name: 'rate-limit', dependencies: ['config', 'queues', 'telemetry'] },
+  { name: 'rate-limit', dependencies: ['config', 'queues', 'telemetry', 'auth'] },
 );

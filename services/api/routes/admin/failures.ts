@@ -6,11 +6,10 @@
  */
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { QUEUE_NAMES, type QueueName, isQueueName } from '../../../common/queue-catalog';
 import { FAILURE_REASONS, type FailureReason } from '../../../common/failure-reason';
 import { groupFailures, MAX_SAMPLES } from '../../failures/group';
 import { DEFAULT_REPLAY_LIMIT, MAX_REPLAY_LIMIT, type ReplaySelection, replayFailures } from '../../failures/replay';
-import { ApiError, errorSchema } from '../../errors';
+import { catalogQueue, errorSchema } from '../../errors';
 
 const Params = Type.Object({ queue: Type.String() });
 const Ids = Type.Array(Type.String());
@@ -47,18 +46,11 @@ const RetryBody = Type.Object(
 const Retried = Type.Object({ retried: Type.Integer(), jobIds: Ids, skipped: Ids });
 const errors = { '4xx': errorSchema, '5xx': errorSchema };
 
-function queueOf(name: string): QueueName {
-  if (!isQueueName(name)) {
-    throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${name}"; known queues: ${QUEUE_NAMES.join(', ')}`);
-  }
-  return name;
-}
-
 const failureRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/admin/queues/:queue/failures', {
     schema: { params: Params, response: { 200: Groups, ...errors } },
     handler: async (request) => {
-      const queue = queueOf(request.params.queue);
+      const queue = catalogQueue(request.params.queue);
       return app.withRedis(() => groupFailures(app.queues[queue]));
     },
   });
@@ -66,7 +58,7 @@ const failureRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/v1/admin/queues/:queue/failures/retry', {
     schema: { params: Params, body: RetryBody, response: { 202: Retried, ...errors } },
     handler: async (request, reply) => {
-      const queue = queueOf(request.params.queue);
+      const queue = catalogQueue(request.params.queue);
       const selection: ReplaySelection = request.body ?? {};
       const result = await app.withRedis(() => replayFailures(app.queues[queue], selection));
       app.replayMetrics.replayed(queue, result.jobIds.length);

@@ -5,9 +5,9 @@
  * workers ignore whatever is stored. Guarded by the admin scope (./index.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, isQueueName } from '../../../common/queue-catalog';
+import { QUEUE_NAMES } from '../../../common/queue-catalog';
 import { type FaultSettings, faultSettingsSchema } from '../../../common/faults';
-import { ApiError, errorSchema } from '../../errors';
+import { ApiError, catalogQueue, errorSchema } from '../../errors';
 
 const settingsResponse = {
   type: 'object',
@@ -45,10 +45,7 @@ export default async function faultRoutes(app: FastifyInstance) {
       }
     },
     handler: async (request) => {
-      const { queue } = request.params;
-      if (!isQueueName(queue)) {
-        throw new ApiError(404, 'QUEUE_NOT_FOUND', `unknown queue "${queue}"; known queues: ${QUEUE_NAMES.join(', ')}`);
-      }
+      const queue = catalogQueue(request.params.queue);
       const settings = await app.withRedis(() => app.faultStore.update(queue, request.body ?? {}));
       app.recordAdminAction(request, 'faults_update', { queue, settings });
       return settings;

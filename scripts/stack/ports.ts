@@ -1,2 +1,0 @@
-/** The stack's free-port helper is the shared one (scripts/lib/ports.ts); kept here for existing importers. */
-export { freePort } from '../lib/ports';
