@@ -148,7 +148,10 @@ function schemaProblems(doc: unknown): string[] {
   };
   for (const e of Value.Errors(ThresholdsFile, doc)) {
     const base = dotted(e.instancePath);
-    if (e.keyword === 'additionalProperties') {
+    // TypeBox 1 reports an undeclared key twice: as the `false` schema at the key itself, and on its parent.
+    if (e.keyword === 'boolean') {
+      add(base, `${base} is not a known key (the schema in services/common/thresholds.ts names every allowed key)`);
+    } else if (e.keyword === 'additionalProperties') {
       for (const key of e.params.additionalProperties) {
         const at = joinPath(base, key);
         add(at, `${at} is not a known key (the schema in services/common/thresholds.ts names every allowed key)`);
