@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   log.info(
     {
       queues: config.worker.queues,
-      concurrency: config.worker.concurrency,
+      concurrency: Object.fromEntries(config.worker.queues.map((q) => [q, config.worker.policies[q].concurrency])),
       metricsPort: metricsServer?.port,
       faultInjection: config.faultsEnabled,
     },

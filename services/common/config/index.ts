@@ -11,6 +11,7 @@ import { SharedEnv, sharedConfig } from './shared';
 import { PerQueueEnv, WorkerEnv, workerConfig } from './worker';
 
 export { PerQueueEnv } from './worker';
+export { type EffectiveQueuePolicy, effectiveQueuePolicy } from './queue-policy';
 
 export { ConfigError } from './errors';
 export type { ApiConfig } from './api';
