@@ -11,8 +11,9 @@
  * The producers print one JSON line: jobs, seconds, jobs/s and the CPU ms the adding itself took (process.cpuUsage
  * around the loop: module loading and connecting are not a job's cost).
  * Job options: "plain" = BullMQ defaults plus the product's retention (so Redis memory stays bounded the same
- * way); "product" = what the API sets (services/common/job-options.ts: attempts, exponential backoff with jitter,
- * retention; plus priority normal = 5).
+ * way); "product" = what the API sets (services/common/job-options.ts: attempts, the timeout-aware exponential
+ * backoff with jitter, retention; plus priority normal = 5). The trivial processor never fails, so this Worker
+ * needs no backoff strategy (services/common/retry-backoff.ts).
  */
 import { Queue, Worker, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';

@@ -250,6 +250,8 @@ export function dashboards(t: Thresholds) {
     { title: 'Rate-limit hits (/s)', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(bullmq_rate_limit_hits_total{${Q}}[5m]))`, legendFormat: '{{queue}}' }] },
     { title: 'Stalled jobs (/s)', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(bullmq_jobs_stalled_total{${Q}}[5m]))`, legendFormat: '{{queue}}' }] },
     ...perQueueThresholdPanels(t, 'job_timeout_ratio', 'Timeout ratio (5m)', (sel) => [{ expr: `${R.timeoutRatio}{${sel}}`, legendFormat: '{{queue}}' }], 'percentunit'),
+    // Attempts past the soft timeout (catalog softTimeoutRatio) that went on running: the early warning before timeouts.
+    { title: 'Soft timeouts (attempts/s)', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(bullmq_job_soft_timeouts_total{${Q}}[5m]))`, legendFormat: '{{queue}}' }] },
     { title: 'Oldest waiting job age', unit: 's', targets: [{ expr: `max by (queue) (bullmq_queue_oldest_waiting_age_seconds{${Q}})`, legendFormat: '{{queue}}' }] },
     { title: 'Workers per queue', targets: [{ expr: `max by (queue) (bullmq_queue_workers{${Q}})`, legendFormat: '{{queue}}' }] },
   ], [{ name: 'queue', query: 'label_values(bullmq_queue_jobs, queue)', all: true }]);

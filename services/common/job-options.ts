@@ -5,6 +5,7 @@
  */
 import type { DefaultJobOptions } from 'bullmq';
 import { QUEUE_CATALOG, type QueueName, RETENTION } from './queue-catalog';
+import { RETRY_BACKOFF_TYPE } from './retry-backoff';
 
 export interface FailedRetention {
   /** Seconds a job that failed for good stays inspectable and replayable (FAILED_RETENTION_S). */
@@ -17,7 +18,8 @@ export function jobOptionsFor(queue: QueueName, failedRetention: FailedRetention
   const { policy } = QUEUE_CATALOG[queue];
   return {
     attempts: policy.attempts,
-    backoff: { type: 'exponential', delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
+    // Exponential with jitter, longer after a timeout: computed by the worker's strategy (retry-backoff.ts).
+    backoff: { type: RETRY_BACKOFF_TYPE, delay: policy.backoffDelayMs, jitter: policy.backoffJitter },
     removeOnComplete: { ...RETENTION.completed },
     removeOnFail: { ...failedRetention },
     // One stack trace per failed job (the last attempt's), not one per attempt: it is what the console shows and

@@ -42,6 +42,16 @@ export interface QueuePolicy {
   /** 0..1, share of the backoff that is randomised so retries from a burst do not align. */
   backoffJitter: number;
   /**
+   * A retry after a timeout waits this many times the error backoff (services/worker/retry-backoff.ts): a
+   * dependency that let an attempt hang is overloaded, and hitting it again as soon as after an error adds load.
+   */
+  timeoutBackoffFactor: number;
+  /**
+   * 0..1 of timeoutMs: an attempt still running then is counted as a soft timeout (bullmq_job_soft_timeouts_total,
+   * job log line, span event) and goes on running to the hard timeout.
+   */
+  softTimeoutRatio: number;
+  /**
    * Stalled-job detection. A job whose lock is not renewed within lockDurationMs (its worker died or its
    * event loop was blocked) is moved back to wait at the next check; after maxStalledCount such moves it fails.
    * The lock must outlive the job timeout's event-loop hiccups, so it is longer than a renewal period.
@@ -108,6 +118,8 @@ export const RETENTION = {
 } as const;
 
 const stallDefaults = { lockDurationMs: 30_000, stalledIntervalMs: 30_000, maxStalledCount: 1 };
+/** Timeouts back off ×4 (the background-jobs guide's timeout-aware retries); soft timeout at 80 % of the timeout. */
+const timeoutDefaults = { timeoutBackoffFactor: 4, softTimeoutRatio: 0.8 };
 
 export const QUEUE_CATALOG = {
   payments: {
@@ -116,14 +128,14 @@ export const QUEUE_CATALOG = {
     // Money: a retry without a key would be a second charge.
     idempotencyKey: 'required',
     payloadSchema: PaymentPayload,
-    policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
+    policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...timeoutDefaults, ...stallDefaults },
   },
   notifications: {
     name: 'notifications',
     description: 'Email, SMS and push messages through the notification provider.',
     idempotencyKey: 'optional',
     payloadSchema: NotificationPayload,
-    policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...stallDefaults },
+    policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...timeoutDefaults, ...stallDefaults },
   },
   webhooks: {
     name: 'webhooks',
@@ -135,7 +147,7 @@ export const QUEUE_CATALOG = {
     // it takes 32 hanging target hosts — each held at most 10 s by the client's headers timeout — to fill one
     // worker, so a healthy target still finds a free slot at once (services/worker/webhook/host-slots.ts).
     policy: {
-      concurrency: 64, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5,
+      concurrency: 64, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5, ...timeoutDefaults,
       ...stallDefaults, lockDurationMs: 45_000,
     },
   },

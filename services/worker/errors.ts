@@ -8,6 +8,7 @@
  *   concurrency limit) → the job alone moves to delayed, no attempt consumed; not a failure.
  * - RateLimitExhaustedError: a job deferred by its target's 429s too often or too long → failed at once,
  *   "rate_limited".
+ * - JobCancelledError: the attempt was cancelled through BullMQ's processor signal → failed at once, not retried.
  * - UnrecoverableError (BullMQ): the request itself is wrong (4xx, refused target, malformed job, a payment that
  *   conflicts with another) → failed at once, "rejected".
  * Reasons are read by name with failureReasonOf (services/common/failure-reason.ts), the function the failures
@@ -44,6 +45,18 @@ export class JobDeferredError extends Error {
   override name = 'JobDeferredError';
   constructor(readonly delayMs: number, readonly kind: DeferralCause, message = `deferred ${delayMs} ms (${kind})`) {
     super(message);
+  }
+}
+
+/**
+ * The attempt was cancelled through BullMQ (Worker#cancelJob / cancelAllJobs aborted the processor's signal):
+ * unrecoverable, as BullMQ's cancellation guide asks, so a cancelled job is not run again by a retry.
+ */
+export class JobCancelledError extends UnrecoverableError {
+  override name = 'JobCancelledError';
+  constructor(reason: unknown) {
+    const why = reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : undefined;
+    super(why ? `attempt cancelled: ${why}` : 'attempt cancelled');
   }
 }
 

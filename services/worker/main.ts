@@ -19,6 +19,7 @@ import { createJobMetrics, noopJobMetrics } from '../common/telemetry/job-metric
 import { createWebhookMetrics, noopWebhookMetrics } from '../common/telemetry/webhook-metrics';
 import { registerQueueStateMetrics } from '../common/telemetry/queue-state-metrics';
 import { startMetricsServer, type MetricsServer } from '../common/telemetry/metrics-server';
+import { redisReadiness } from '../common/telemetry/health';
 import { shutdownTracing } from '../common/telemetry/tracing';
 import { createQueueWorker } from './queue-worker';
 import { PaymentLedger } from './payment-ledger';
@@ -88,12 +89,20 @@ async function main(): Promise<void> {
     createQueueWorker(queue, { connection, config, metrics, log, processorDeps }),
   );
 
+  let shuttingDown = false;
+  // /livez and /readyz on the metrics port (telemetry/health.ts): ready while Redis answers and not draining.
+  // `connection` carries every command of this process (each Worker and Queue is given it, as are the ledger,
+  // providers and faults); a Worker's blocking connection is BullMQ's duplicate of it, parked in a blocking pop
+  // for seconds by design, where a PING would wait behind the pop.
+  const health = redisReadiness({
+    shuttingDown: () => shuttingDown,
+    connections: async () => [{ name: 'commands', client: connection }],
+  });
   let metricsServer: MetricsServer | undefined;
   if (config.metrics.enabled) {
-    metricsServer = await startMetricsServer(registry, config.metrics.host, config.metrics.port ?? DEFAULT_METRICS_PORT);
+    metricsServer = await startMetricsServer(registry, config.metrics.host, config.metrics.port ?? DEFAULT_METRICS_PORT, health);
   }
 
-  let shuttingDown = false;
   const drain = async (reason: string) => {
     if (shuttingDown) return;
     shuttingDown = true;
@@ -129,7 +138,7 @@ async function main(): Promise<void> {
   log.info(
     {
       queues: config.worker.queues,
-      concurrency: config.worker.concurrency,
+      concurrency: Object.fromEntries(config.worker.queues.map((q) => [q, config.worker.policies[q].concurrency])),
       metricsPort: metricsServer?.port,
       faultInjection: config.faultsEnabled,
     },

@@ -1,14 +1,16 @@
 /**
- * Wiring of one BullMQ Worker for one catalog queue: policy → Worker options, the queue's processor (processors/index.ts),
+ * Wiring of one BullMQ Worker for one catalog queue: its effective policy (config.worker.policies, assembled once in
+ * common/config/queue-policy.ts) → Worker options and retry backoff, the queue's processor (processors/index.ts),
  * the attempt runner, and the listeners every production worker needs ('error' above all: an unhandled
  * 'error' event would crash the process).
  */
-import { Worker } from 'bullmq';
+import { Worker, type WorkerOptions } from 'bullmq';
 import type { Logger } from 'pino';
-import type { Config } from '../common/config';
+import type { Config, EffectiveQueuePolicy } from '../common/config';
 import type { RedisClient } from '../common/redis';
 import { queueKeyPrefix } from '../common/queue-keys';
-import { QUEUE_CATALOG, type QueueName } from '../common/queue-catalog';
+import type { QueueName } from '../common/queue-catalog';
+import { retryBackoffStrategy } from '../common/retry-backoff';
 import { type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
 import { sampledTraceIdOf } from '../common/telemetry/trace-context';
@@ -28,9 +30,21 @@ export interface QueueWorkerDeps {
   processorDeps: AttemptRunnerDeps['processorDeps'];
 }
 
+/** The Worker options a queue's policy sets (the connection and prefix apart). */
+export function workerOptionsFor(policy: EffectiveQueuePolicy): Omit<WorkerOptions, 'connection'> {
+  return {
+    concurrency: policy.concurrency,
+    lockDuration: policy.lockDurationMs,
+    stalledInterval: policy.stalledIntervalMs,
+    maxStalledCount: policy.maxStalledCount,
+    // Jobs carry the timeout-aware backoff type (common/job-options.ts); BullMQ asks this strategy for its delays.
+    settings: { backoffStrategy: retryBackoffStrategy(policy) },
+  };
+}
+
 export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWorkerDeps): Worker {
-  const def = QUEUE_CATALOG[queue];
   const { config } = deps;
+  const policy = config.worker.policies[queue];
   const log = deps.log.child({ queue });
   // The listeners below run inside BullMQ's event emission: a throwing metric there must not reach BullMQ.
   const metrics = guardJobMetrics(
@@ -38,21 +52,18 @@ export function createQueueWorker<Q extends QueueName>(queue: Q, deps: QueueWork
     createTelemetryGuard((what, err) => log.error({ err, what }, 'telemetry call failed; ignored')),
   );
   // The limiter is the Worker's own; it exists by the time any attempt runs.
-  const runAttempt = createAttemptRunner(def, PROCESSORS[queue], {
+  const runAttempt = createAttemptRunner(policy, PROCESSORS[queue], {
     metrics: deps.metrics,
     log,
     rateLimit: async (ms: number): Promise<void> => worker.rateLimit(ms),
     processorDeps: deps.processorDeps,
     traceMode: config.tracing.mode,
-  }, config.worker.timeoutMs[queue]);
+  });
 
   const worker: Worker = new Worker(queue, runAttempt, {
+    ...workerOptionsFor(policy),
     connection: deps.connection,
     prefix: queueKeyPrefix(config, queue),
-    concurrency: config.worker.concurrency[queue],
-    lockDuration: config.worker.lockDurationMs ?? def.policy.lockDurationMs,
-    stalledInterval: config.worker.stalledIntervalMs ?? def.policy.stalledIntervalMs,
-    maxStalledCount: config.worker.maxStalledCount ?? def.policy.maxStalledCount,
     autorun: false,
   });
 

@@ -1,6 +1,8 @@
 /**
- * Runs one attempt of a job around its processor: the `process <queue>` consumer span, the queue's timeout
- * (abort signal + race, so a stuck call cannot hold the slot), and the job metrics.
+ * Runs one attempt of a job around its processor: the `process <queue>` consumer span, the queue's timeouts
+ * (soft: counted, logged and marked on the span, the attempt runs on; hard: abort signal + race, so a stuck call
+ * cannot hold the slot), BullMQ's cancellation signal, and the job metrics. The queue's effective policy
+ * (common/config/queue-policy.ts) comes whole: timeouts and attempts are read from it, nowhere else.
  *
  * The attempt first decides its outcome — completed · retried · failed{reason} · rate limited · deferred — and
  * only then records it (metrics, span, log), every recording call guarded: telemetry cannot turn a completed job
@@ -9,9 +11,9 @@
 import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, context, trace, INVALID_SPAN_CONTEXT } from '@opentelemetry/api';
 import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
-import type { TraceMode } from '../common/config';
+import type { EffectiveQueuePolicy, TraceMode } from '../common/config';
 import { failureReasonOf } from '../common/failure-reason';
-import type { PayloadOf, QueueDefinition, QueueName } from '../common/queue-catalog';
+import type { PayloadOf, QueueName } from '../common/queue-catalog';
 import { type FailureReason, type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
 import { BULLMQ_ATTRIBUTES as A } from '../common/telemetry/semconv';
@@ -26,7 +28,7 @@ import {
   traceFields,
   tracer,
 } from '../common/telemetry/trace-context';
-import { type DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError } from './errors';
+import { type DeferralCause, JobCancelledError, JobDeferredError, JobTimeoutError, RateLimitedError } from './errors';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {
@@ -63,14 +65,8 @@ function classifyFailure(err: unknown, attempt: number, maxAttempts: number): At
   return { kind: 'failed', err, reason: failureReasonOf(err), willRetry };
 }
 
-export function createAttemptRunner<Q extends QueueName>(
-  def: QueueDefinition,
-  processor: Processor<Q>,
-  deps: AttemptRunnerDeps,
-  timeoutMs = def.policy.timeoutMs,
-) {
-  const queue = def.name;
-  const defaultAttempts = def.policy.attempts;
+export function createAttemptRunner<Q extends QueueName>(policy: EffectiveQueuePolicy, processor: Processor<Q>, deps: AttemptRunnerDeps) {
+  const { queue, timeoutMs, softTimeoutMs, attempts: defaultAttempts } = policy;
   const traceMode = deps.traceMode ?? 'child';
   const safely = createTelemetryGuard((what, err) =>
     deps.log.error({ err, what }, 'telemetry call failed; ignored (the job outcome is unaffected)'),
@@ -144,8 +140,22 @@ export function createAttemptRunner<Q extends QueueName>(
     }
   }
 
-  // `token` is the job's lock token, passed by BullMQ as the processor's 2nd argument (needed to move it to delayed).
-  return async function runAttempt(job: QueueJob<PayloadOf<Q>>, token?: string): Promise<unknown> {
+  /** Still running at the soft timeout: counted, in the job's own log (console) and on the span; it runs on. */
+  function softTimedOut(job: QueueJob, span: Span, log: () => Logger): void {
+    metrics.softTimeout(queue);
+    safely('span soft timeout', () => span.addEvent('soft_timeout', { [A.softTimeoutMs]: softTimeoutMs, [A.timeoutMs]: timeoutMs }));
+    safely('soft timeout log', () => log().warn({ softTimeoutMs, timeoutMs }, 'attempt still running at its soft timeout'));
+    safely('soft timeout job log', () => {
+      job.log(`soft timeout: attempt ${job.attemptsMade + 1} still running after ${softTimeoutMs} ms (hard timeout ${timeoutMs} ms)`)
+        .catch((err: unknown) => log().warn({ err }, 'soft timeout job log line not written'));
+    });
+  }
+
+  /**
+   * `token` is the job's lock token (needed to move it to delayed); `cancel` is BullMQ's processor signal, aborted
+   * by Worker#cancelJob / cancelAllJobs. BullMQ only passes it to a processor declaring three parameters.
+   */
+  return async function runAttempt(job: QueueJob<PayloadOf<Q>>, token?: string, cancel?: AbortSignal): Promise<unknown> {
     const startedAt = Date.now();
     const attempt = job.attemptsMade + 1;
     const { span, ctx } = startSpan(job, attempt);
@@ -153,20 +163,36 @@ export function createAttemptRunner<Q extends QueueName>(
     // Wait time once per job: attemptsStarted only ever grows (retries, stalls, rate-limit re-runs included).
     if (job.attemptsStarted <= 1) metrics.observeWait(queue, (startedAt - eligibleAt(job)) / 1000, traceId);
 
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const err = new JobTimeoutError(timeoutMs);
-        abort.abort(err);
-        reject(err);
-      }, timeoutMs);
-    });
     // Built on first use: most attempts never log, and a pino child (with redaction) per attempt is a measurable
     // share of the worker's CPU (docs/scaling.md, "Settings chosen by measurement").
     let attemptLog: Logger | undefined;
     const log = () =>
       (attemptLog ??= deps.log.child({ jobId: job.id, attempt, ...safely('trace fields', () => traceFields(span)) }));
+
+    // The processor's one signal: aborted by the hard timeout and by a BullMQ cancellation alike, so providers and
+    // the webhook client stop their outbound call for either.
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    let onCancel: (() => void) | undefined;
+    const stopped = new Promise<never>((_, reject) => {
+      const stop = (err: Error) => {
+        abort.abort(err);
+        reject(err);
+      };
+      const hard = () => stop(new JobTimeoutError(timeoutMs));
+      // One timer at a time: the soft one arms the hard one for the rest of the timeout.
+      timer = softTimeoutMs > 0 && softTimeoutMs < timeoutMs
+        ? setTimeout(() => {
+            timer = setTimeout(hard, timeoutMs - softTimeoutMs);
+            softTimedOut(job, span, log);
+          }, softTimeoutMs)
+        : setTimeout(hard, timeoutMs);
+      if (cancel) {
+        onCancel = () => stop(new JobCancelledError(cancel.reason));
+        if (cancel.aborted) onCancel();
+        else cancel.addEventListener('abort', onCancel, { once: true });
+      }
+    });
 
     let outcome: AttemptOutcome = { kind: 'completed' };
     try {
@@ -182,7 +208,7 @@ export function createAttemptRunner<Q extends QueueName>(
               return log();
             },
           }),
-          timedOut,
+          stopped,
         ]),
       );
     } catch (err) {
@@ -201,6 +227,7 @@ export function createAttemptRunner<Q extends QueueName>(
       throw err;
     } finally {
       clearTimeout(timer);
+      if (onCancel) cancel?.removeEventListener('abort', onCancel);
       safely('record outcome', () => record(job, span, outcome, startedAt, traceId, log));
       safely('span end', () => span.end());
     }

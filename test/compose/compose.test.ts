@@ -83,6 +83,7 @@ t.test('healthchecks and start order', async (t) => {
     t.ok(services[name].healthcheck?.test, `${name} has a healthcheck`);
   }
   for (const name of ['api', 'worker']) t.same(services[name].depends_on.redis, { condition: 'service_healthy' }, `${name} waits for a healthy redis`);
+  t.match(services.worker.healthcheck.test.join(' '), /http:\/\/127\.0\.0\.1:9465\/readyz/, 'worker healthcheck asks /readyz on its metrics port');
   t.same(services.redis_exporter.depends_on.redis, { condition: 'service_healthy' });
   t.same(services.grafana.depends_on.prometheus, { condition: 'service_healthy' });
   t.same(services.prometheus.depends_on.alertmanager, { condition: 'service_healthy' });

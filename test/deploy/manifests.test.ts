@@ -91,6 +91,19 @@ t.test('one worker Deployment per catalog queue, each consuming only its queue',
   }
 });
 
+t.test('every worker is probed on its metrics port: readiness /readyz, liveness /livez', async (t) => {
+  for (const w of workers) {
+    const c = w.spec.template.spec.containers[0];
+    const metricsPort = c.ports.find((p: any) => p.name === 'metrics');
+    t.ok(metricsPort, `${w.metadata.name} names its metrics port`);
+    t.match(c.readinessProbe?.httpGet, { path: '/readyz', port: 'metrics' }, `${w.metadata.name} readiness probe`);
+    t.match(c.livenessProbe?.httpGet, { path: '/livez', port: 'metrics' }, `${w.metadata.name} liveness probe`);
+    // /readyz may take up to its 1 s PING bound to answer 503: a probe timeout at Kubernetes' 1 s default would
+    // turn a slow "not ready" into a probe failure without the reason.
+    t.ok((c.readinessProbe.timeoutSeconds ?? 1) > 1, `${w.metadata.name} readiness probe waits longer than the PING bound`);
+  }
+});
+
 t.test('every worker container starts like npm run start:worker, with the worker’s Node flags', async (t) => {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   const startWorker = pkg.scripts['start:worker']!.split(/\s+/);

@@ -29,7 +29,7 @@ t.test('POST accepts a valid job: 202, id, state and Location', async (t) => {
   const job = await app.queues.payments.getJob(body.id);
   t.equal(job?.opts.priority, 1, 'critical = priority 1');
   t.equal(job?.opts.attempts, 3, 'attempts from the catalog');
-  t.match(job?.opts.backoff, { type: 'exponential' });
+  t.match(job?.opts.backoff, { type: 'timeout-aware' });
   t.same(job?.data.payload, payment, 'payload stored as sent');
 
   const delayed = await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: auth, payload: { data: { channel: 'sms', to: '+3312345678', template: 'otp' }, delayMs: 60_000 } });

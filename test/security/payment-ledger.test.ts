@@ -153,8 +153,8 @@ t.test('the simulated provider refuses an idempotency key reused with other para
   const provider = new SimulatedPaymentProvider(redis, prefix, { get: () => NO_FAULTS });
   const signal = new AbortController().signal;
   const req = { amount: 100, currency: 'EUR', account: 'acct_g', idempotencyKey: 'idem:client:k1' };
-  const first = await provider.charge(req, signal);
-  t.match(await provider.charge(req, signal), { chargeId: first.chargeId, replayed: true }, 'same parameters: the first charge');
-  await t.rejects(provider.charge({ ...req, amount: 101 }, signal), UnrecoverableError, 'other amount: refused for good');
-  await t.rejects(provider.charge({ ...req, account: 'acct_h' }, signal), /400 idempotency key already used with different parameters/);
+  const first = await provider.charge(req, { signal });
+  t.match(await provider.charge(req, { signal }), { chargeId: first.chargeId, replayed: true }, 'same parameters: the first charge');
+  await t.rejects(provider.charge({ ...req, amount: 101 }, { signal }), UnrecoverableError, 'other amount: refused for good');
+  await t.rejects(provider.charge({ ...req, account: 'acct_h' }, { signal }), /400 idempotency key already used with different parameters/);
 });

@@ -14,6 +14,7 @@ import { createAttemptRunner, type AttemptRunnerDeps } from '../../services/work
 import { ProviderError, UnrecoverableError } from '../../services/worker/errors';
 import type { JobMetrics } from '../../services/common/telemetry/job-metrics';
 import { QUEUE_CATALOG } from '../../services/common/queue-catalog';
+import { effectiveQueuePolicy } from '../../services/common/config';
 import type { Processor } from '../../services/worker/processors/types';
 import { deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
@@ -27,6 +28,7 @@ const throwingMetrics: JobMetrics = {
   observeProcessing: broken('observeProcessing'),
   observeE2e: broken('observeE2e'),
   retried: broken('retried'),
+  softTimeout: broken('softTimeout'),
   rateLimited: broken('rateLimited'),
   completed: broken('completed'),
   failed: broken('failed'),
@@ -78,7 +80,7 @@ t.test('jobs keep their real outcome when every metric and span call throws', as
     rateLimit: async () => undefined,
     processorDeps: {} as AttemptRunnerDeps['processorDeps'],
   };
-  const worker = new Worker(def.name, createAttemptRunner(def, processor, deps, 5_000), { connection, prefix, concurrency: 4 });
+  const worker = new Worker(def.name, createAttemptRunner(effectiveQueuePolicy('notifications', { timeoutMs: 5_000 }), processor, deps), { connection, prefix, concurrency: 4 });
   worker.on('error', () => undefined);
   t.teardown(async () => {
     await worker.close();

@@ -12,8 +12,14 @@ t.test('defaults come from the catalog and the issue contract', async (t) => {
   t.same(c.api.keys, []);
   t.equal(c.queuePrefix, 'bull');
   t.same(c.worker.queues, ['payments', 'notifications', 'webhooks']);
-  t.same(c.worker.concurrency, { payments: 5, notifications: 10, webhooks: 64 });
-  t.same(c.worker.timeoutMs, { payments: 10_000, notifications: 5_000, webhooks: 30_000 });
+  const policyOf = (field: 'concurrency' | 'timeoutMs' | 'softTimeoutMs') =>
+    Object.fromEntries(Object.entries(c.worker.policies).map(([q, p]) => [q, p[field]]));
+  t.same(policyOf('concurrency'), { payments: 5, notifications: 10, webhooks: 64 });
+  t.same(policyOf('timeoutMs'), { payments: 10_000, notifications: 5_000, webhooks: 30_000 });
+  t.same(policyOf('softTimeoutMs'), { payments: 8_000, notifications: 4_000, webhooks: 24_000 }, 'soft timeout at 80 % of the timeout');
+  for (const [q, p] of Object.entries(c.worker.policies)) {
+    t.same({ ...p }, { ...QUEUE_CATALOG[q as keyof typeof QUEUE_CATALOG].policy, queue: q, softTimeoutMs: p.softTimeoutMs }, `${q}: the catalog policy when no override is set`);
+  }
   t.equal(c.webhooks.allowPrivate, false);
   t.equal(c.api.bodyLimitBytes, 64 * 1024);
   t.same(c.failedRetention, { age: 7 * 24 * 3600, count: 20_000 }, 'dead letters: 7 days, 20k per queue');
@@ -30,6 +36,7 @@ t.test('values are parsed and per-queue overrides apply', async (t) => {
     WORKER_QUEUES: 'webhooks,payments',
     WORKER_CONCURRENCY_PAYMENTS: '12',
     WORKER_TIMEOUT_MS_WEBHOOKS: '1500',
+    WORKER_LOCK_DURATION_MS: '60000',
     WEBHOOK_ALLOW_PRIVATE: 'true',
     QUEUE_PREFIX: '{bull}',
     FAILED_RETENTION_S: '3600',
@@ -39,9 +46,13 @@ t.test('values are parsed and per-queue overrides apply', async (t) => {
   t.same(c.api.keys, ['a', 'b', 'c']);
   t.equal(c.api.port, 8080);
   t.same(c.worker.queues, ['webhooks', 'payments']);
-  t.equal(c.worker.concurrency.payments, 12);
-  t.equal(c.worker.concurrency.notifications, QUEUE_CATALOG.notifications.policy.concurrency);
-  t.equal(c.worker.timeoutMs.webhooks, 1500);
+  t.equal(c.worker.policies.payments.concurrency, 12);
+  t.equal(c.worker.policies.notifications.concurrency, QUEUE_CATALOG.notifications.policy.concurrency);
+  t.equal(c.worker.policies.webhooks.timeoutMs, 1500);
+  t.equal(c.worker.policies.webhooks.softTimeoutMs, 1200, 'the soft timeout follows an overridden timeout');
+  t.equal(c.worker.policies.payments.timeoutMs, QUEUE_CATALOG.payments.policy.timeoutMs, 'an override applies to its queue only');
+  t.same(Object.values(c.worker.policies).map((p) => p.lockDurationMs), [60_000, 60_000, 60_000], 'WORKER_LOCK_DURATION_MS applies to every queue');
+  t.equal(c.worker.policies.webhooks.stalledIntervalMs, QUEUE_CATALOG.webhooks.policy.stalledIntervalMs, 'unset overrides keep the catalog value');
   t.equal(c.webhooks.allowPrivate, true);
   t.equal(c.queuePrefix, '{bull}', 'hash-tagged prefix for Redis Cluster is accepted');
 });

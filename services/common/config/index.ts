@@ -10,6 +10,7 @@ import { validateEnv as validate } from './validate';
 import { PerQueueEnv, WorkerEnv, workerConfig } from './worker';
 
 export { PerQueueEnv } from './worker';
+export { type EffectiveQueuePolicy, effectiveQueuePolicy } from './queue-policy';
 
 export { ConfigError } from './errors';
 export type { ApiConfig } from './api';

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { QUEUE_CATALOG, QUEUE_NAMES, type QueueName, isQueueName } from '../queue-catalog';
 import { loadThresholds } from '../thresholds';
 import { ConfigError, parseList } from './errors';
+import { type EffectiveQueuePolicy, effectiveQueuePolicy } from './queue-policy';
 
 export const WorkerEnv = Type.Object({
   WORKER_QUEUES: Type.String({ default: '' }),
@@ -72,12 +73,16 @@ export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv, thresholdsFi
   return {
     worker: {
       queues,
-      concurrency: perQueue((q) => queueEnv[concurrencyVar(q)] ?? QUEUE_CATALOG[q].policy.concurrency),
-      /** Per-attempt timeout; catalog default, overridable by WORKER_TIMEOUT_MS_<QUEUE>. */
-      timeoutMs: perQueue((q) => queueEnv[timeoutVar(q)] ?? QUEUE_CATALOG[q].policy.timeoutMs),
-      lockDurationMs: env.WORKER_LOCK_DURATION_MS,
-      stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
-      maxStalledCount: env.WORKER_MAX_STALLED_COUNT,
+      /** Each queue's effective policy (config/queue-policy.ts): the catalog's, with the overrides above applied. */
+      policies: perQueue<EffectiveQueuePolicy>((q) =>
+        effectiveQueuePolicy(q, {
+          concurrency: queueEnv[concurrencyVar(q)],
+          timeoutMs: queueEnv[timeoutVar(q)],
+          lockDurationMs: env.WORKER_LOCK_DURATION_MS,
+          stalledIntervalMs: env.WORKER_STALLED_INTERVAL_MS,
+          maxStalledCount: env.WORKER_MAX_STALLED_COUNT,
+        }),
+      ),
       memorySoftLimitBytes: soft,
       memoryHardLimitBytes: hard,
     },

@@ -18,6 +18,8 @@ export interface JobMetrics {
   /** Once per job, at its final outcome: from when it became eligible (enqueue + delay) to completed / failed for good. */
   observeE2e(queue: string, status: JobStatus, seconds: number, traceId?: string): void;
   retried(queue: string): void;
+  /** An attempt still running at its queue's soft timeout (softTimeoutRatio of the timeout); it runs on. */
+  softTimeout(queue: string): void;
   rateLimited(queue: string): void;
   completed(queue: string): void;
   failed(queue: string, reason: FailureReason): void;
@@ -45,6 +47,10 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
   });
   const perQueue = (name: string, help: string) => boundedCounter(registry, name, help, { queue: queues });
   const retries = perQueue('bullmq_job_retries_total', 'Failed attempts that will be retried.');
+  const softTimeouts = perQueue(
+    'bullmq_job_soft_timeouts_total',
+    "Attempts still running at the queue's soft timeout (a share of its timeout, catalog policy); they go on to the hard timeout.",
+  );
   const rateLimitHits = perQueue(
     'bullmq_rate_limit_hits_total',
     'Attempts stopped by a rate limit (provider 429 or the queue limiter); retried without using an attempt.',
@@ -68,6 +74,7 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
     observeE2e: (queue, status, seconds, traceId) =>
       e2e.observe({ labels: { queue, status }, value: Math.max(0, seconds), exemplarLabels: exemplar(traceId) }),
     retried: (queue) => retries.inc({ queue }),
+    softTimeout: (queue) => softTimeouts.inc({ queue }),
     rateLimited: (queue) => rateLimitHits.inc({ queue }),
     completed: (queue) => completed.inc({ queue }),
     failed: (queue, reason) => failed.inc({ queue, reason }),
@@ -81,6 +88,7 @@ export const noopJobMetrics: JobMetrics = {
   observeProcessing: () => undefined,
   observeE2e: () => undefined,
   retried: () => undefined,
+  softTimeout: () => undefined,
   rateLimited: () => undefined,
   completed: () => undefined,
   failed: () => undefined,
@@ -100,6 +108,7 @@ export function guardJobMetrics(metrics: JobMetrics, safely: TelemetryGuard): Jo
     observeProcessing: (...a) => guard('observeProcessing', () => metrics.observeProcessing(...a)),
     observeE2e: (...a) => guard('observeE2e', () => metrics.observeE2e(...a)),
     retried: (...a) => guard('retried', () => metrics.retried(...a)),
+    softTimeout: (...a) => guard('softTimeout', () => metrics.softTimeout(...a)),
     rateLimited: (...a) => guard('rateLimited', () => metrics.rateLimited(...a)),
     completed: (...a) => guard('completed', () => metrics.completed(...a)),
     failed: (...a) => guard('failed', () => metrics.failed(...a)),

@@ -35,4 +35,7 @@ export const BULLMQ_ATTRIBUTES = {
   rateLimited: 'bullmq.rate_limited',
   /** Why only this job was put back to delayed: `rate_limited` (its target's 429) or `host_busy`. */
   deferred: 'bullmq.deferred',
+  /** On the `soft_timeout` span event: the queue's hard timeout and the soft one that was crossed. */
+  timeoutMs: 'bullmq.timeout_ms',
+  softTimeoutMs: 'bullmq.soft_timeout_ms',
 } as const;

@@ -1,7 +1,7 @@
 /**
  * The processor contract: a plain async function (job, deps). deps carries everything from the outside world
- * the processor may touch, plus this attempt's abort signal (fired at the queue's timeout), so tests call a
- * processor directly with fakes or real pieces.
+ * the processor may touch, plus this attempt's abort signal (fired at the queue's timeout or when BullMQ cancels
+ * the job: processors pass it to every outbound call), so tests call a processor directly with fakes or real pieces.
  */
 import type { Job } from 'bullmq';
 import type { Context } from '@opentelemetry/api';

@@ -12,8 +12,7 @@ export const processor: Processor<'webhooks'> = async (job, deps) => {
   try {
     const result = await deps.webhookClient.deliver(
       { url, event, payload, deliveryId: String(job.id), attempt: job.attemptsMade + 1 },
-      deps.signal,
-      deps.traceContext,
+      { signal: deps.signal, traceContext: deps.traceContext },
     );
     return { status: result.status, durationMs: result.durationMs };
   } catch (err) {

@@ -2,7 +2,9 @@
  * Provider adapters: what the payments and notifications processors call. A real integration (a PSP, an email
  * or SMS gateway) implements these; the built-in SimulatedProvider stands in for demos, tests and alert drills.
  * Adapters report transient failures as ProviderError, 429s as RateLimitedError, requests refused for good
- * (e.g. an idempotency key reused with other parameters) as UnrecoverableError, and honour the abort signal.
+ * (e.g. an idempotency key reused with other parameters) as UnrecoverableError, and honour the abort signal:
+ * it is the attempt's (services/worker/run-attempt.ts), aborted at the queue's timeout or when BullMQ cancels the
+ * job, and an adapter passes it on to its HTTP client so the outbound call really stops.
  */
 import type { NotificationPayload, PaymentPayload } from '../../common/queue-catalog';
 
@@ -21,12 +23,17 @@ export interface ChargeResult {
   replayed: boolean;
 }
 
+/** Per-call options of every outbound call (providers here, the webhook client): what wrappers pass through. */
+export interface OutboundCallOptions {
+  signal?: AbortSignal;
+}
+
 export interface PaymentProvider {
-  charge(req: ChargeRequest, signal: AbortSignal): Promise<ChargeResult>;
+  charge(req: ChargeRequest, opts?: OutboundCallOptions): Promise<ChargeResult>;
 }
 
 export type NotificationRequest = NotificationPayload;
 
 export interface NotificationProvider {
-  send(req: NotificationRequest, signal: AbortSignal): Promise<{ messageId: string }>;
+  send(req: NotificationRequest, opts?: OutboundCallOptions): Promise<{ messageId: string }>;
 }

@@ -10,7 +10,7 @@ import type { RedisClient } from '../../common/redis';
 import type { FaultSettings } from '../../common/faults';
 import type { QueueName } from '../../common/queue-catalog';
 import { ProviderError, RateLimitedError, UnrecoverableError } from '../errors';
-import type { ChargeRequest, ChargeResult, NotificationProvider, NotificationRequest, PaymentProvider } from './provider';
+import type { ChargeRequest, ChargeResult, NotificationProvider, NotificationRequest, OutboundCallOptions, PaymentProvider } from './provider';
 import { LEDGER_TTL_SECONDS } from '../payment-ledger';
 
 export const SIMULATED_RETRY_AFTER_MS = 1_000;
@@ -21,17 +21,18 @@ export interface FaultSource {
 }
 
 /** Applies the queue's injected faults to one call; resolves when the call "succeeds". */
-export async function simulateCall(faults: FaultSettings, signal: AbortSignal, random: () => number = Math.random): Promise<void> {
+export async function simulateCall(faults: FaultSettings, signal?: AbortSignal, random: () => number = Math.random): Promise<void> {
   if (faults.latencyMs > 0) await sleep(faults.latencyMs, undefined, { signal });
   if (random() < faults.rateLimitRate) throw new RateLimitedError(SIMULATED_RETRY_AFTER_MS, 'simulated provider: 429 Too Many Requests');
   if (random() < faults.timeoutRate) {
-    // Hang like an unresponsive upstream until the job timeout aborts the attempt.
+    // Hang like an unresponsive upstream until the attempt's signal aborts it (without one: for good, as a real
+    // upstream without a client timeout would).
     await new Promise((_, reject) =>
-      signal.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true }),
+      signal?.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted')), { once: true }),
     );
   }
   if (random() < faults.failureRate) throw new ProviderError('simulated provider: 503 Service Unavailable', 503);
-  signal.throwIfAborted();
+  signal?.throwIfAborted();
 }
 
 /** The provider's record of one applied charge: the charge and the parameters it was applied with. */
@@ -55,8 +56,8 @@ export class SimulatedPaymentProvider implements PaymentProvider {
     return `${this.prefix}:simulated-provider:charges:${idempotencyKey}`;
   }
 
-  async charge(req: ChargeRequest, signal: AbortSignal): Promise<ChargeResult> {
-    await simulateCall(this.faults.get(this.queue), signal);
+  async charge(req: ChargeRequest, opts: OutboundCallOptions = {}): Promise<ChargeResult> {
+    await simulateCall(this.faults.get(this.queue), opts.signal);
     const applied: AppliedCharge = { chargeId: `ch_${randomUUID()}`, amount: req.amount, currency: req.currency, account: req.account };
     // Like a PSP's idempotency window: kept as long as our ledger, then forgotten (bounded memory).
     const key = this.chargeKey(req.idempotencyKey);
@@ -76,8 +77,8 @@ export class SimulatedPaymentProvider implements PaymentProvider {
 export class SimulatedNotificationProvider implements NotificationProvider {
   constructor(private readonly faults: FaultSource, private readonly queue: QueueName = 'notifications') {}
 
-  async send(_req: NotificationRequest, signal: AbortSignal): Promise<{ messageId: string }> {
-    await simulateCall(this.faults.get(this.queue), signal);
+  async send(_req: NotificationRequest, opts: OutboundCallOptions = {}): Promise<{ messageId: string }> {
+    await simulateCall(this.faults.get(this.queue), opts.signal);
     return { messageId: `msg_${randomUUID()}` };
   }
 }

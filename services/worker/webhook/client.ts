@@ -15,6 +15,7 @@ import { signWebhook } from './signature';
 import { BlockedTargetError, guardedLookup, isPublicAddress, literalAddressOf } from './ssrf-guard';
 import { ProviderError, RateLimitedError } from '../errors';
 import { HostSlots } from './host-slots';
+import type { OutboundCallOptions } from '../providers/provider';
 import { contextWith, injectTraceContext, recordError, tracer } from '../../common/telemetry/trace-context';
 import {
   ATTR_HTTP_REQUEST_METHOD,
@@ -30,6 +31,12 @@ export interface WebhookDelivery {
   payload: Record<string, unknown>;
   deliveryId: string;
   attempt: number;
+}
+
+/** Per-delivery options: the attempt's abort signal (timeout or cancellation cuts the request) and its span. */
+export interface DeliveryOptions extends OutboundCallOptions {
+  /** Parent of the delivery's CLIENT span (the attempt's consumer span); none: a root span. */
+  traceContext?: Context;
 }
 
 export interface WebhookClientOptions {
@@ -102,7 +109,8 @@ export class WebhookClient {
     });
   }
 
-  async deliver(d: WebhookDelivery, signal: AbortSignal, parent: Context = ROOT_CONTEXT): Promise<{ status: number; durationMs: number }> {
+  async deliver(d: WebhookDelivery, opts: DeliveryOptions = {}): Promise<{ status: number; durationMs: number }> {
+    const { signal, traceContext: parent = ROOT_CONTEXT } = opts;
     const url = parseDeliveryTarget(d);
     const literal = literalAddressOf(url);
     if (!this.opts.allowPrivate && literal && !isPublicAddress(literal)) {
@@ -110,7 +118,7 @@ export class WebhookClient {
     }
     const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
     if (!release) {
-      signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
+      signal?.throwIfAborted(); // the attempt's timeout or cancellation: keep its error
       throw new HostBusyError(url.host);
     }
     try {
@@ -120,7 +128,7 @@ export class WebhookClient {
     }
   }
 
-  private async send(url: URL, d: WebhookDelivery, signal: AbortSignal, parent: Context): Promise<{ status: number; durationMs: number }> {
+  private async send(url: URL, d: WebhookDelivery, signal: AbortSignal | undefined, parent: Context): Promise<{ status: number; durationMs: number }> {
     const body = JSON.stringify(d.payload);
     const span = tracer.startSpan('POST', {
       kind: SpanKind.CLIENT,
@@ -167,13 +175,13 @@ export class WebhookClient {
     await this.agent.close();
   }
 
-  private classify(err: unknown, span: ReturnType<typeof tracer.startSpan>, signal: AbortSignal): unknown {
+  private classify(err: unknown, span: ReturnType<typeof tracer.startSpan>, signal: AbortSignal | undefined): unknown {
     if (err instanceof RateLimitedError || err instanceof ProviderError || err instanceof UnrecoverableError) {
       if (!(err instanceof RateLimitedError)) recordError(span, err);
       return err;
     }
     recordError(span, err);
-    if (signal.aborted) return signal.reason ?? err; // the attempt's timeout: keep its JobTimeoutError
+    if (signal?.aborted) return signal.reason ?? err; // the attempt's timeout or cancellation: keep its error
     // undici refuses a request it cannot send as built (e.g. a header value it rejects): retrying cannot help.
     if (err instanceof undiciErrors.InvalidArgumentError) return new UnrecoverableError(`delivery not sendable: ${err.message}; not retried`);
     if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
