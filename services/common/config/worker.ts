@@ -1,6 +1,6 @@
 /** Environment of the worker process: which queues, per-queue concurrency and timeouts, stall and memory limits, webhooks. */
 import { Type, type Static } from 'typebox';
-import { QUEUE_CATALOG, QUEUE_NAMES, type QueueName, isQueueName } from '../queue-catalog';
+import { QUEUE_NAMES, type QueueName, isQueueName } from '../queue-catalog';
 import { loadThresholds } from '../thresholds';
 import { ConfigError, parseList } from './errors';
 import { type EffectiveQueuePolicy, effectiveQueuePolicy } from './queue-policy';
