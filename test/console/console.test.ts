@@ -5,30 +5,13 @@
  * guarantees are refused; changes are audited. Nothing of the console answers outside /admin/queues.
  */
 import t from 'tap';
-import type { FastifyInstance } from 'fastify';
 import { buildTestApp } from '../helpers/app';
 import { captureLogs } from '../helpers/log-capture';
+import { routesUnder } from '../helpers/routes';
 import { ADMIN_KEY, API_KEY } from '../helpers/services';
 
 const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
 const SAMPLE: Record<string, string> = { queueName: 'payments', jobId: 'no-such-job', queueStatus: 'failed', schedulerId: 'none' };
-
-/** Every (method, path) Fastify serves under `prefix`, read from printRoutes' tree (full paths rebuilt). */
-function routesUnder(app: FastifyInstance, prefix: string): { method: string; url: string }[] {
-  const out: { method: string; url: string }[] = [];
-  const stack: { depth: number; path: string }[] = [];
-  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
-    const m = /^([│ ]*)(?:├── |└── )(.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
-    if (!m) continue;
-    const depth = m[1]!.length / 4;
-    while (stack.length > depth) stack.pop();
-    const path = (stack.at(-1)?.path ?? '') + m[2]!;
-    stack.push({ depth, path });
-    if (!m[3] || !path.startsWith(prefix)) continue;
-    for (const method of m[3].split(', ')) out.push({ method, url: path });
-  }
-  return out;
-}
 
 const concrete = (url: string) =>
   url.replace(/:(\w+)/g, (_, name: string) => SAMPLE[name] ?? 'x').replace(/\*$/, 'static/js/main.js');

@@ -2,8 +2,9 @@
  * Per-key rate limit (@fastify/rate-limit) with its counters in Redis, so the limit holds across every API
  * replica. Keyed by the key id the guard set (request.keyId, plugins/app/auth.ts); client IP on routes without a
  * guard. The limiter's hook is added to each route after the route's scope guard, so the key was checked (and
- * hashed, once) before the limiter reads its id, and a wrong key is answered 401 without counting here. Answers 429 with Retry-After and
- * the x-ratelimit-* headers; each refusal is counted in api_requests_rejected_total{reason="rate_limited"}.
+ * hashed, once) before the limiter reads its id, and a wrong key is answered 401 without counting here.
+ * Answers 429 with Retry-After and the x-ratelimit-* headers; each refusal is counted in
+ * api_requests_rejected_total{reason="rate_limited"}.
  * If Redis is unreachable the limiter steps aside (skipOnError) — the enqueue itself then answers 503.
  */
 import fp from 'fastify-plugin';
