@@ -10,6 +10,7 @@ import type { BenchResults, ClusterCompare, Cost, Fixed, Overhead, ProfileSummar
 import { COMPONENTS, TELEMETRY_COMPONENTS, type Component, type ComponentShares } from './profile';
 import { AUTO_INSTRUMENTATIONS, type Mode } from './stack';
 import { fmt, median, msPerJob } from './stats';
+import { FINDINGS } from './findings';
 
 const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not run' : ok ? 'PASS' : '**MISS**');
 const perJob = (sharePct: number, rate: number) => fmt(msPerJob(sharePct, rate), 3);
@@ -73,6 +74,8 @@ export function renderReport(r: BenchResults, opts: RenderOptions = {}): string 
   L();
   analysis(r, L);
   if (r.profiles?.length) profiles(r.profiles, L);
+  L();
+  L(FINDINGS.trimEnd());
   return lines.join('\n') + '\n';
 }
 
