@@ -11,7 +11,6 @@ export interface Level {
 
 export interface QueueThresholds {
   queue_depth: Level;
-  active_jobs: Level;
   job_error_ratio: Level;
   job_timeout_ratio: Level;
   job_latency_p95_seconds: Level;
@@ -38,6 +37,23 @@ export interface SloConfig {
   queues: Record<string, QueueSlo>;
 }
 
+/** thresholds.yaml `saturation`: BullMQWorkersSaturated. */
+export interface SaturationConfig {
+  /** Share of a queue's worker slots busy (0 < r ≤ 1). */
+  busy_ratio: number;
+  for: string;
+}
+
+/** thresholds.yaml `outbound`: the dependency alerts. */
+export interface OutboundConfig {
+  circuit_open_for: string;
+  /** Dependencies whose open circuit pages (severity page); the others warn. */
+  page_dependencies: string[];
+  throttled_backlog_for: string;
+  /** Soft timeouts / attempts over 5 m above which BullMQJobSoftTimeoutsHigh warns. */
+  soft_timeout_ratio: number;
+}
+
 export interface Thresholds {
   defaults: QueueThresholds;
   queues: Record<string, Partial<QueueThresholds>>;
@@ -46,6 +62,9 @@ export interface Thresholds {
   api_5xx_ratio: Level;
   loadtest_error_ratio: number;
   slo: SloConfig;
+  saturation: SaturationConfig;
+  outbound: OutboundConfig;
+  paused: { for: string };
   for: { default: string; queue_stuck_window: string; target_down: string; redis_down: string };
   links: { runbook_base_url: string; grafana_base_url: string; console_base_url: string; jaeger_base_url: string };
 }
@@ -99,6 +118,23 @@ function assertSlo(slo: SloConfig | undefined): asserts slo is SloConfig {
   }
 }
 
+const ratio = (v: unknown, max: number) => typeof v === 'number' && v > 0 && v <= max;
+
+function assertAlertSections(t: Thresholds): void {
+  const duration = (name: string, v: unknown) => {
+    if (typeof v !== 'string' || !DURATION.test(v)) throw new Error(`thresholds.yaml: ${name} must be a Prometheus duration such as 10m`);
+  };
+  if (!ratio(t.saturation?.busy_ratio, 1)) throw new Error('thresholds.yaml: saturation.busy_ratio must be a ratio above 0 and at most 1 (0.9 = 90 % of the slots busy)');
+  duration('saturation.for', t.saturation.for);
+  duration('outbound.circuit_open_for', t.outbound?.circuit_open_for);
+  duration('outbound.throttled_backlog_for', t.outbound.throttled_backlog_for);
+  if (!Array.isArray(t.outbound.page_dependencies) || !t.outbound.page_dependencies.every((d) => typeof d === 'string' && /^\w+$/.test(d))) {
+    throw new Error('thresholds.yaml: outbound.page_dependencies must be a list of dependency names');
+  }
+  if (!ratio(t.outbound.soft_timeout_ratio, 1)) throw new Error('thresholds.yaml: outbound.soft_timeout_ratio must be a ratio above 0 and at most 1');
+  duration('paused.for', t.paused?.for);
+}
+
 /**
  * The slow ratio reads the `le` bucket equal to the latency bound: a bound between two buckets would silently
  * be measured at another latency, so it is an error.
@@ -127,7 +163,8 @@ export function loadThresholds(file = repoPath('observability', 'thresholds.yaml
   }
   t.queues = Object.fromEntries(queues.map((q) => [q, t.queues?.[q] ?? {}]));
   t.slo.queues = Object.fromEntries(queues.map((q) => [q, t.slo.queues?.[q] ?? { ...t.slo.defaults }]));
-  for (const key of ['queue_depth', 'active_jobs', 'job_error_ratio', 'job_timeout_ratio', 'job_latency_p95_seconds'] as const) {
+  assertAlertSections(t);
+  for (const key of ['queue_depth', 'job_error_ratio', 'job_timeout_ratio', 'job_latency_p95_seconds'] as const) {
     assertLevel(`defaults.${key}`, t.defaults?.[key]);
     for (const [q, over] of Object.entries(t.queues ?? {})) if (over[key]) assertLevel(`queues.${q}.${key}`, over[key]);
   }
