@@ -43,7 +43,7 @@ interface Route {
 interface AlertmanagerYaml {
   templates?: string[];
   route: Route;
-  receivers: { name: string; slack_configs?: { api_url_file?: string }[] }[];
+  receivers: { name: string; slack_configs?: { api_url_file?: string }[]; pagerduty_configs?: unknown[] }[];
 }
 
 /**
@@ -90,6 +90,9 @@ export function alertmanagerConfig(slackUrlFile: string, fast: boolean): Alertma
   const cfg = YAML.parse(readFileSync(repoPath('observability/alertmanager/alertmanager.yml'), 'utf8')) as AlertmanagerYaml;
   cfg.templates = [repoPath('observability/alertmanager/templates/*.tmpl')];
   for (const r of cfg.receivers) for (const s of r.slack_configs ?? []) s.api_url_file = slackUrlFile;
+  // No PagerDuty from a local stack: a page still reaches the Slack receiver (its route continues to
+  // slack-critical), and the pagerduty receiver is left without a config, so nothing is sent to it.
+  for (const r of cfg.receivers) delete r.pagerduty_configs;
   if (fast) {
     // Drill timings: notify within seconds instead of minutes.
     for (const route of [cfg.route, ...(cfg.route.routes ?? [])]) {
