@@ -182,6 +182,9 @@ export function scenarios(t: Thresholds): Scenario[] {
   return out;
 }
 
+/** The outbound dependencies (label `dependency` of the outbound_* metrics, docs/contracts.md). */
+const OUTBOUND_DEPENDENCIES = ['payment_provider', 'notification_provider', 'webhook_host'] as const;
+
 /** Two worker replicas' gauges of one queue (every replica exports the same queue state). */
 const onReplicas = (metric: string, labels: string, values: string) =>
   ['w1', 'w2'].map((i) => ({ series: `${metric}{job="worker",instance="${i}",${labels}}`, values }));
@@ -198,6 +201,8 @@ function saturationAndDependencyScenarios(t: Thresholds): Scenario[] {
   const throttledFor = forMin(t.outbound.throttled_backlog_for);
   const circuitFor = forMin(t.outbound.circuit_open_for);
   const pageDep = t.outbound.page_dependencies[0]!;
+  // The dependencies that only warn (webhook_host, notification_provider with the shipped thresholds).
+  const [warnDep, otherWarnDep] = OUTBOUND_DEPENDENCIES.filter((d) => !t.outbound.page_dependencies.includes(d));
   return [
     {
       alert: 'BullMQWorkersSaturated', severity: 'warning', why: `${busy} of payments' ${slots} worker slots (two replicas) are busy while jobs wait`,
@@ -261,10 +266,10 @@ function saturationAndDependencyScenarios(t: Thresholds): Scenario[] {
       notYetAt: `${2 + circuitFor - 1}m`, firingAt: `${2 + circuitFor + 2}m`, labels: { dependency: pageDep }, value: '1',
     },
     {
-      alert: 'OutboundCircuitOpen', severity: 'warning', why: 'three webhook hosts\' circuits stay open', ruleIndex: 0,
-      series: onReplicas('outbound_circuits_open', 'dependency="webhook_host"', '0x2 3x30'),
-      control: onReplicas('outbound_circuits_open', 'dependency="notification_provider"', gauge(0)),
-      notYetAt: `${2 + circuitFor - 1}m`, firingAt: `${2 + circuitFor + 2}m`, labels: { dependency: 'webhook_host' }, value: '3',
+      alert: 'OutboundCircuitOpen', severity: 'warning', why: `three ${warnDep} circuits stay open`, ruleIndex: 0,
+      series: onReplicas('outbound_circuits_open', `dependency="${warnDep}"`, '0x2 3x30'),
+      control: otherWarnDep ? onReplicas('outbound_circuits_open', `dependency="${otherWarnDep}"`, gauge(0)) : [],
+      notYetAt: `${2 + circuitFor - 1}m`, firingAt: `${2 + circuitFor + 2}m`, labels: { dependency: warnDep! }, value: '3',
     },
   ];
 }
