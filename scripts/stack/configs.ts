@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { repoPath } from '../../services/common/thresholds';
+import { repoPath, type Thresholds } from '../../services/common/thresholds';
+import { prometheusRetention } from '../../observability/generate/retention';
 
 export interface StackPorts {
   redis: number;
@@ -84,6 +85,22 @@ export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInte
     }
   }
   return cfg;
+}
+
+/**
+ * The native Prometheus' flags: compose.yaml's (remote-write receiver for k6, exemplars, lifecycle API), the
+ * retention the shipped rules need (observability/generate/retention.ts), loopback paths and port.
+ */
+export function prometheusFlags(configFile: string, dataDir: string, port: number, t: Thresholds): string[] {
+  return [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${dataDir}`,
+    `--storage.tsdb.retention.time=${prometheusRetention(t)}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--web.enable-remote-write-receiver',
+    '--enable-feature=exemplar-storage',
+    '--web.enable-lifecycle',
+  ];
 }
 
 export function alertmanagerConfig(slackUrlFile: string, fast: boolean): AlertmanagerYaml {

@@ -19,7 +19,7 @@ import { pingRedis } from '../lib/redis-server';
 import { startRedisCluster, type RedisClusterHandle } from '../lib/redis-cluster';
 import { freePort } from '../lib/ports';
 import { WORKER_NODE_FLAGS } from '../lib/node-flags';
-import { alertmanagerConfig, prometheusConfig, type StackPorts } from './configs';
+import { alertmanagerConfig, prometheusConfig, prometheusFlags, type StackPorts } from './configs';
 import { startSlackReceiver, type SlackMessage, type SlackReceiver } from './slack-receiver';
 
 export interface StackOptions {
@@ -214,14 +214,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     await start(
       'prometheus',
       'prometheus',
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'prometheus')}`,
-        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
-        '--web.enable-remote-write-receiver',
-        '--enable-feature=exemplar-storage',
-        '--web.enable-lifecycle',
-      ],
+      prometheusFlags(path.join(dir, 'prometheus.yml'), path.join(dir, 'prometheus'), ports.prometheus, thresholds),
       { probe: httpOk(`http://127.0.0.1:${ports.prometheus}/-/ready`) },
     );
   } catch (err) {
