@@ -104,7 +104,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const logDir = o.logDir ?? path.join(dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const thresholds = loadThresholds();
-  if (o.drill) writeDrillRules(thresholds, path.join(dir, 'rules'), { forOverride: '0s', rateWindow: '30s', stuckWindow: '1m' });
+  if (o.drill) writeDrillRules(thresholds, path.join(dir, 'rules'), { forOverride: '0s', rateWindow: '30s', stuckWindow: '1m', goneWindow: '30s' });
   else copyFileSync(repoPath('observability/prometheus/rules/bullmq.rules.yml'), path.join(dir, 'rules', 'bullmq.rules.yml'));
 
   const apiKey = `stack-${randomBytes(12).toString('hex')}`;
