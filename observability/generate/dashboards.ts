@@ -28,7 +28,8 @@ interface Target {
 type Steps = Level | number | { color: string; value: number | null }[];
 
 interface PanelSpec {
-  kind?: 'timeseries' | 'stat' | 'heatmap';
+  /** `row`: a full-width section heading (no query); the panels after it belong to it. */
+  kind?: 'timeseries' | 'stat' | 'heatmap' | 'row';
   title: string;
   targets: Target[];
   unit?: string;
@@ -144,6 +145,15 @@ function dashboardOf(uid: string, title: string, panels: PanelSpec[], variables:
   const stats = panels.filter((p) => p.kind === 'stat').length;
   let previous: PanelSpec['kind'];
   for (const p of panels) {
+    if (p.kind === 'row') {
+      y += rowHeight;
+      b.withRow(new dashboard.RowBuilder(p.title).id(panelId(uid, p.title)).gridPos({ x: 0, y, w: 24, h: 1 }));
+      x = 0;
+      y += 1;
+      rowHeight = 0;
+      previous = p.kind;
+      continue;
+    }
     const built = build(uid, p);
     // Stat tiles share the first row evenly; the graphs start below it.
     const { w, h } = p.kind === 'stat' && p.w === undefined ? { w: Math.min(8, Math.max(3, Math.floor(24 / stats))), h: 4 } : sizeOf(p);
@@ -207,12 +217,22 @@ export function dashboards(t: Thresholds) {
     firingStat('critical', `queue=~"$queue"`, 'Critical alerts firing'),
     firingStat('warning', `queue=~"$queue"`, 'Warning alerts firing'),
     ...perQueueStats(t, 'queue_depth', 'Jobs waiting', (sel) => `${R.depth}{${sel}}`),
-    ...perQueueStats(t, 'active_jobs', 'Active jobs now', (sel) => `${R.active}{${sel}}`),
+    { kind: 'stat', title: 'Worker slots busy now', unit: 'percentunit', targets: [{ expr: `${R.saturation}{${Q}}`, legendFormat: '{{queue}}' }], thresholds: [{ color: 'green', value: null }, { color: 'orange', value: t.saturation.busy_ratio }] },
+    // BullMQ 6 has no `paused` job state: a paused queue's jobs wait in `wait`; its own gauge says it is paused.
+    { kind: 'stat', title: 'Queues paused now', targets: [{ expr: `count(${R.paused}{${Q}} == 1) or vector(0)`, legendFormat: 'paused' }], thresholds: [{ color: 'green', value: null }, { color: 'orange', value: 1 }] },
     ...perQueueStats(t, 'job_error_ratio', 'Error ratio now', (sel) => `${R.errorRatio}{${sel}}`, 'percentunit'),
     ...perQueueStats(t, 'job_latency_p95_seconds', 'E2E p95 now', (sel) => `${R.e2eP(95)}{${sel}}`, 's'),
     { title: 'Jobs by state (max over replicas)', targets: [{ expr: `max by (queue, state) (bullmq_queue_jobs{${Q}})`, legendFormat: '{{queue}} {{state}}' }], w: 24 },
     ...perQueueThresholdPanels(t, 'queue_depth', 'Queue depth (waiting + prioritized)', (sel) => [{ expr: `${R.depth}{${sel}}`, legendFormat: '{{queue}}' }]),
-    ...perQueueThresholdPanels(t, 'active_jobs', 'Active jobs', (sel) => [{ expr: `${R.active}{${sel}}`, legendFormat: '{{queue}}' }]),
+    {
+      title: 'Active jobs and worker slots (sum of bullmq_worker_concurrency)',
+      targets: [
+        { expr: `${R.active}{${Q}}`, legendFormat: '{{queue}} active' },
+        { expr: `${R.slots}{${Q}}`, legendFormat: '{{queue}} slots' },
+      ],
+    },
+    { title: 'Worker saturation (active / slots)', unit: 'percentunit', targets: [{ expr: `${R.saturation}{${Q}}`, legendFormat: '{{queue}}' }], thresholds: t.saturation.busy_ratio },
+    { title: 'Paused queues (1 = paused)', targets: [{ expr: `${R.paused}{${Q}}`, legendFormat: '{{queue}}' }] },
     {
       title: 'Wait time p50 / p95 / p99',
       unit: 's',
@@ -247,7 +267,7 @@ export function dashboards(t: Thresholds) {
     ...perQueueThresholdPanels(t, 'job_error_ratio', 'Job error ratio (5m)', (sel) => [{ expr: `${R.errorRatio}{${sel}}`, legendFormat: '{{queue}}' }], 'percentunit'),
     { title: 'Failures by reason (jobs/s)', unit: 'reqps', targets: [{ expr: `sum by (queue, reason) (rate(bullmq_jobs_failed_total{${Q}}[5m]))`, legendFormat: '{{queue}} {{reason}}' }] },
     { title: 'Retries (attempts/s)', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(bullmq_job_retries_total{${Q}}[5m]))`, legendFormat: '{{queue}}' }] },
-    { title: 'Rate-limit hits (/s)', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(bullmq_rate_limit_hits_total{${Q}}[5m]))`, legendFormat: '{{queue}}' }] },
+    { title: 'Rate-limit hits by source (/s)', unit: 'reqps', targets: [{ expr: `sum by (queue, source) (rate(bullmq_rate_limit_hits_total{${Q}}[5m]))`, legendFormat: '{{queue}} {{source}}' }] },
     { title: 'Stalled jobs (/s)', unit: 'reqps', targets: [{ expr: `sum by (queue) (rate(bullmq_jobs_stalled_total{${Q}}[5m]))`, legendFormat: '{{queue}}' }] },
     ...perQueueThresholdPanels(t, 'job_timeout_ratio', 'Timeout ratio (5m)', (sel) => [{ expr: `${R.timeoutRatio}{${sel}}`, legendFormat: '{{queue}}' }], 'percentunit'),
     // Attempts past the soft timeout (catalog softTimeoutRatio) that went on running: the early warning before timeouts.
@@ -301,6 +321,7 @@ export function dashboards(t: Thresholds) {
     { title: 'GC time (s/s)', targets: [{ expr: 'sum by (instance, kind) (rate(nodejs_gc_duration_seconds_sum{job="worker"}[5m]))', legendFormat: '{{instance}} {{kind}}' }] },
     { title: 'Heap used', unit: 'bytes', targets: [{ expr: 'nodejs_heap_size_used_bytes{job="worker"}', legendFormat: '{{instance}}' }] },
     { title: 'Memory limit events', targets: [{ expr: 'sum by (instance, level) (increase(worker_memory_limit_events_total{job="worker"}[1h]))', legendFormat: '{{instance}} {{level}}' }] },
+    ...dependencyPanels(t),
   ]);
 
   // One Redis or a Redis Cluster: every redis_* series is per node (`instance`; with a cluster, job redis-cluster
@@ -349,6 +370,45 @@ export function dashboards(t: Thresholds) {
   ], [{ name: 'testid', query: 'label_values(k6_http_reqs_total, testid)', all: false }]);
 
   return { queues, api, workers, redis, k6, slo: sloDashboard(t) };
+}
+
+/**
+ * The "Dependencies" row: each outbound dependency's calls by outcome against its quota (the rate it is allowed
+ * now, `outbound_rate_limit`: the configured quota, or less while it adapts to 429s), its open circuits, and the
+ * jobs short-circuited (circuit open) or throttled (own quota) instead of sent. Circuit and quota state is read
+ * from Redis by every replica: max, never sum.
+ */
+function dependencyPanels(t: Thresholds): PanelSpec[] {
+  return [
+    { kind: 'row', title: 'Dependencies', targets: [] },
+    {
+      title: 'Outbound calls by outcome (/s) against the allowed rate',
+      unit: 'reqps',
+      w: 24,
+      targets: [
+        { expr: `${R.outboundRate}`, legendFormat: '{{dependency}} {{outcome}}' },
+        { expr: 'max by (dependency) (outbound_rate_limit)', legendFormat: '{{dependency}} allowed rate' },
+      ],
+    },
+    {
+      title: 'Circuits open or half-open',
+      description: `0/1 for a provider, the number of hosts for webhook_host. OutboundCircuitOpen pages for ${t.outbound.page_dependencies.join(', ')} and warns for the others after ${t.outbound.circuit_open_for}.`,
+      targets: [{ expr: 'max by (dependency) (outbound_circuits_open)', legendFormat: '{{dependency}}' }],
+      thresholds: 1,
+    },
+    { title: 'Circuit transitions (/s)', unit: 'reqps', targets: [{ expr: 'sum by (dependency, to) (rate(outbound_circuit_transitions_total[5m]))', legendFormat: '{{dependency}} → {{to}}' }] },
+    {
+      title: 'Calls not sent: short-circuited and throttled (/s)',
+      unit: 'reqps',
+      targets: [{ expr: `${R.outboundRate}{outcome=~"short_circuited|throttled"}`, legendFormat: '{{dependency}} {{outcome}}' }],
+    },
+    {
+      title: 'Jobs held back by a rate limit, by source (/s)',
+      unit: 'reqps',
+      targets: [{ expr: 'sum by (queue, source) (rate(bullmq_rate_limit_hits_total[5m]))', legendFormat: '{{queue}} {{source}}' }],
+    },
+    { title: 'Soft timeouts / attempts (5m)', unit: 'percentunit', targets: [{ expr: R.softTimeoutRatio, legendFormat: '{{queue}}' }], thresholds: t.outbound.soft_timeout_ratio },
+  ];
 }
 
 /** Budget left: red once overspent, orange under a quarter left, green otherwise. */

@@ -6,6 +6,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { assertSloBoundsAreBuckets, loadThresholds, type Thresholds } from '../../services/common/thresholds';
 import { repoPath } from '../../scripts/lib/repo-root';
@@ -27,16 +28,15 @@ export function loadtestThresholds(t: Thresholds) {
 }
 
 /**
- * The bucket list of bullmq_job_e2e_seconds (services/common/telemetry/registry.ts `BUCKETS.jobE2e`), when the
- * worker defines it: each SLO latency bound must be one of its boundaries.
+ * The bucket list of bullmq_job_e2e_seconds (services/common/telemetry/registry.ts `BUCKETS.jobE2e`): each SLO
+ * latency bound must be one of its boundaries.
  */
-export function e2eBuckets(): readonly number[] | undefined {
-  return (BUCKETS as Record<string, readonly number[] | undefined>)['jobE2e'];
+export function e2eBuckets(): readonly number[] {
+  return BUCKETS.jobE2e;
 }
 
 export function generatedFiles(t: Thresholds): Record<string, string> {
-  const buckets = e2eBuckets();
-  if (buckets) assertSloBoundsAreBuckets(t.slo, buckets);
+  assertSloBoundsAreBuckets(t.slo, e2eBuckets());
   const files: Record<string, string> = {
     'observability/prometheus/rules/bullmq.rules.yml': HEADER + YAML.stringify(rulesFile(t), { lineWidth: 0 }),
     'observability/prometheus/tests/bullmq.rules.test.yml': HEADER + YAML.stringify(ruleTestsFile(t, '../rules/bullmq.rules.yml'), { lineWidth: 0 }),
@@ -60,10 +60,26 @@ export function writeDrillRules(t: Thresholds, dir: string, o: RuleOptions): str
   return file;
 }
 
+const USAGE = `usage: npm run observability:generate [-- --check]
+  --check   compare the committed files with what the generator makes; exit 1 naming each stale file
+exit code: 0 written (or up to date), 1 stale files (--check), 2 usage error`;
+
 function main(argv: string[]): number {
+  let check: boolean;
+  try {
+    const { values } = parseArgs({ args: argv, options: { check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    check = values.check === true;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
   const t = loadThresholds();
   const files = generatedFiles(t);
-  if (argv.includes('--check')) {
+  if (check) {
     const stale = Object.entries(files).filter(([rel, content]) => {
       try {
         return readFileSync(repoPath(rel), 'utf8') !== content;

@@ -9,8 +9,8 @@
  * below it, silent when only the long or only the short window burns.
  */
 import { humanize, humanize1024, humanizeDuration, humanizePercentage } from './go-format';
-import { alertRules, type AlertName, type AlertRule, RULE_GROUP_ORDER } from './rules';
-import { forQueue, type Level, type PerQueueKey, type Thresholds } from '../../services/common/thresholds';
+import { alertRules, type AlertName, type AlertRule, RULE_GROUP_ORDER, type Severity } from './rules';
+import { durationSeconds, forQueue, type Level, type PerQueueKey, type Thresholds } from '../../services/common/thresholds';
 
 export interface InputSeries {
   series: string;
@@ -19,7 +19,7 @@ export interface InputSeries {
 
 interface Scenario {
   alert: AlertName;
-  severity: 'warning' | 'critical';
+  severity: Severity;
   why: string;
   series: InputSeries[];
   notYetAt: string;
@@ -74,8 +74,6 @@ export function scenarios(t: Thresholds): Scenario[] {
     const atWarning = (state: string, v: number) =>
       crit ? [] : ['w1', 'w2'].map((i) => ({ series: `bullmq_queue_jobs{job="worker",instance="${i}",queue="notifications",state="${state}"}`, values: gauge(v) }));
     out.push({ alert: 'BullMQQueueDepthHigh', severity, why: `payments depth is ${depth} on both replicas`, series: replicas('prioritized', depth), control: atWarning('waiting', q('notifications', 'queue_depth').warning), notYetAt: '3m', firingAt: '8m', labels: { queue: 'payments' }, value: humanize(depth), alsoWarning: crit });
-    const active = pick(q('payments', 'active_jobs'), severity, true);
-    out.push({ alert: 'BullMQActiveJobsHigh', severity, why: `payments has ${active} active jobs on both replicas`, series: replicas('active', active), control: atWarning('active', q('notifications', 'active_jobs').warning), notYetAt: '3m', firingAt: '8m', labels: { queue: 'payments' }, value: humanize(active), alsoWarning: crit });
 
     const err = split(pickRatio(q('notifications', 'job_error_ratio'), severity));
     out.push({
@@ -133,6 +131,7 @@ export function scenarios(t: Thresholds): Scenario[] {
       notYetAt: '3m', firingAt: '10m', labels: { job: 'api' }, value: humanizePercentage(api.ratio), alsoWarning: crit,
     });
   }
+  out.push(...saturationAndDependencyScenarios(t));
   out.push(
     {
       alert: 'BullMQQueueStuck', severity: 'critical', why: 'jobs wait and nothing completed for the stuck window',
@@ -183,6 +182,98 @@ export function scenarios(t: Thresholds): Scenario[] {
   return out;
 }
 
+/** The outbound dependencies (label `dependency` of the outbound_* metrics, docs/contracts.md). */
+const OUTBOUND_DEPENDENCIES = ['payment_provider', 'notification_provider', 'webhook_host'] as const;
+
+/** Two worker replicas' gauges of one queue (every replica exports the same queue state). */
+const onReplicas = (metric: string, labels: string, values: string) =>
+  ['w1', 'w2'].map((i) => ({ series: `${metric}{job="worker",instance="${i}",${labels}}`, values }));
+
+function saturationAndDependencyScenarios(t: Thresholds): Scenario[] {
+  // Two replicas of 5 slots each: the capacity is their sum (10), the active count the max of their reports.
+  const slots = 10;
+  const busy = Math.ceil(t.saturation.busy_ratio * slots);
+  const forMin = (d: string) => durationSeconds(d) / 60;
+  const saturatedFor = forMin(t.saturation.for);
+  const soft = split((t.outbound.soft_timeout_ratio + 1) / 2);
+  const atSoft = split(t.outbound.soft_timeout_ratio);
+  const pausedFor = forMin(t.paused.for);
+  const throttledFor = forMin(t.outbound.throttled_backlog_for);
+  const circuitFor = forMin(t.outbound.circuit_open_for);
+  const pageDep = t.outbound.page_dependencies[0]!;
+  // The dependencies that only warn (webhook_host, notification_provider with the shipped thresholds).
+  const [warnDep, otherWarnDep] = OUTBOUND_DEPENDENCIES.filter((d) => !t.outbound.page_dependencies.includes(d));
+  return [
+    {
+      alert: 'BullMQWorkersSaturated', severity: 'warning', why: `${busy} of payments' ${slots} worker slots (two replicas) are busy while jobs wait`,
+      series: [
+        ...onReplicas('bullmq_worker_concurrency', 'queue="payments"', gauge(slots / 2)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="payments",state="active"', gauge(busy)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="payments",state="waiting"', gauge(3)),
+      ],
+      // Every slot of webhooks busy but nothing waiting; notifications one slot below the ratio with jobs waiting.
+      control: [
+        ...onReplicas('bullmq_worker_concurrency', 'queue="webhooks"', gauge(4)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="webhooks",state="active"', gauge(8)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="webhooks",state="waiting"', gauge(0)),
+        ...onReplicas('bullmq_worker_concurrency', 'queue="notifications"', gauge(slots / 2)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="notifications",state="active"', gauge(busy - 1)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="notifications",state="waiting"', gauge(3)),
+      ],
+      notYetAt: `${saturatedFor - 2}m`, firingAt: `${saturatedFor + 2}m`, labels: { queue: 'payments' }, value: humanizePercentage(busy / slots),
+    },
+    {
+      alert: 'BullMQQueuePaused', severity: 'warning', why: 'webhooks is paused with 4 jobs waiting',
+      series: [...onReplicas('bullmq_queue_paused', 'queue="webhooks"', gauge(1)), ...onReplicas('bullmq_queue_jobs', 'queue="webhooks",state="waiting"', gauge(4))],
+      // Paused but empty; waiting but not paused.
+      control: [
+        ...onReplicas('bullmq_queue_paused', 'queue="notifications"', gauge(1)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="notifications",state="waiting"', gauge(0)),
+        ...onReplicas('bullmq_queue_paused', 'queue="payments"', gauge(0)),
+        ...onReplicas('bullmq_queue_jobs', 'queue="payments",state="waiting"', gauge(4)),
+        { series: 'bullmq_jobs_completed_total{job="worker",instance="w1",queue="payments"}', values: counter(10) },
+      ],
+      notYetAt: `${pausedFor - 3}m`, firingAt: `${pausedFor + 3}m`, labels: { queue: 'webhooks' }, value: '4',
+    },
+    {
+      alert: 'BullMQQueueThrottled', severity: 'warning', why: 'webhooks jobs wait for their quota while the backlog keeps growing',
+      series: [
+        { series: 'bullmq_rate_limit_hits_total{job="worker",instance="w1",queue="webhooks",source="quota"}', values: counter(120) },
+        ...onReplicas('bullmq_queue_jobs', 'queue="webhooks",state="delayed"', '0+10x40'),
+      ],
+      // Throttled too, but its backlog holds steady: the quota keeps up.
+      control: [
+        { series: 'bullmq_rate_limit_hits_total{job="worker",instance="w1",queue="payments",source="quota"}', values: counter(120) },
+        ...onReplicas('bullmq_queue_jobs', 'queue="payments",state="waiting"', gauge(50)),
+      ],
+      notYetAt: `${throttledFor - 2}m`, firingAt: `${throttledFor + 8}m`, labels: { queue: 'webhooks' }, value: humanize(2),
+    },
+    {
+      alert: 'BullMQJobSoftTimeoutsHigh', severity: 'warning', why: `${humanizePercentage(soft.ratio)} of payments attempts pass 80% of the timeout`,
+      series: [
+        { series: 'bullmq_job_soft_timeouts_total{job="worker",instance="w1",queue="payments"}', values: counter(soft.bad) },
+        { series: 'bullmq_job_processing_seconds_count{job="worker",instance="w1",queue="payments",status="completed"}', values: counter(soft.good + soft.bad) },
+      ],
+      control: [
+        { series: 'bullmq_job_soft_timeouts_total{job="worker",instance="w1",queue="notifications"}', values: counter(atSoft.bad) },
+        { series: 'bullmq_job_processing_seconds_count{job="worker",instance="w1",queue="notifications",status="completed"}', values: counter(atSoft.good + atSoft.bad) },
+      ],
+      notYetAt: '3m', firingAt: '10m', labels: { queue: 'payments' }, value: humanizePercentage(soft.ratio),
+    },
+    {
+      alert: 'OutboundCircuitOpen', severity: 'page', why: `the ${pageDep} circuit stays open`,
+      series: onReplicas('outbound_circuits_open', `dependency="${pageDep}"`, '0x2 1x30'),
+      notYetAt: `${2 + circuitFor - 1}m`, firingAt: `${2 + circuitFor + 2}m`, labels: { dependency: pageDep }, value: '1',
+    },
+    {
+      alert: 'OutboundCircuitOpen', severity: 'warning', why: `three ${warnDep} circuits stay open`, ruleIndex: 0,
+      series: onReplicas('outbound_circuits_open', `dependency="${warnDep}"`, '0x2 3x30'),
+      control: otherWarnDep ? onReplicas('outbound_circuits_open', `dependency="${otherWarnDep}"`, gauge(0)) : [],
+      notYetAt: `${2 + circuitFor - 1}m`, firingAt: `${2 + circuitFor + 2}m`, labels: { dependency: warnDep! }, value: '3',
+    },
+  ];
+}
+
 /** Expands the rule's annotation templates for a known label set and `$value` string (the subset used here). */
 export function expand(template: string, labels: Record<string, string>, value: string): string {
   return template
@@ -191,10 +282,97 @@ export function expand(template: string, labels: Record<string, string>, value: 
     .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, k: string) => labels[k] ?? '');
 }
 
-function expected(rule: AlertRule, s: Scenario) {
+/**
+ * `series_gone` (rules.ts endsVisibly) for a known outcome of its template query: empty while the series is
+ * measured; once gone, its text, with the optional "jobs still waiting" branch taken or not.
+ */
+export function expandGone(template: string, labels: Record<string, string>, gone: false | { waiting?: number }): string {
+  if (!gone) return '';
+  const text = /^\{\{ if not \(.*? \| query\) \}\}([\s\S]*)\{\{ end \}\}$/.exec(template)?.[1];
+  if (text === undefined) throw new Error(`unexpected series_gone template: ${template}`);
+  const branched = text.replace(/\{\{ with .*? \| query \}\}([\s\S]*?)\{\{ else \}\}([\s\S]*?)\{\{ end \}\}/, (_, waiting: string, none: string) =>
+    gone.waiting !== undefined ? waiting.replace('{{ . | first | value | humanize }}', humanize(gone.waiting)) : none,
+  );
+  return expand(branched, labels, '');
+}
+
+function expected(rule: AlertRule, s: { labels: Record<string, string>; value: string }, gone: false | { waiting?: number } = false) {
   const labels = { ...s.labels, severity: rule.labels.severity };
-  const annotations = Object.fromEntries(Object.entries(rule.annotations).map(([k, v]) => [k, expand(String(v), s.labels, s.value)]));
+  const annotations = Object.fromEntries(
+    Object.entries(rule.annotations)
+      // An annotation that expands to nothing is still sent, empty (Prometheus and promtool alike).
+      .map(([k, v]) => [k, k === 'series_gone' ? expandGone(String(v), s.labels, gone) : expand(String(v), s.labels, s.value)]),
+  );
   return { exp_labels: labels, exp_annotations: annotations };
+}
+
+/**
+ * How alerts end: a signal that vanishes (no job ends any more) keeps its alert firing briefly with
+ * `series_gone` set, so the resolved notification cannot claim a recovery; a latency alert of a queue whose jobs
+ * wait but none ends keeps firing until BullMQQueueStuck has taken over; a real recovery resolves at once; a
+ * paused queue is BullMQQueuePaused's, not BullMQQueueStuck's.
+ */
+function endingTests(t: Thresholds, rules: AlertRule[]) {
+  const crit = forQueue(t, 'payments', 'job_latency_p95_seconds');
+  const p95 = crit.critical * 1.5;
+  const le = String(p95 / 0.95);
+  const labels = { queue: 'payments' };
+  const latency = (severity: string) => rules.find((r) => r.alert === 'BullMQJobLatencyHigh' && r.labels.severity === severity && r.labels.queue === 'payments')!;
+  const both = (gone: false | { waiting?: number }) => ['warning', 'critical'].map((sev) => expected(latency(sev), { labels, value: humanizeDuration(p95) }, gone));
+  // Jobs end (all in one bucket: p95 = 0.95 × le) until minute 10, then none does.
+  const ending = (extra: InputSeries[] = []) => [
+    ...hist('bullmq_job_e2e_seconds', 'job="worker",instance="w1",queue="payments",status="completed"', { [le]: 10, '+Inf': 10 }).map((x) => ({ ...x, values: '0+10x10 100x40' })),
+    { series: 'bullmq_jobs_completed_total{job="worker",instance="w1",queue="payments"}', values: '0+10x10 100x40' },
+    ...extra,
+  ];
+  const stuck = durationSeconds(t.for.queue_stuck_window) / 60;
+  const stuckRule = rules.find((r) => r.alert === 'BullMQQueueStuck')!;
+  return [
+    {
+      name: 'BullMQJobLatencyHigh says its series is gone, then resolves, when payments jobs stop ending and none waits',
+      interval: '1m',
+      input_series: ending(),
+      alert_rule_test: [
+        { eval_time: '12m', alertname: 'BullMQJobLatencyHigh', exp_alerts: both(false) },
+        { eval_time: '16m', alertname: 'BullMQJobLatencyHigh', exp_alerts: both({}) },
+        { eval_time: '20m', alertname: 'BullMQJobLatencyHigh', exp_alerts: [] },
+      ],
+    },
+    {
+      name: 'BullMQJobLatencyHigh keeps firing while payments jobs wait and none ends, until BullMQQueueStuck takes over',
+      interval: '1m',
+      input_series: ending([{ series: 'bullmq_queue_jobs{job="worker",instance="w1",queue="payments",state="waiting"}', values: gauge(5, 50) }]),
+      alert_rule_test: [
+        { eval_time: `${10 + stuck - 2}m`, alertname: 'BullMQJobLatencyHigh', exp_alerts: both({ waiting: 5 }) },
+        { eval_time: `${10 + stuck - 2}m`, alertname: 'BullMQQueueStuck', exp_alerts: [] },
+        { eval_time: `${10 + stuck + 2}m`, alertname: 'BullMQJobLatencyHigh', exp_alerts: both({ waiting: 5 }) },
+        { eval_time: `${10 + stuck + 2}m`, alertname: 'BullMQQueueStuck', exp_alerts: [expected(stuckRule, { labels, value: '5' })] },
+      ],
+    },
+    {
+      name: 'BullMQJobLatencyHigh resolves at once, not as a vanished series, when payments p95 is back within its threshold',
+      interval: '1m',
+      input_series: [
+        // Slow until minute 10, then every job in the first bucket (well under the threshold), which appears then.
+        { series: `bullmq_job_e2e_seconds_bucket{job="worker",instance="w1",queue="payments",status="completed",le="0.05"}`, values: '_x10 0+100x40' },
+        { series: `bullmq_job_e2e_seconds_bucket{job="worker",instance="w1",queue="payments",status="completed",le="${le}"}`, values: '0+10x10 100+100x40' },
+        { series: `bullmq_job_e2e_seconds_bucket{job="worker",instance="w1",queue="payments",status="completed",le="+Inf"}`, values: '0+10x10 100+100x40' },
+      ],
+      alert_rule_test: [
+        { eval_time: '9m', alertname: 'BullMQJobLatencyHigh', exp_alerts: both(false) },
+        { eval_time: '16m', alertname: 'BullMQJobLatencyHigh', exp_alerts: [] },
+      ],
+    },
+    {
+      name: 'BullMQQueueStuck is silent when the queue is paused (BullMQQueuePaused reports it)',
+      interval: '1m',
+      input_series: [
+        { series: 'bullmq_queue_jobs{job="worker",instance="w1",queue="webhooks",state="waiting"}', values: gauge(5) },
+        { series: 'bullmq_queue_paused{job="worker",instance="w1",queue="webhooks"}', values: gauge(1) },
+      ],
+      alert_rule_test: [{ eval_time: `${stuck + 10}m`, alertname: 'BullMQQueueStuck', exp_alerts: [] }],
+    },
+  ];
 }
 
 export function ruleTestsFile(t: Thresholds, rulesPath: string) {
@@ -224,6 +402,7 @@ export function ruleTestsFile(t: Thresholds, rulesPath: string) {
           },
         ],
       })),
+      ...endingTests(t, rules),
     ],
   };
 }

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { repoPath } from '../lib/repo-root';
+import type { Thresholds } from '../../services/common/thresholds';
+import { prometheusRetention } from '../../observability/generate/retention';
 
 export interface StackPorts {
   redis: number;
@@ -43,7 +45,7 @@ interface Route {
 interface AlertmanagerYaml {
   templates?: string[];
   route: Route;
-  receivers: { name: string; slack_configs?: { api_url_file?: string }[] }[];
+  receivers: { name: string; slack_configs?: { api_url_file?: string }[]; pagerduty_configs?: unknown[] }[];
 }
 
 /**
@@ -86,10 +88,29 @@ export function prometheusConfig(ports: StackPorts, rulesDir: string, scrapeInte
   return cfg;
 }
 
+/**
+ * The native Prometheus' flags: compose.yaml's (remote-write receiver for k6, exemplars, lifecycle API), the
+ * retention the shipped rules need (observability/generate/retention.ts), loopback paths and port.
+ */
+export function prometheusFlags(configFile: string, dataDir: string, port: number, t: Thresholds): string[] {
+  return [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${dataDir}`,
+    `--storage.tsdb.retention.time=${prometheusRetention(t)}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--web.enable-remote-write-receiver',
+    '--enable-feature=exemplar-storage',
+    '--web.enable-lifecycle',
+  ];
+}
+
 export function alertmanagerConfig(slackUrlFile: string, fast: boolean): AlertmanagerYaml {
   const cfg = YAML.parse(readFileSync(repoPath('observability/alertmanager/alertmanager.yml'), 'utf8')) as AlertmanagerYaml;
   cfg.templates = [repoPath('observability/alertmanager/templates/*.tmpl')];
   for (const r of cfg.receivers) for (const s of r.slack_configs ?? []) s.api_url_file = slackUrlFile;
+  // No PagerDuty from a local stack: a page still reaches the Slack receiver (its route continues to
+  // slack-critical), and the pagerduty receiver is left without a config, so nothing is sent to it.
+  for (const r of cfg.receivers) delete r.pagerduty_configs;
   if (fast) {
     // Drill timings: notify within seconds instead of minutes.
     for (const route of [cfg.route, ...(cfg.route.routes ?? [])]) {

@@ -20,7 +20,7 @@ import { pingRedis } from '../lib/redis-server';
 import { startRedisCluster, type RedisClusterHandle } from '../lib/redis-cluster';
 import { freePort } from '../lib/ports';
 import { WORKER_NODE_FLAGS } from '../lib/node-flags';
-import { alertmanagerConfig, prometheusConfig, type StackPorts } from './configs';
+import { alertmanagerConfig, prometheusConfig, prometheusFlags, type StackPorts } from './configs';
 import { startSlackReceiver, type SlackMessage, type SlackReceiver } from './slack-receiver';
 
 export interface StackOptions {
@@ -105,7 +105,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const logDir = o.logDir ?? path.join(dir, 'logs');
   mkdirSync(logDir, { recursive: true });
   const thresholds = loadThresholds();
-  if (o.drill) writeDrillRules(thresholds, path.join(dir, 'rules'), { forOverride: '0s', rateWindow: '30s', stuckWindow: '1m' });
+  if (o.drill) writeDrillRules(thresholds, path.join(dir, 'rules'), { forOverride: '0s', rateWindow: '30s', stuckWindow: '1m', goneWindow: '30s' });
   else copyFileSync(repoPath('observability/prometheus/rules/bullmq.rules.yml'), path.join(dir, 'rules', 'bullmq.rules.yml'));
 
   const apiKey = `stack-${randomBytes(12).toString('hex')}`;
@@ -215,14 +215,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     await start(
       'prometheus',
       'prometheus',
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'prometheus')}`,
-        `--web.listen-address=127.0.0.1:${ports.prometheus}`,
-        '--web.enable-remote-write-receiver',
-        '--enable-feature=exemplar-storage',
-        '--web.enable-lifecycle',
-      ],
+      prometheusFlags(path.join(dir, 'prometheus.yml'), path.join(dir, 'prometheus'), ports.prometheus, thresholds),
       { probe: httpOk(`http://127.0.0.1:${ports.prometheus}/-/ready`) },
     );
   } catch (err) {

@@ -35,7 +35,6 @@ const Url = Type.String({ pattern: '^https?://\\S+$', description: 'must be an h
 const QUEUE_LEVELS = {
   /** waiting + prioritized jobs */
   queue_depth: Level,
-  active_jobs: Level,
   /** failed / (completed + failed), 5 m */
   job_error_ratio: Level,
   /** failed by timeout / (completed + failed), 5 m */
@@ -81,6 +80,27 @@ const Slo = Type.Object(
   closed,
 );
 
+const ShareUpToOne = Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'must be a ratio above 0 and at most 1 (0.9 = 90 %)' });
+
+/** BullMQWorkersSaturated: active jobs / the queue's worker slots (sum of bullmq_worker_concurrency). */
+const Saturation = Type.Object({ busy_ratio: ShareUpToOne, for: Duration }, closed);
+
+/** The dependency alerts (circuit breakers and quotas of services/worker/outbound). */
+const Outbound = Type.Object(
+  {
+    circuit_open_for: Duration,
+    /** Dependencies whose open circuit pages (severity page); the others warn. */
+    page_dependencies: Type.Array(Type.String({ pattern: '^\\w+$', description: 'must be a dependency name' })),
+    throttled_backlog_for: Duration,
+    /** Soft timeouts / attempts over 5 m above which BullMQJobSoftTimeoutsHigh warns. */
+    soft_timeout_ratio: ShareUpToOne,
+  },
+  closed,
+);
+
+/** BullMQQueuePaused: how long a paused queue may hold waiting jobs. */
+const Paused = Type.Object({ for: Duration }, closed);
+
 /** How long a condition must hold before its alert fires (the `for:` of the generated rules). */
 const For = Type.Object({ default: Duration, queue_stuck_window: Duration, target_down: Duration, redis_down: Duration }, closed);
 
@@ -96,6 +116,9 @@ export const ThresholdsFile = Type.Object(
     /** k6 / no-k6 load-test threshold on the share of failed requests */
     loadtest_error_ratio: Type.Number({ minimum: 0, exclusiveMaximum: 1, description: 'must be a ratio from 0 to below 1' }),
     slo: Slo,
+    saturation: Saturation,
+    outbound: Outbound,
+    paused: Paused,
     for: For,
     links: Links,
   },

@@ -18,6 +18,7 @@ import { createRegistry } from '../common/telemetry/registry';
 import { createJobMetrics, noopJobMetrics } from '../common/telemetry/job-metrics';
 import { createWebhookMetrics, noopWebhookMetrics } from '../common/telemetry/webhook-metrics';
 import { registerQueueStateMetrics } from '../common/telemetry/queue-state-metrics';
+import { registerWorkerConcurrency } from '../common/telemetry/worker-capacity-metrics';
 import { startMetricsServer, type MetricsServer } from '../common/telemetry/metrics-server';
 import { redisReadiness } from '../common/telemetry/health';
 import { shutdownTracing } from '../common/telemetry/tracing';
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
   // Queue state for every queue (not only the ones consumed here), read from Redis at scrape time.
   const stateQueues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: queueKeyPrefix(config, name) }));
   if (config.metrics.enabled) registerQueueStateMetrics(registry, stateQueues);
+  if (config.metrics.enabled) registerWorkerConcurrency(registry, config.worker.queues, Object.fromEntries(config.worker.queues.map((q) => [q, config.worker.policies[q].concurrency])));
   // Where each queue lives on a cluster (docs/scaling.md: two busy queues on one master is worth a reshard).
   if (isCluster(connection)) {
     log.info({ placement: Object.fromEntries(stateQueues.map((q) => [q.name, keyPlacement(connection, q.toKey('id'))])) }, 'queue placement on the Redis Cluster');

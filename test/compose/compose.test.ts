@@ -204,7 +204,8 @@ t.test('no secret literal; secrets from the env file and secret files', async (t
   t.equal(services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD__FILE, '/run/secrets/grafana_admin_password', 'Grafana admin password from a secret file, no default');
   t.notOk(services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD, 'no inline Grafana password');
   t.same(services.grafana.secrets, ['grafana_admin_password']);
-  t.same(services.alertmanager.secrets, ['slack_webhook_url']);
+  t.same(services.alertmanager.secrets, ['slack_webhook_url', 'pagerduty_routing_key']);
+  t.match(compose.secrets!.pagerduty_routing_key.file, /^\$\{PAGERDUTY_ROUTING_KEY_FILE:-\.\/secrets\//);
   t.match(compose.secrets!.slack_webhook_url.file, /^\$\{SLACK_WEBHOOK_URL_FILE:-\.\/secrets\//);
   t.match(compose.secrets!.grafana_admin_password.file, /^\$\{GRAFANA_ADMIN_PASSWORD_FILE:-\.\/secrets\//);
   const am = read('observability/alertmanager/alertmanager.yml');

@@ -33,6 +33,8 @@ t.test('dashboards: stable unique uids, every panel on the prometheus datasource
     const ids = d.panels.map((p: any) => p.id);
     t.equal(new Set(ids).size, ids.length, `${f}: panel ids unique`);
     for (const p of d.panels) {
+      // A row is a section heading: no datasource, no query.
+      if (p.type === 'row') continue;
       t.equal(p.datasource.uid, 'prometheus', `${f} "${p.title}" datasource`);
       t.ok(p.targets.length > 0 && p.targets.every((q: any) => q.expr && q.refId), `${f} "${p.title}" has queries`);
     }
@@ -52,7 +54,13 @@ t.test('panel ids are stable: adding a per-queue override adds panels without re
   const a = ids(before.queues);
   const b = ids(more.queues);
   t.ok(b.size > a.size, 'the override added panels');
-  for (const [title, id] of a) if (b.has(title)) t.equal(b.get(title), id, `"${title}" keeps id ${id}`);
+  for (const [title, id] of a) {
+    // The panels the override renames: the all-queues depth graph loses its lines and says so in its title; the
+    // depth tile becomes one tile per overriding queue.
+    const kept = [title!, `${title}, all queues`, `${title} — payments`].find((x) => b.has(x)) ?? title!;
+    t.ok(b.has(kept), `"${title}" is still there${kept === title ? '' : ` as "${kept}"`}`);
+    if (kept === title) t.equal(b.get(title), id, `"${title}" keeps id ${id}`);
+  }
   for (const [name, d] of Object.entries(before)) {
     t.ok(panelsOf(d).length > 0 && panelsOf(d).every((p) => Number.isInteger(p.id) && p.id! > 0), `${name}: positive integer ids`);
   }
@@ -65,7 +73,6 @@ t.test('threshold lines: every line is the thresholds.yaml value for what the pa
   // Signal shown by a panel (recognised in its query) → the thresholds.yaml entry its lines must equal.
   const perQueue: [RegExp, PerQueueKey | 'http_p95_ms'][] = [
     [/queue:bullmq_queue_depth:max/, 'queue_depth'],
-    [/queue:bullmq_queue_active:max/, 'active_jobs'],
     [/queue:bullmq_job_error_ratio:rate5m/, 'job_error_ratio'],
     [/queue:bullmq_job_timeout_ratio:rate5m/, 'job_timeout_ratio'],
     [/queue:bullmq_job_e2e_seconds:p95/, 'job_latency_p95_seconds'],
@@ -81,6 +88,10 @@ t.test('threshold lines: every line is the thresholds.yaml value for what the pa
     [/count\(up\{job="worker"\} == 1\)|min\(redis_up\)|maxmemory_policy="noeviction"/, [1]],
     [/increase\((redis_evicted_keys_total|worker_memory_limit_events_total\{job="worker"\})\[1h\]\)\) or vector\(0\)/, [1]],
     [/_budget:remaining\{queue="/, [0, 0.25]],
+    [/^queue:bullmq_worker_saturation:ratio\{/, [th.saturation.busy_ratio]],
+    [/count\(queue:bullmq_queue_paused:max/, [1]],
+    [/^max by \(dependency\) \(outbound_circuits_open\)$/, [1]],
+    [/^queue:bullmq_job_soft_timeout_ratio:rate5m$/, [th.outbound.soft_timeout_ratio]],
   ];
   // Burn-rate panels: one line at the burn rate of the pair whose long window they show.
   for (const a of BURN_RATE_ALERTS) global.push([new RegExp(`^queue:bullmq_slo_\\w+:ratio_rate${a.long} / on \\(queue\\)`), [a.burnRate]]);
@@ -98,7 +109,7 @@ t.test('threshold lines: every line is the thresholds.yaml value for what the pa
   const seen = new Set<string>();
   let withLines = 0;
   for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
-    for (const p of load(f).panels) {
+    for (const p of load(f).panels.filter((x: { type: string }) => x.type !== 'row')) {
       const lines = p.fieldConfig.defaults.thresholds.steps.filter((s: any) => s.value !== null).map((s: any) => s.value);
       const expr = p.targets.map((q: any) => q.expr).join(' ');
       const queue = /queue="([^"]+)"/.exec(expr)?.[1] ?? /route="\/v1\/queues\/([^/"]+)\/jobs"/.exec(expr)?.[1];
@@ -149,6 +160,26 @@ t.test('every dashboard opens with a row of stat panels; latency histograms get 
     t.equal(h?.options.calculate, false, `${metric} heatmap keeps Prometheus' buckets`);
     t.match(h?.targets[0].expr, /sum by \(le\)/, `${metric} heatmap sums by le`);
   }
+});
+
+t.test('no panel shows a `paused` job state: a paused queue is shown by bullmq_queue_paused', async (t) => {
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.json'))) {
+    t.notMatch(readFileSync(path.join(dir, f), 'utf8'), /state=~?\\"[^"]*paused/, `${f} reads no paused job state`);
+  }
+  const queues = load('queues.json');
+  t.ok(queues.panels.some((p: any) => p.type === 'stat' && /bullmq_queue_paused/.test(p.targets[0].expr)), 'a stat tile counts the paused queues');
+});
+
+t.test('workers dashboard: a Dependencies row with outbound calls by outcome against the allowed rate, circuits, calls not sent', async (t) => {
+  const d = load('workers.json');
+  const row = d.panels.findIndex((p: any) => p.type === 'row' && p.title === 'Dependencies');
+  t.ok(row > 0, 'a Dependencies row');
+  const after = d.panels.slice(row + 1);
+  const exprs = after.flatMap((p: any) => p.targets.map((q: any) => q.expr)).join('\n');
+  for (const needle of ['dependency_outcome:outbound_requests:rate5m', 'outbound_rate_limit', 'outbound_circuits_open', 'outbound_circuit_transitions_total', 'outcome=~"short_circuited|throttled"', 'bullmq_rate_limit_hits_total']) {
+    t.ok(exprs.includes(needle), `the row reads ${needle}`);
+  }
+  t.ok(after.every((p: any) => p.gridPos.y > d.panels[row].gridPos.y), 'its panels are below the row heading');
 });
 
 t.test('SLO dashboard: budget left per queue, the burn rate of every window pair, from thresholds.yaml', async (t) => {
