@@ -96,10 +96,19 @@ t.test('tracing: trace mode and opt-in auto-instrumentation', async (t) => {
 t.test('Redis Cluster settings: seed nodes parsed, bad ones refused; per-queue hash tags only on a cluster', async (t) => {
   const single = parseConfig({});
   t.same(single.redis.clusterNodes, [], 'one node (REDIS_URL) by default');
-  t.equal(single.redis.waitReplicas, 0, 'WAIT off by default');
+  t.same(
+    single.redis.replicaAcks,
+    {
+      payments: { replicas: 1, onlyWithReplicas: true },
+      notifications: { replicas: 0, onlyWithReplicas: true },
+      webhooks: { replicas: 0, onlyWithReplicas: true },
+    },
+    'by default each queue’s catalog durability: payments wait for one replica where there are replicas',
+  );
+  t.same(parseConfig({ REDIS_WAIT_REPLICAS: '0' }).redis.replicaAcks.payments, { replicas: 0, onlyWithReplicas: false }, 'REDIS_WAIT_REPLICAS=0: no queue waits');
   const c = parseConfig({ REDIS_CLUSTER_NODES: ' redis-0.redis:6379, 10.0.0.2:7001 ', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '150' });
   t.same(c.redis.clusterNodes, [{ host: 'redis-0.redis', port: 6379 }, { host: '10.0.0.2', port: 7001 }]);
-  t.same([c.redis.waitReplicas, c.redis.waitTimeoutMs], [1, 150]);
+  t.same([c.redis.replicaAcks.notifications, c.redis.waitTimeoutMs], [{ replicas: 1, onlyWithReplicas: false }, 150], 'REDIS_WAIT_REPLICAS applies to every queue, strictly');
   for (const [env, pattern] of [
     [{ REDIS_CLUSTER_NODES: 'redis-0' }, /REDIS_CLUSTER_NODES/],
     [{ REDIS_CLUSTER_NODES: 'a:1,b' }, /REDIS_CLUSTER_NODES/],
