@@ -76,7 +76,8 @@ async function readApi(baseUrl: string): Promise<Record<string, Reading>> {
   const url = `${baseUrl.replace(/\/$/, '')}/queue/metrics`;
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
-  const body = (await res.json()) as { data: { queueName: string; completedCount: number; failedCount: number; waitingCount: number; activeCount: number; delayedCount: number; p95Latency: number }[] };
+  const body = (await res.json().catch(() => ({}))) as { data?: { queueName: string; completedCount: number; failedCount: number; waitingCount: number; activeCount: number; delayedCount: number; p95Latency: number }[] };
+  if (!Array.isArray(body.data)) throw new Error(`GET ${url} did not answer the API's queue metrics (no "data" list): point --base-url at the API, or judge HTTP alone with --http-only`);
   return Object.fromEntries(
     body.data.map((q) => [
       q.queueName,
