@@ -23,9 +23,11 @@ export function onlineReplicas(info: string): number {
 }
 
 interface ReplicaCount {
-  replicas: number;
+  /** Unknown until the first INFO answered. */
+  replicas?: number;
   at: number;
-  refreshing?: Promise<number>;
+  /** The INFO in flight: concurrent enqueues share it. */
+  reading?: Promise<number>;
 }
 
 export class ReplicationGate {
@@ -52,19 +54,25 @@ export class ReplicationGate {
   }
 
   private async replicasOf(node: Redis): Promise<number> {
-    const known = this.counts.get(node);
-    if (known && Date.now() - known.at < REPLICA_COUNT_TTL_MS) return known.replicas;
-    if (known) {
-      // Stale: answer with the last count, refresh for the next enqueue (a refresh that fails keeps the old one).
-      known.refreshing ??= this.read(node).catch(() => known.replicas).finally(() => (known.refreshing = undefined));
-      return known.replicas;
+    let entry = this.counts.get(node);
+    if (!entry) {
+      entry = { at: 0 };
+      this.counts.set(node, entry);
     }
-    return this.read(node);
-  }
-
-  private async read(node: Redis): Promise<number> {
-    const replicas = onlineReplicas(await node.info('replication'));
-    this.counts.set(node, { replicas, at: Date.now() });
-    return replicas;
+    const known = entry.replicas;
+    if (known !== undefined && Date.now() - entry.at < REPLICA_COUNT_TTL_MS) return known;
+    const current = entry;
+    current.reading ??= node
+      .info('replication')
+      .then((info) => {
+        current.replicas = onlineReplicas(info);
+        current.at = Date.now();
+        return current.replicas;
+      })
+      .finally(() => (current.reading = undefined));
+    if (known === undefined) return current.reading;
+    // Stale: answer with the last count and let the read refresh it for the next enqueue (a failed read keeps it).
+    current.reading.catch(() => undefined);
+    return known;
   }
 }
