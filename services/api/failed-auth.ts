@@ -46,18 +46,19 @@ export class FailedAuthLimiter {
   }
 
   /**
-   * Counts one failed attempt; returns the seconds to wait when the address is over the limit, else 0. An address
-   * this replica already knows to be blocked is answered from memory.
+   * Counts one failed attempt: `retryAfterS` is the wait when the address is over the limit (else 0), and
+   * `justBlocked` tells the attempt that crossed it (logged once per block, not once per guess). An address this
+   * replica already knows to be blocked is answered from memory.
    */
-  async recordFailure(ip: string): Promise<number> {
-    if (this.limit.max === 0) return 0;
+  async recordFailure(ip: string): Promise<{ retryAfterS: number; justBlocked: boolean }> {
+    if (this.limit.max === 0) return { retryAfterS: 0, justBlocked: false };
     const blocked = this.blockedFor(ip);
-    if (blocked > 0) return blocked;
+    if (blocked > 0) return { retryAfterS: blocked, justBlocked: false };
     const { count, ttlMs } = await this.increment(ip);
-    if (count <= this.limit.max) return 0;
+    if (count <= this.limit.max) return { retryAfterS: 0, justBlocked: false };
     const waitMs = ttlMs > 0 ? ttlMs : this.limit.windowMs;
     remember(this.blockedUntil, ip, Date.now() + waitMs);
-    return Math.ceil(waitMs / 1000);
+    return { retryAfterS: Math.ceil(waitMs / 1000), justBlocked: true };
   }
 
   error(retryAfterS: number): ApiError {

@@ -105,10 +105,10 @@ export default fp(
 
     /** Records a wrong key; from the attempt that crosses the limit on, wrong keys are answered 429 instead of 401. */
     const fail = async (request: FastifyRequest, error: ApiError): Promise<never> => {
-      const retryAfterS = await limiter.recordFailure(request.ip);
+      const { retryAfterS, justBlocked } = await limiter.recordFailure(request.ip);
       if (retryAfterS > 0) {
         app.apiMetrics.rejected('auth_rate_limited');
-        request.log.warn({ clientAddress: request.ip, retryAfterS }, 'wrong key from an address over the failed-auth limit');
+        if (justBlocked) request.log.warn({ clientAddress: request.ip, retryAfterS }, 'client address over the failed-auth limit: its wrong keys get 429');
         throw limiter.error(retryAfterS);
       }
       throw error;
