@@ -2,7 +2,8 @@
  * Progressive suite: light → medium → heavy → extreme (scenarios.json "progressive"), stopping at the first run
  * whose thresholds fail. Each run's summary goes to loadtest-results/progressive-<time>/<scenario>.json and one
  * markdown report compares them (report.md). Runs k6 when it is installed (`--runner k6`, remote write with
- * `--remote-write URL`), else the no-k6 runner (`--runner node`).
+ * `--remote-write URL`), else the no-k6 runner (`--runner node`). Each run is judged on both sides: HTTP, and the
+ * jobs (verdict.ts: drained, failure ratio, e2e p95), unless --http-only.
  *
  *   npm run loadtest:progressive -- --api-key KEY [--base-url URL] [--runner k6|node] [--duration 30s]
  */
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { loadScenarios, parseDuration, LOADTEST_DIR } from './lib/scenarios';
 import { runLoad } from './run';
 import type { QueueResult } from './lib/verdict';
+import { judgeJobs, markJobs, type JobsReport, type JobsVerdictOptions } from './verdict';
 import { httpUrl, oneOf, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 
 export interface RunSummary {
@@ -23,6 +25,8 @@ export interface RunSummary {
   passed: boolean;
   /** The thresholds this run crossed, in words (empty when it passed). */
   failed: string[];
+  /** The jobs' side, when judged. */
+  jobs?: JobsReport;
 }
 
 export interface ProgressiveOptions {
@@ -36,6 +40,8 @@ export interface ProgressiveOptions {
   remoteWrite?: string;
   outRoot?: string;
   quiet?: boolean;
+  /** Judge each run's jobs too (verdict.ts); unset: HTTP only. */
+  jobs?: JobsVerdictOptions;
 }
 
 function k6Run(o: ProgressiveOptions, scenario: string, dir: string): RunSummary {
@@ -102,9 +108,11 @@ export async function runProgressive(o: ProgressiveOptions): Promise<{ dir: stri
   for (const scenario of file.progressive) {
     let summary: RunSummary;
     if (o.runner === 'k6') {
+      const mark = o.jobs ? await markJobs(o.jobs) : undefined;
       summary = k6Run(o, scenario, dir);
+      if (o.jobs && mark) summary = withJobs(summary, await judgeJobs(o.jobs, mark, file.mix.map((m) => m.queue)));
     } else {
-      const r = await runLoad({ scenario, baseUrl: o.baseUrl, apiKey: o.apiKey, webhookUrl: o.webhookUrl, duration: o.duration, scale: o.scale, quiet: o.quiet, outDir: dir });
+      const r = await runLoad({ scenario, baseUrl: o.baseUrl, apiKey: o.apiKey, webhookUrl: o.webhookUrl, duration: o.duration, scale: o.scale, quiet: o.quiet, outDir: dir, jobs: o.jobs });
       const requests = r.queues.reduce((a, q) => a + q.requests, 0);
       summary = {
         scenario,
@@ -113,7 +121,8 @@ export async function runProgressive(o: ProgressiveOptions): Promise<{ dir: stri
         rps: requests / (r.durationMs / 1000),
         queues: r.queues,
         passed: r.passed,
-        failed: r.verdicts.filter((v) => !v.pass).map((v) => `${v.queue} ${v.check} ${v.actual} (limit ${v.limit})`),
+        failed: [...r.verdicts, ...(r.jobs?.verdicts ?? [])].filter((v) => !v.pass).map((v) => `${v.queue} ${v.check} ${v.actual} (limit ${v.limit})`),
+        jobs: r.jobs,
       };
     }
     writeFileSync(path.join(dir, `${scenario}.json`), JSON.stringify(summary, null, 2));
@@ -123,6 +132,12 @@ export async function runProgressive(o: ProgressiveOptions): Promise<{ dir: stri
   const report = markdownReport(runs, file.progressive);
   writeFileSync(path.join(dir, 'report.md'), report);
   return { dir, runs, report };
+}
+
+/** A k6 run's summary with its jobs' verdicts added. */
+function withJobs(summary: RunSummary, jobs: JobsReport): RunSummary {
+  const failedJobs = jobs.verdicts.filter((v) => !v.pass).map((v) => `${v.queue} ${v.check} ${v.actual} (limit ${v.limit})`);
+  return { ...summary, jobs, passed: summary.passed && jobs.passed, failed: [...summary.failed, ...failedJobs] };
 }
 
 export function markdownReport(runs: RunSummary[], planned: string[]): string {
@@ -142,6 +157,15 @@ export function markdownReport(runs: RunSummary[], planned: string[]): string {
       lines.push(`| ${r.scenario} | ${r.vus} | ${r.requests} | ${r.rps.toFixed(0)} | ${q.queue} | ${q.p50.toFixed(1)} | ${q.p95.toFixed(1)} | ${q.p99.toFixed(1)} | ${q.errors} | ${r.passed ? 'pass' : 'FAIL'} |`);
     }
   }
+  const judged = runs.filter((r) => r.jobs);
+  if (judged.length) {
+    lines.push('', 'Jobs (after the load, once the backlog drained):', '', '| scenario | queue | completed | failed | failure ratio | e2e p95 s | drained |', '|---|---|---|---|---|---|---|');
+    for (const r of judged) {
+      for (const q of r.jobs!.queues) {
+        lines.push(`| ${r.scenario} | ${q.queue} | ${q.completed} | ${q.failed} | ${q.failureRatio.toFixed(4)} | ${q.e2eP95Seconds === null ? '-' : q.e2eP95Seconds.toFixed(3)} | ${q.drained ? 'yes' : `no (${q.backlog} left)`} |`);
+      }
+    }
+  }
   for (const r of runs.filter((x) => x.failed.length)) lines.push('', `Thresholds crossed in ${r.scenario}:`, ...r.failed.map((f) => `- ${f}`));
   const skipped = planned.slice(runs.length);
   if (skipped.length) lines.push('', `Not run: ${skipped.join(', ')}.`);
@@ -150,7 +174,11 @@ export function markdownReport(runs: RunSummary[], planned: string[]): string {
 
 const USAGE = `usage: npm run loadtest:progressive -- [--api-key KEY] [--base-url URL] [--webhook-url URL]
        [--runner k6|node] [--remote-write URL] [--duration 30s] [--scale 0.5] [--out DIR]
-  env fallbacks: API_KEY, BASE_URL, WEBHOOK_TARGET_URL, K6_PROMETHEUS_RW_SERVER_URL (remote write, k6 only)
+       [--prometheus-url URL] [--http-only]
+  env fallbacks: API_KEY, BASE_URL, WEBHOOK_TARGET_URL, K6_PROMETHEUS_RW_SERVER_URL (remote write, k6 only),
+                 PROMETHEUS_URL
+  --prometheus-url  judge the jobs from this Prometheus; else from the API's /queue/metrics
+  --http-only   judge HTTP only (no jobs verdict)
   --runner      k6 when it is installed, else node (the no-k6 runner)
   --duration    node runner: every run this long;  --scale  node runner: multiply the VUs
   report: <out, default loadtest-results>/progressive-<time>/report.md; exit 0 all held, 1 stopped early, 2 error
@@ -169,6 +197,8 @@ export function parseProgressiveArgs(argv: string[], env: Record<string, string 
       duration: { type: 'string' },
       scale: { type: 'string' },
       out: { type: 'string' },
+      'prometheus-url': { type: 'string' },
+      'http-only': { type: 'boolean' },
       help: { type: 'boolean' },
     },
     USAGE,
@@ -185,8 +215,10 @@ export function parseProgressiveArgs(argv: string[], env: Record<string, string 
     }
   }
   const remoteWrite = flags['remote-write'] ?? env.K6_PROMETHEUS_RW_SERVER_URL;
+  const baseUrl = httpUrl('base-url', flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', USAGE);
+  const prometheusUrl = flags['prometheus-url'] ?? env.PROMETHEUS_URL;
   return {
-    baseUrl: httpUrl('base-url', flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', USAGE),
+    baseUrl,
     apiKey,
     webhookUrl: httpUrl('webhook-url', flags['webhook-url'] ?? env.WEBHOOK_TARGET_URL ?? 'http://127.0.0.1:8099/hooks', USAGE),
     runner,
@@ -194,6 +226,7 @@ export function parseProgressiveArgs(argv: string[], env: Record<string, string 
     scale: positiveNumber('scale', flags.scale, USAGE),
     remoteWrite: remoteWrite === undefined ? undefined : httpUrl('remote-write', remoteWrite, USAGE),
     outRoot: flags.out,
+    jobs: flags['http-only'] ? undefined : { baseUrl, prometheusUrl: prometheusUrl === undefined ? undefined : httpUrl('prometheus-url', prometheusUrl, USAGE) },
   };
 }
 

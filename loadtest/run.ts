@@ -1,7 +1,8 @@
 /**
  * The load runner that needs no k6 (autocannon): same scenarios file and thresholds as the k6 script, VU mode
  * (VUs with think time, like the k6 scenarios) or rate mode (--rate N req/s across the mix), live progress,
- * per-queue p50/p95/p99 and error ratio, the same verdicts, exit code 1 when a threshold fails.
+ * per-queue p50/p95/p99 and error ratio, the same verdicts, exit code 1 when a threshold fails. Then the jobs'
+ * side (verdict.ts): the backlog drained, each queue's job failure ratio and e2e p95 within thresholds.yaml.
  *
  *   npm run loadtest -- --scenario smoke --base-url http://127.0.0.1:3000 --api-key KEY --webhook-url URL
  *   BASE_URL=… API_KEY=… WEBHOOK_TARGET_URL=… npm run loadtest -- --scenario smoke     (same names as k6)
@@ -23,6 +24,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { loadLoadThresholds, loadScenarios, parseDuration, payloadFor, splitByWeight, LOADTEST_DIR, type ScenarioFile } from './lib/scenarios';
 import { verdicts, type QueueResult, type Verdict } from './lib/verdict';
+import { formatJobsReport, judgeJobs, markJobs, type JobsReport, type JobsVerdictOptions } from './verdict';
 import { httpUrl, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 
 export interface RunOptions {
@@ -42,6 +44,8 @@ export interface RunOptions {
   scenariosFile?: string;
   /** Progress line interval, ms (default 5000). */
   progressMs?: number;
+  /** Judge the jobs too (verdict.ts): marked before the load, judged after the backlog drained. */
+  jobs?: JobsVerdictOptions;
 }
 
 export interface RunReport {
@@ -54,6 +58,9 @@ export interface RunReport {
   achievedRps: number;
   queues: QueueResult[];
   verdicts: Verdict[];
+  /** The jobs' side, when judged (RunOptions.jobs). */
+  jobs?: JobsReport;
+  /** HTTP verdicts and, when judged, the jobs' verdicts all held. */
   passed: boolean;
   warnings: string[];
 }
@@ -158,6 +165,7 @@ export async function runLoad(o: RunOptions): Promise<RunReport> {
       { histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), requests: 0, errors: 0, statuses: {} },
     ]),
   );
+  const jobsMark = o.jobs ? await markJobs(o.jobs) : undefined;
   const started = Date.now();
   const log = (s: string) => o.quiet || process.stdout.write(s);
   const totals = () => Object.values(stats).reduce((a, s) => ({ requests: a.requests + s.requests, errors: a.errors + s.errors }), { requests: 0, errors: 0 });
@@ -203,6 +211,8 @@ export async function runLoad(o: RunOptions): Promise<RunReport> {
   }));
   const v = verdicts(queues, loadLoadThresholds());
   const { requests } = totals();
+  if (o.jobs) log(`waiting for the jobs to drain, then judging them (${o.jobs.prometheusUrl ? 'Prometheus' : 'the API'})\n`);
+  const jobs = o.jobs && jobsMark ? await judgeJobs(o.jobs, jobsMark, file.mix.map((m) => m.queue)) : undefined;
   const targetRps = targetRequests / totalSeconds;
   // Over the time each lane was sending (the stages' durations), not the wall time with lane offsets and drain.
   const achievedRps = requests / totalSeconds;
@@ -223,7 +233,8 @@ export async function runLoad(o: RunOptions): Promise<RunReport> {
     achievedRps: Number(achievedRps.toFixed(1)),
     queues,
     verdicts: v,
-    passed: v.every((x) => x.pass),
+    jobs,
+    passed: v.every((x) => x.pass) && (jobs?.passed ?? true),
     warnings,
   };
   if (o.outDir) {
@@ -244,6 +255,7 @@ export function formatReport(r: RunReport): string {
   const odd = r.queues.filter((q) => q.statuses && Object.keys(q.statuses).some((s) => s !== '202'));
   for (const q of odd) lines.push(`  ${q.queue} statuses: ${Object.entries(q.statuses!).map(([s, n]) => `${s}×${n}`).join(' ')}`);
   for (const v of r.verdicts) lines.push(`${v.pass ? '✓' : '✗'} ${v.queue} ${v.check}: ${v.actual} (limit ${v.limit})`);
+  if (r.jobs) lines.push(formatJobsReport(r.jobs).trimEnd());
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(r.passed ? 'PASS' : 'FAIL: thresholds crossed');
   return lines.join('\n') + '\n';
@@ -251,6 +263,7 @@ export function formatReport(r: RunReport): string {
 
 const USAGE = `usage: npm run loadtest -- [--scenario NAME] [--base-url URL] [--api-key KEY] [--webhook-url URL]
                         [--rate REQ_PER_S] [--duration 30s] [--scale 0.1] [--out DIR]
+                        [--prometheus-url URL] [--drain-timeout 120s] [--http-only]
   --scenario     a scenario of loadtest/scenarios.json (default smoke; env SCENARIO)
   --base-url     the API (default http://127.0.0.1:3000; env BASE_URL)
   --api-key      one of the API's API_KEYS (required; env API_KEY)
@@ -259,7 +272,10 @@ const USAGE = `usage: npm run loadtest -- [--scenario NAME] [--base-url URL] [--
   --duration     run every stage for this long instead of the scenario's durations
   --scale        multiply every stage's VUs (e.g. 0.1 on a small machine)
   --out          where the JSON summary goes (default loadtest-results/)
-exit code: 0 every threshold held, 1 a threshold failed, 2 usage or run error
+  --prometheus-url  judge the jobs from this Prometheus (env PROMETHEUS_URL); else from the API's /queue/metrics
+  --drain-timeout   how long the backlog may take to drain after the load (default 120s)
+  --http-only    judge HTTP only (an API stand-in without workers)
+exit code: 0 every threshold held (HTTP and jobs), 1 a threshold failed, 2 usage or run error
 `;
 
 export interface CliArgs {
@@ -280,6 +296,9 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       duration: { type: 'string' },
       scale: { type: 'string' },
       out: { type: 'string' },
+      'prometheus-url': { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      'http-only': { type: 'boolean' },
       help: { type: 'boolean' },
     },
     USAGE,
@@ -292,6 +311,14 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       parseDuration(flags.duration);
     } catch (err) {
       throw new UsageError(`--duration: ${(err as Error).message}`, USAGE);
+    }
+  }
+  let drainTimeoutMs: number | undefined;
+  if (flags['drain-timeout']) {
+    try {
+      drainTimeoutMs = parseDuration(flags['drain-timeout']);
+    } catch (err) {
+      throw new UsageError(`--drain-timeout: ${(err as Error).message}`, USAGE);
     }
   }
   const scenario = flags.scenario ?? env.SCENARIO ?? 'smoke';
@@ -310,8 +337,13 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       duration: flags.duration,
       scale: positiveNumber('scale', flags.scale, USAGE),
       outDir: flags.out ?? path.join(LOADTEST_DIR, '..', 'loadtest-results'),
+      jobs: flags['http-only'] ? undefined : jobsOptions(flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', flags['prometheus-url'] ?? env.PROMETHEUS_URL, drainTimeoutMs),
     },
   };
+}
+
+function jobsOptions(baseUrl: string, prometheusUrl: string | undefined, drainTimeoutMs: number | undefined): JobsVerdictOptions {
+  return { baseUrl, prometheusUrl: prometheusUrl === undefined ? undefined : httpUrl('prometheus-url', prometheusUrl, USAGE), drainTimeoutMs };
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../common/config';
+import type { ApiConfig, Config } from '../common/config';
 import type { MetricsRegistry } from '../common/telemetry/registry';
 import { createLogger } from '../common/logger';
 import { clientErrorHandler } from './client-errors';
@@ -30,6 +30,16 @@ export interface BuildAppOptions {
   logger?: Logger;
 }
 
+/**
+ * TRUST_PROXY's value as Fastify's option. Fastify 5 trusts no hop for a bare number (it cannot check the
+ * immediate peer), so a hop count becomes proxy-addr's hop function: the first `hops` hops (the socket's peer
+ * first) are trusted. That is only sound when the API is reachable through those proxies alone — docs/security.md.
+ */
+function fastifyTrustProxy(trust: ApiConfig['trustProxy']): false | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust !== 'number') return trust;
+  return (_address, hop) => hop < trust;
+}
+
 export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
   const { config } = opts;
   // Typed as Fastify's logger interface (which pino implements) so the instance is the plain FastifyInstance.
@@ -44,7 +54,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     connectionTimeout: config.api.connectionTimeoutMs,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
-    trustProxy: false,
+    // request.ip is the client only through trusted hops (TRUST_PROXY): failed-auth counts and audit lines use it.
+    trustProxy: fastifyTrustProxy(config.api.trustProxy),
     // Malformed requests Node rejects before routing (400, 408, 414, 431) still get the API's error shape.
     clientErrorHandler,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },

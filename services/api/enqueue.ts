@@ -45,7 +45,7 @@ export async function enqueueJob(
   const freshState = req.delayMs ? 'delayed' : 'prioritized';
   const key = intent.idempotencyKey;
   if (!key) {
-    const { job } = await addJob(deps, name, req, intent, undefined, true, parent);
+    const { job } = await addJob(deps, { queue: name, req, intent, parent, creates: true });
     return { id: String(job.id), state: freshState, replayed: false };
   }
 
@@ -54,7 +54,7 @@ export async function enqueueJob(
   if (claim.kind === 'replay' && record.added) {
     return { id: record.jobId, state: await queue.getJobState(record.jobId), replayed: true };
   }
-  const { job, created } = await addJob(deps, name, req, intent, record.jobId, claim.kind === 'new', parent);
+  const { job, created } = await addJob(deps, { queue: name, req, intent, parent, jobId: record.jobId, creates: claim.kind === 'new' });
   // Not awaited: the answer does not depend on it (same connection, so it is sent before any later command), and
   // if it is lost a replay merely re-adds under the same id, which BullMQ turns into a no-op.
   void idempotency.markAdded(name, intent.clientId, key, record).catch(() => undefined);
@@ -62,20 +62,25 @@ export async function enqueueJob(
   return { id: String(job.id), state: created ? freshState : await queue.getJobState(record.jobId), replayed: !created };
 }
 
-/**
- * One add under the producer span. `fresh`: no job can exist under this id yet (no id, or a new claim's id), so
- * this add creates the job. Otherwise BullMQ returns the existing job if there is one, and whether this add
- * created it is read back from the stored envelope's enqueueId.
- */
-async function addJob(
-  deps: EnqueueDeps,
-  name: QueueName,
-  req: EnqueueRequest,
-  intent: Intent,
-  jobId: string | undefined,
-  fresh: boolean,
-  parent: Context,
-): Promise<{ job: Job<JobEnvelope>; created: boolean }> {
+interface AddJobOptions {
+  queue: QueueName;
+  req: EnqueueRequest;
+  intent: Intent;
+  /** The request span: the producer span is its child. */
+  parent: Context;
+  /** The intent's job id (Idempotency-Key); none: BullMQ assigns one. */
+  jobId?: string;
+  /**
+   * True when no job can exist under this id yet (no id, or a new claim's id), so this add creates the job.
+   * False: BullMQ returns the existing job if there is one, and whether this add created it is read back from the
+   * stored envelope's enqueueId.
+   */
+  creates: boolean;
+}
+
+/** One add under the producer span. */
+async function addJob(deps: EnqueueDeps, opts: AddJobOptions): Promise<{ job: Job<JobEnvelope>; created: boolean }> {
+  const { queue: name, req, intent, parent, jobId, creates } = opts;
   const span = tracer.startSpan(messagingSpanName('send', name), {
     kind: SpanKind.PRODUCER,
     attributes: messagingAttributes('send', name, jobId),
@@ -99,7 +104,7 @@ async function addJob(
       delay: req.delayMs && req.delayMs > 0 ? req.delayMs : undefined,
     }))) as Job<JobEnvelope>;
     span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, String(job.id));
-    const created = fresh || (await storedEnqueueId(deps.queue, jobId!)) === enqueueId;
+    const created = creates || (jobId !== undefined && (await storedEnqueueId(deps.queue, jobId)) === enqueueId);
     if (created) deps.metrics.enqueued(name);
     return { job, created };
   } catch (err) {

@@ -1,11 +1,15 @@
 /**
  * Failed-authentication limit per client address: a wrong key costs the sender one attempt of
- * API_AUTH_FAILURE_LIMIT_MAX per API_AUTH_FAILURE_WINDOW_MS; past it, every request from that address that
- * needs a key is answered 429 + Retry-After before any key is compared — so a guesser learns nothing, not even
- * when it guessed right. The per-key limiter (plugins/external/rate-limit.ts) cannot do this: it runs after
- * authentication and is keyed by the (ever-changing) guessed key.
+ * API_AUTH_FAILURE_LIMIT_MAX per API_AUTH_FAILURE_WINDOW_MS; past it, that address's further *wrong* keys are
+ * answered 429 AUTH_RATE_LIMITED + Retry-After instead of 401. A valid key is never refused here: behind a proxy
+ * or a NAT many tenants share one address, and one of them guessing must not lock the others out. What keeps a
+ * guess from succeeding is the key's entropy; this limit bounds what guessing costs the API and marks the address.
+ * The per-key limiter (plugins/external/rate-limit.ts) cannot do this: it is keyed by the (ever-changing) guessed
+ * key. The address is request.ip, the client only through the hops TRUST_PROXY trusts (config/api.ts), so a
+ * client cannot buy a fresh budget by sending another X-Forwarded-For.
  * Counts live in Redis, shared by every API replica; each replica also remembers the addresses it has seen
- * blocked, so a blocked sender costs no Redis read. With Redis unreachable the count falls back to this process.
+ * blocked, so a blocked sender's wrong keys cost no Redis command. With Redis unreachable the count falls back
+ * to this process.
  */
 import type { RedisClient } from '../common/redis';
 import { ApiError } from './errors';
@@ -41,21 +45,27 @@ export class FailedAuthLimiter {
     return Math.ceil(left / 1000);
   }
 
-  /** Counts one failed attempt; returns the seconds to wait when this attempt went over the limit, else 0. */
-  async recordFailure(ip: string): Promise<number> {
-    if (this.limit.max === 0) return 0;
+  /**
+   * Counts one failed attempt: `retryAfterS` is the wait when the address is over the limit (else 0), and
+   * `justBlocked` tells the attempt that crossed it (logged once per block, not once per guess). An address this
+   * replica already knows to be blocked is answered from memory.
+   */
+  async recordFailure(ip: string): Promise<{ retryAfterS: number; justBlocked: boolean }> {
+    if (this.limit.max === 0) return { retryAfterS: 0, justBlocked: false };
+    const blocked = this.blockedFor(ip);
+    if (blocked > 0) return { retryAfterS: blocked, justBlocked: false };
     const { count, ttlMs } = await this.increment(ip);
-    if (count <= this.limit.max) return 0;
+    if (count <= this.limit.max) return { retryAfterS: 0, justBlocked: false };
     const waitMs = ttlMs > 0 ? ttlMs : this.limit.windowMs;
     remember(this.blockedUntil, ip, Date.now() + waitMs);
-    return Math.ceil(waitMs / 1000);
+    return { retryAfterS: Math.ceil(waitMs / 1000), justBlocked: true };
   }
 
   error(retryAfterS: number): ApiError {
     return new ApiError(
       429,
-      'RATE_LIMITED',
-      `too many failed authentication attempts from this address; retry after ${retryAfterS} s`,
+      'AUTH_RATE_LIMITED',
+      `too many wrong keys from this address; retry after ${retryAfterS} s (a valid key is still served)`,
       { 'retry-after': String(retryAfterS) },
     );
   }

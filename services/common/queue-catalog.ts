@@ -68,6 +68,12 @@ export interface QueueDefinition<S extends TSchema = TSchema> {
   payloadSchema: S;
   /** 'required': POST without an Idempotency-Key is refused (400 IDEMPOTENCY_KEY_REQUIRED). */
   idempotencyKey: 'required' | 'optional';
+  /**
+   * Replicas that must hold an enqueue before its 202 when the queue's Redis node has replicas (Redis WAIT,
+   * services/api/replication-gate.ts): then a failover right after the 202 cannot lose the job. 0: the master's
+   * acknowledgement is enough. REDIS_WAIT_REPLICAS overrides it for every queue.
+   */
+  durability: { replicaAcks: number };
   policy: QueuePolicy;
 }
 
@@ -127,6 +133,8 @@ export const QUEUE_CATALOG = {
     description: 'Charges through the payment provider; applied at most once per idempotency key.',
     // Money: a retry without a key would be a second charge.
     idempotencyKey: 'required',
+    // Money: an accepted payment lost in a failover is a charge the client believes was made.
+    durability: { replicaAcks: 1 },
     payloadSchema: PaymentPayload,
     policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...timeoutDefaults, ...stallDefaults },
   },
@@ -134,6 +142,7 @@ export const QUEUE_CATALOG = {
     name: 'notifications',
     description: 'Email, SMS and push messages through the notification provider.',
     idempotencyKey: 'optional',
+    durability: { replicaAcks: 0 },
     payloadSchema: NotificationPayload,
     policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...timeoutDefaults, ...stallDefaults },
   },
@@ -141,6 +150,7 @@ export const QUEUE_CATALOG = {
     name: 'webhooks',
     description: 'Signed HTTP POST deliveries to customer endpoints.',
     idempotencyKey: 'optional',
+    durability: { replicaAcks: 0 },
     payloadSchema: WebhookPayload,
     // Lock longer than the 30 s timeout so a slow but live delivery is never taken for stalled.
     // Concurrency 64: deliveries are I/O-bound (a socket and a few KB each), and with WEBHOOK_MAX_PER_HOST = 2

@@ -3,8 +3,8 @@
  * OpenAPI (kubernetes-models) and KEDA's CRD (@kubernetes-models/keda) — and the manifests agree with the code:
  * one worker Deployment per catalog queue, one ScaledObject and one HPA per worker aimed at it, scaling queries on
  * metrics the rules and workers really produce, env names the config schema knows and values it accepts, memory
- * limits above the worker's own hard limit, grace periods above SHUTDOWN_GRACE_MS. Broken copies prove the
- * checks can fail.
+ * limits above the worker's own hard limit, grace periods above SHUTDOWN_GRACE_MS, payments never on fewer than two
+ * pods and a PodDisruptionBudget per Deployment that keeps one serving. Broken copies prove the checks can fail.
  */
 import t from 'tap';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -43,6 +43,7 @@ async function validatorFor(doc: Doc): Promise<(d: Doc) => void> {
     'v1/Service': model('kubernetes-models', 'v1', 'Service'),
     'v1/ConfigMap': model('kubernetes-models', 'v1', 'ConfigMap'),
     'autoscaling/v2/HorizontalPodAutoscaler': model('kubernetes-models', 'autoscaling/v2', 'HorizontalPodAutoscaler'),
+    'policy/v1/PodDisruptionBudget': model('kubernetes-models', 'policy/v1', 'PodDisruptionBudget'),
     'keda.sh/v1alpha1/ScaledObject': model('@kubernetes-models/keda', 'keda.sh/v1alpha1', 'ScaledObject'),
   };
   const load = models[`${doc.apiVersion}/${doc.kind}`];
@@ -74,6 +75,9 @@ t.test('every document is valid against the Kubernetes / KEDA schema of its kind
   const hpa = structuredClone(byKind('HorizontalPodAutoscaler')[0]!);
   hpa.spec.maxReplicas = 'many';
   t.match(await schemaError(hpa), /maxReplicas must be integer/, 'an HPA with a non-integer maxReplicas is caught');
+  const pdb = structuredClone(byKind('PodDisruptionBudget')[0]!);
+  pdb.spec.selector = 'api';
+  t.match(await schemaError(pdb), /selector must be object/, 'a PodDisruptionBudget with a string selector is caught');
 });
 
 const workers = byKind('Deployment').filter((d) => d.metadata.name.startsWith('worker-'));
@@ -174,4 +178,64 @@ t.test('env: names the config schema knows, values it accepts; limits that fit t
     const limit = mi(w.spec.template.spec.containers[0].resources.limits.memory);
     t.ok(limit > hard, `${w.metadata.name}: memory limit ${limit} > worker hard limit ${hard} (drains before an OOM kill)`);
   }
+});
+
+/** Pods of `deployment` a PodDisruptionBudget selects: its matchLabels are all on the pod template. */
+const selects = (pdb: Doc, deployment: Doc): boolean => {
+  const podLabels: Record<string, string> = deployment.spec.template.metadata.labels;
+  const wanted: Record<string, string> = pdb.spec.selector?.matchLabels ?? {};
+  return Object.keys(wanted).length > 0 && Object.entries(wanted).every(([k, v]) => podLabels[k] === v);
+};
+
+/** The money queue: never fewer than this many worker pods, whatever scales it. */
+const PAYMENTS_MIN_PODS = 2;
+
+t.test('payments never on one pod: at least two replicas, and a drain keeps one of each Deployment serving', async (t) => {
+  const problems = (deployments: Doc[], scaledObjects: Doc[], hpas: Doc[], pdbs: Doc[]): string[] => {
+    const out: string[] = [];
+    const payments = deployments.find((d) => d.metadata.name === 'worker-payments')!;
+    const scaled = scaledObjects.find((s) => s.spec.scaleTargetRef.name === 'worker-payments')!;
+    const hpa = hpas.find((h) => h.spec.scaleTargetRef.name === 'worker-payments')!;
+    if (payments.spec.replicas < PAYMENTS_MIN_PODS) out.push(`worker-payments Deployment replicas ${payments.spec.replicas}`);
+    if (scaled.spec.minReplicaCount < PAYMENTS_MIN_PODS) out.push(`worker-payments ScaledObject minReplicaCount ${scaled.spec.minReplicaCount}`);
+    if (hpa.spec.minReplicas < PAYMENTS_MIN_PODS) out.push(`worker-payments HPA minReplicas ${hpa.spec.minReplicas}`);
+    for (const d of deployments) {
+      const budgets = pdbs.filter((p) => selects(p, d));
+      if (budgets.length !== 1) {
+        out.push(`${d.metadata.name}: ${budgets.length} PodDisruptionBudgets`);
+        continue;
+      }
+      const { maxUnavailable, minAvailable } = budgets[0]!.spec;
+      // The fewest pods this Deployment runs: what a drain may take down while the budget holds.
+      const minPods = Math.min(
+        d.spec.replicas,
+        ...scaledObjects.filter((s) => s.spec.scaleTargetRef.name === d.metadata.name).map((s) => s.spec.minReplicaCount),
+        ...hpas.filter((h) => h.spec.scaleTargetRef.name === d.metadata.name).map((h) => h.spec.minReplicas),
+      );
+      if (typeof maxUnavailable !== 'number' || minAvailable !== undefined) out.push(`${d.metadata.name}: budget not as maxUnavailable pods`);
+      else if (minPods >= 2 && maxUnavailable >= minPods) out.push(`${d.metadata.name}: a drain may take all ${minPods} pods`);
+      else if (maxUnavailable < 1) out.push(`${d.metadata.name}: maxUnavailable ${maxUnavailable} blocks every drain`);
+    }
+    return out;
+  };
+  const deployments = byKind('Deployment');
+  t.same(problems(deployments, byKind('ScaledObject'), byKind('HorizontalPodAutoscaler'), byKind('PodDisruptionBudget')), []);
+
+  const oneReplica = deployments.map((d) => structuredClone(d));
+  oneReplica.find((d) => d.metadata.name === 'worker-payments')!.spec.replicas = 1;
+  const scaledToOne = byKind('ScaledObject').map((s) => structuredClone(s));
+  scaledToOne.find((s) => s.metadata.name === 'worker-payments')!.spec.minReplicaCount = 1;
+  const loosePdbs = byKind('PodDisruptionBudget').map((p) => structuredClone(p));
+  loosePdbs.find((p) => p.metadata.name === 'api')!.spec.maxUnavailable = 2;
+  const noWebhooksPdb = byKind('PodDisruptionBudget').filter((p) => p.metadata.name !== 'worker-webhooks');
+  t.same(
+    problems(oneReplica, scaledToOne, byKind('HorizontalPodAutoscaler'), noWebhooksPdb),
+    ['worker-payments Deployment replicas 1', 'worker-payments ScaledObject minReplicaCount 1', 'worker-webhooks: 0 PodDisruptionBudgets'],
+    'payments on one pod and a Deployment without a budget are caught',
+  );
+  t.same(
+    problems(deployments, byKind('ScaledObject'), byKind('HorizontalPodAutoscaler'), loosePdbs),
+    ['api: a drain may take all 2 pods'],
+    'a budget that lets a drain take every API pod is caught',
+  );
 });

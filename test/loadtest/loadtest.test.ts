@@ -130,7 +130,8 @@ t.test('no-k6 runner: measures per queue, passes, and fails with exit code 1 whe
   // Asynchronously: the fake API lives in this process and must keep answering while the runner runs.
   const run = (url: string, extra: string[] = []) =>
     new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['dist/loadtest/run.js', '--scenario', 'smoke', '--duration', '3s', '--base-url', url, '--api-key', 'k', ...extra], { cwd: ROOT }, (err, stdout, stderr) =>
+      // --http-only: the stand-in has no workers and no /queue/metrics (the jobs' side: jobs-verdict.test.ts).
+      execFile(process.execPath, ['dist/loadtest/run.js', '--scenario', 'smoke', '--duration', '3s', '--base-url', url, '--api-key', 'k', '--http-only', ...extra], { cwd: ROOT }, (err, stdout, stderr) =>
         resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
@@ -167,6 +168,14 @@ t.test('no-k6 runner: measures per queue, passes, and fails with exit code 1 whe
   const sent = ok.count() - before;
   t.ok(sent > 150 && sent < 450, `rate mode paced ~300 requests in 3 s (sent ${sent})`);
   t.match(rated.stdout, /scenario smoke \(rate\), [\d.]+ s, [\d.]+ req\/s \(target 100\)/);
+  // Without --http-only the jobs are judged too, which an API without /queue/metrics cannot answer: a run error.
+  const judged = await new Promise<{ status: number; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['dist/loadtest/run.js', '--scenario', 'smoke', '--duration', '1s', '--base-url', ok.url, '--api-key', 'k'], { cwd: ROOT }, (err, _stdout, stderr) =>
+      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+    );
+  });
+  t.equal(judged.status, 2, 'jobs judged by default: no queue metrics → exit 2');
+  t.match(judged.stderr, /queue\/metrics.*--http-only/, 'the error names the endpoint and the way out');
 });
 
 t.test('progressive runner: runs in order, stops at the first failing run, writes a report', async (t) => {

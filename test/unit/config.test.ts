@@ -24,6 +24,7 @@ t.test('defaults come from the catalog and the issue contract', async (t) => {
   t.equal(c.api.bodyLimitBytes, 64 * 1024);
   t.same(c.failedRetention, { age: 7 * 24 * 3600, count: 20_000 }, 'dead letters: 7 days, 20k per queue');
   t.same(c.api.authFailureLimit, { max: 10, windowMs: 60_000 }, 'wrong keys: 10 per minute per address');
+  t.equal(c.api.trustProxy, false, 'no proxy trusted: the socket address is the client');
   const thresholds = loadThresholds();
   t.equal(c.worker.memorySoftLimitBytes, thresholds.worker_memory_bytes.warning, 'memory soft limit from thresholds.yaml');
   t.equal(c.worker.memoryHardLimitBytes, thresholds.worker_memory_bytes.critical, 'memory hard limit from thresholds.yaml');
@@ -69,6 +70,10 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
     [{ QUEUE_PREFIX: 'a:b' }, /QUEUE_PREFIX/],
     [{ API_AUTH_FAILURE_LIMIT_MAX: '-1' }, /API_AUTH_FAILURE_LIMIT_MAX/],
     [{ API_AUTH_FAILURE_WINDOW_MS: '10' }, /API_AUTH_FAILURE_WINDOW_MS/],
+    [{ TRUST_PROXY: 'true' }, /TRUST_PROXY=true would trust every/],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, /TRUST_PROXY.*"10\.0\.0\.0\/33"/],
+    [{ TRUST_PROXY: '10.0.0.1, proxy.internal' }, /TRUST_PROXY.*"proxy\.internal"/],
+    [{ TRUST_PROXY: '99' }, /TRUST_PROXY hop count/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
     [{ FAILED_RETENTION_S: String(8 * 24 * 3600) }, /FAILED_RETENTION_S/], // longer than the payment ledger remembers
     [{ FAILED_RETENTION_COUNT: '0' }, /FAILED_RETENTION_COUNT/],
@@ -78,6 +83,14 @@ t.test('bad values are refused with a message naming the variable', async (t) =>
     t.throws(() => parseConfig(env), ConfigError, JSON.stringify(env));
     t.throws(() => parseConfig(env), pattern, JSON.stringify(env));
   }
+});
+
+t.test('TRUST_PROXY: false, a hop count, or proxy addresses and CIDRs', async (t) => {
+  t.equal(parseConfig({ TRUST_PROXY: 'false' }).api.trustProxy, false);
+  t.equal(parseConfig({ TRUST_PROXY: '0' }).api.trustProxy, false);
+  t.equal(parseConfig({ TRUST_PROXY: '2' }).api.trustProxy, 2);
+  t.same(parseConfig({ TRUST_PROXY: ' 10.0.0.0/8, 192.168.1.7 ,::1, fd00::/8, loopback' }).api.trustProxy,
+    ['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8', 'loopback']);
 });
 
 t.test('tracing: trace mode and opt-in auto-instrumentation', async (t) => {
@@ -94,10 +107,19 @@ t.test('tracing: trace mode and opt-in auto-instrumentation', async (t) => {
 t.test('Redis Cluster settings: seed nodes parsed, bad ones refused; per-queue hash tags only on a cluster', async (t) => {
   const single = parseConfig({});
   t.same(single.redis.clusterNodes, [], 'one node (REDIS_URL) by default');
-  t.equal(single.redis.waitReplicas, 0, 'WAIT off by default');
+  t.same(
+    single.redis.replicaAcks,
+    {
+      payments: { replicas: 1, onlyWithReplicas: true },
+      notifications: { replicas: 0, onlyWithReplicas: true },
+      webhooks: { replicas: 0, onlyWithReplicas: true },
+    },
+    'by default each queue’s catalog durability: payments wait for one replica where there are replicas',
+  );
+  t.same(parseConfig({ REDIS_WAIT_REPLICAS: '0' }).redis.replicaAcks.payments, { replicas: 0, onlyWithReplicas: false }, 'REDIS_WAIT_REPLICAS=0: no queue waits');
   const c = parseConfig({ REDIS_CLUSTER_NODES: ' redis-0.redis:6379, 10.0.0.2:7001 ', REDIS_WAIT_REPLICAS: '1', REDIS_WAIT_TIMEOUT_MS: '150' });
   t.same(c.redis.clusterNodes, [{ host: 'redis-0.redis', port: 6379 }, { host: '10.0.0.2', port: 7001 }]);
-  t.same([c.redis.waitReplicas, c.redis.waitTimeoutMs], [1, 150]);
+  t.same([c.redis.replicaAcks.notifications, c.redis.waitTimeoutMs], [{ replicas: 1, onlyWithReplicas: false }, 150], 'REDIS_WAIT_REPLICAS applies to every queue, strictly');
   for (const [env, pattern] of [
     [{ REDIS_CLUSTER_NODES: 'redis-0' }, /REDIS_CLUSTER_NODES/],
     [{ REDIS_CLUSTER_NODES: 'a:1,b' }, /REDIS_CLUSTER_NODES/],

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Type, type Static } from 'typebox';
 
-import { RETENTION } from '../queue-catalog';
+import { QUEUE_CATALOG, QUEUE_NAMES, type QueueName, RETENTION } from '../queue-catalog';
 import { ConfigError, parseList } from './errors';
 import { validateEnv } from './validate';
 
@@ -18,9 +18,11 @@ export const SharedEnv = Type.Object({
   REDIS_CLUSTER_NODES: Type.String({ pattern: '^\\s*([^\\s,:]+:\\d{1,5}\\s*(,\\s*|$))*$', default: '' }),
   // AUTH password for every cluster node (REDIS_URL carries its own for a single node).
   REDIS_CLUSTER_PASSWORD: Type.String({ default: '' }),
-  // Replicas that must acknowledge an enqueue (Redis WAIT on the queue's node) before the API answers 202;
-  // 0 = off. See docs/reliability.md: Redis replicates asynchronously, so without it a 202 can be lost in a failover.
-  REDIS_WAIT_REPLICAS: Type.Integer({ minimum: 0, maximum: 16, default: 0 }),
+  // Replicas that must acknowledge an enqueue (Redis WAIT on the queue's node) before the API answers 202. Unset:
+  // each queue's catalog durability (payments 1, others 0), applied when the queue's node has replicas. Set: this
+  // many for every queue, replicas or not (0 = never wait). See docs/reliability.md: Redis replicates
+  // asynchronously, so without WAIT a 202 can be lost in a failover.
+  REDIS_WAIT_REPLICAS: Type.Optional(Type.Integer({ minimum: 0, maximum: 16 })),
   // At most 300 ms: the enqueue (add + WAIT) must answer within the API's 1 s (services/api/plugins/app/queues.ts).
   REDIS_WAIT_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 300, default: 200 }),
   // BullMQ key prefix. Single node: keys are "<prefix>:<queue>:…" (unchanged). Cluster: each queue gets its own hash
@@ -79,13 +81,36 @@ function parseClusterNodes(raw: string): ClusterNode[] {
   });
 }
 
+/** What an enqueue on one queue waits for before its 202 (services/api/replication-gate.ts). */
+export interface ReplicaAcks {
+  /** Replicas that must acknowledge the write; 0: none. */
+  replicas: number;
+  /**
+   * true (the catalog's durability): wait only when the queue's node has replicas, for at most as many as it has.
+   * false (REDIS_WAIT_REPLICAS set): always wait for `replicas`; fewer acknowledgements → 503.
+   */
+  onlyWithReplicas: boolean;
+}
+
+function replicaAcksByQueue(override: number | undefined): Record<QueueName, ReplicaAcks> {
+  return Object.fromEntries(
+    QUEUE_NAMES.map((q) => [
+      q,
+      override === undefined
+        ? { replicas: QUEUE_CATALOG[q].durability.replicaAcks, onlyWithReplicas: true }
+        : { replicas: override, onlyWithReplicas: false },
+    ]),
+  ) as Record<QueueName, ReplicaAcks>;
+}
+
 export function sharedConfig(env: SharedEnv) {
   return {
     redis: {
       url: env.REDIS_URL,
       clusterNodes: parseClusterNodes(env.REDIS_CLUSTER_NODES),
       clusterPassword: env.REDIS_CLUSTER_PASSWORD || undefined,
-      waitReplicas: env.REDIS_WAIT_REPLICAS,
+      /** Per queue: replica acknowledgements an enqueue waits for (catalog durability, or REDIS_WAIT_REPLICAS). */
+      replicaAcks: replicaAcksByQueue(env.REDIS_WAIT_REPLICAS),
       waitTimeoutMs: env.REDIS_WAIT_TIMEOUT_MS,
     },
     queuePrefix: env.QUEUE_PREFIX,

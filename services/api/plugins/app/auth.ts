@@ -8,8 +8,8 @@
  * job envelope's clientId. Admin routes also take `Authorization: Basic` with user "admin" and the admin key as
  * password, so a browser can open the console.
  * Comparison is constant-time over digests of equal length, and every key of a ring is compared (no early exit),
- * so response timing reveals nothing about a key. Failed attempts are limited per client address
- * (see ../../failed-auth.ts): a guesser gets 429 + Retry-After, whatever it guesses next.
+ * so response timing reveals nothing about a key. Wrong keys are limited per client address (see
+ * ../../failed-auth.ts): past the limit that address's wrong keys get 429 AUTH_RATE_LIMITED; valid keys are served.
  */
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -103,19 +103,12 @@ export default fp(
     const limiter = new FailedAuthLimiter(app.redis, app.config.queuePrefix, app.config.api.authFailureLimit);
     app.decorateRequest('keyId', undefined);
 
-    /** Refuses a request whose address is over its failed-attempt budget, before any key is compared. */
-    const refuseIfLimited = (request: FastifyRequest) => {
-      const retryAfterS = limiter.blockedFor(request.ip);
-      if (retryAfterS > 0) {
-        app.apiMetrics.rejected('auth_rate_limited');
-        throw limiter.error(retryAfterS);
-      }
-    };
-    /** Records a failed attempt; the attempt that crosses the limit is answered 429 instead of 401. */
+    /** Records a wrong key; from the attempt that crosses the limit on, wrong keys are answered 429 instead of 401. */
     const fail = async (request: FastifyRequest, error: ApiError): Promise<never> => {
-      const retryAfterS = await limiter.recordFailure(request.ip);
+      const { retryAfterS, justBlocked } = await limiter.recordFailure(request.ip);
       if (retryAfterS > 0) {
         app.apiMetrics.rejected('auth_rate_limited');
+        if (justBlocked) request.log.warn({ clientAddress: request.ip, retryAfterS }, 'client address over the failed-auth limit: its wrong keys get 429');
         throw limiter.error(retryAfterS);
       }
       throw error;
@@ -125,7 +118,6 @@ export default fp(
       if (clients.empty) {
         throw new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no API key is configured: set API_KEYS (comma-separated bearer keys) and restart the API');
       }
-      refuseIfLimited(request);
       const token = bearerToken(request);
       // No key is not a guess: only wrong keys count against the address.
       if (!token) throw new ApiError(401, 'UNAUTHORIZED', 'missing "Authorization: Bearer <key>" header', CLIENT_CHALLENGE);
@@ -143,7 +135,6 @@ export default fp(
     app.decorate('requireAdmin', async (request: FastifyRequest, challenge: Record<string, string> = ADMIN_CHALLENGE) => {
       const notConfigured = () =>
         new ApiError(401, 'AUTH_NOT_CONFIGURED', 'no admin key is configured: set ADMIN_API_KEYS (comma-separated) and restart the API');
-      refuseIfLimited(request);
       const token = presentedKey(request, { basic: true });
       if (!token) {
         if (admins.empty) throw notConfigured();

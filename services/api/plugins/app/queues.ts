@@ -8,11 +8,12 @@ import type { FastifyInstance } from 'fastify';
 import { Queue } from 'bullmq';
 import { QUEUE_NAMES, type QueueName } from '../../../common/queue-catalog';
 import { jobOptionsFor } from '../../../common/job-options';
-import { createProducerConnection, type RedisClient, ReplicationTimeoutError, waitForReplicas } from '../../../common/redis';
+import { createProducerConnection, type RedisClient, ReplicationTimeoutError } from '../../../common/redis';
 import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
 import { IdempotencyStore } from '../../idempotency';
 import { CachedQueueSnapshot } from '../../queue-snapshot';
+import { ReplicationGate } from '../../replication-gate';
 import { isRedisError, isRedisOom, notReplicated, redisFull, redisUnavailable } from '../../errors';
 
 declare module 'fastify' {
@@ -26,10 +27,11 @@ declare module 'fastify' {
     withRedis<T>(operation: () => Promise<T>): Promise<T>;
     queues: Record<QueueName, Queue>;
     /**
-     * After an add: with REDIS_WAIT_REPLICAS > 0, waits (Redis WAIT on the queue's node) until that many replicas
-     * hold the write, else throws (→ 503 REDIS_NOT_REPLICATED); a no-op when the setting is 0.
+     * After an add: waits (Redis WAIT on the queue's node) until the replicas the queue's durability asks for hold
+     * the write, else throws (→ 503 REDIS_NOT_REPLICATED); a no-op for a queue that asks none, or for the
+     * catalog default on a node without replicas (../../replication-gate.ts). Resolves to the replicas waited for.
      */
-    confirmReplicated(queue: QueueName): Promise<void>;
+    confirmReplicated(queue: QueueName): Promise<number>;
     faultStore: FaultStore;
     idempotency: IdempotencyStore;
     /** Queue counts and latencies for the guide's JSON endpoints, read from Redis at most once per second. */
@@ -71,6 +73,15 @@ export default fp(
         });
       });
     }
+    // Each Queue's own set-up (an INFO through the 400 ms command timeout) finishes here too, before the routes'
+    // schema compilation can block the event loop long enough to time it out: a Queue whose set-up failed stays
+    // failed. Bounded and not fatal, like the wait above.
+    if (redis.status === 'ready') {
+      await Promise.race([
+        Promise.all(Object.values(queues).map((q) => q.waitUntilReady().catch(() => undefined))),
+        new Promise((resolve) => setTimeout(resolve, 3_000).unref()),
+      ]);
+    }
 
     app.decorate<RedisClient>('redis', redis);
     app.decorate('withRedis', async <T>(operation: () => Promise<T>): Promise<T> => {
@@ -90,11 +101,9 @@ export default fp(
       }
     });
     app.decorate('queues', queues);
-    const { waitReplicas, waitTimeoutMs } = app.config.redis;
-    app.decorate('confirmReplicated', async (queue: QueueName) => {
-      // Any key of the queue names its slot, hence the node (and connection) that ran the add.
-      if (waitReplicas > 0) await waitForReplicas(redis, queues[queue].toKey('id'), waitReplicas, waitTimeoutMs);
-    });
+    const replication = new ReplicationGate(redis, app.config.redis.replicaAcks, app.config.redis.waitTimeoutMs);
+    // Any key of the queue names its slot, hence the node (and connection) that ran the add.
+    app.decorate('confirmReplicated', (queue: QueueName) => replication.confirm(queue, queues[queue].toKey('id')));
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
     app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op)));
     app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS));

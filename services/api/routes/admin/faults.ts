@@ -40,7 +40,7 @@ export default async function faultRoutes(app: FastifyInstance) {
     // After the scope's admin guard, before the body is parsed: with faults off, no payload changes the answer.
     onRequest: async (request) => {
       if (!app.config.faultsEnabled) {
-        request.log.warn({ audit: true, action: 'faults_update', keyId: request.keyId, refused: 'FAULTS_DISABLED' }, 'fault injection refused');
+        request.log.warn({ audit: true, action: 'faults_update', keyId: request.keyId, clientAddress: request.ip, refused: 'FAULTS_DISABLED' }, 'fault injection refused');
         throw new ApiError(403, 'FAULTS_DISABLED', 'fault injection is disabled on this deployment; set FAULTS_ENABLED=true to allow it');
       }
     },

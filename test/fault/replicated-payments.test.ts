@@ -1,0 +1,79 @@
+/**
+ * Durability by queue on a replicated Redis (one master + one replica): by default a payment's 202 waits for
+ * the replica (the catalog's durability, services/api/replication-gate.ts), other queues do not wait, and a node
+ * without replicas refuses nothing. A replica that cannot acknowledge (frozen with SIGSTOP) turns a payment into
+ * the documented 503 REDIS_NOT_REPLICATED (outcome unknown, retry with the same Idempotency-Key) within the
+ * request deadline. REDIS_WAIT_REPLICAS overrides every queue. The failover itself: test/cluster/failover.test.ts.
+ */
+import t, { type Test } from 'tap';
+import { Redis } from 'ioredis';
+import { buildTestApp } from '../helpers/app';
+import { startRedisServer } from '../helpers/redis';
+import { API_KEY } from '../helpers/services';
+import { waitFor } from '../helpers/wait';
+import { notification, payment } from './lib';
+import { onlineReplicas } from '../../services/api/replication-gate';
+
+const auth = { authorization: `Bearer ${API_KEY}` };
+
+async function replicatedRedis(t: Test) {
+  const master = await startRedisServer();
+  t.teardown(() => master.stop());
+  const replica = await startRedisServer({ extraArgs: ['--replicaof', '127.0.0.1', String(master.port)] });
+  t.teardown(async () => {
+    replica.signal('SIGCONT');
+    await replica.stop();
+  });
+  const admin = new Redis(master.url);
+  t.teardown(() => admin.disconnect());
+  await waitFor(async () => onlineReplicas(await admin.info('replication')) === 1, { what: 'replica online', timeoutMs: 20_000 });
+  return { master, replica };
+}
+
+t.test('INFO replication: only replicas in state online count', async (t) => {
+  const info = 'role:master\r\nconnected_slaves:2\r\nslave0:ip=10.0.0.2,port=6379,state=online,offset=42,lag=0\r\n' +
+    'slave1:ip=10.0.0.3,port=6379,state=wait_bgsave,offset=0,lag=0\r\nmaster_repl_offset:42\r\n';
+  t.equal(onlineReplicas(info), 1);
+  t.equal(onlineReplicas('role:master\r\nconnected_slaves:0\r\n'), 0);
+});
+
+t.test('with a replica: payments wait for it, notifications do not; a frozen replica → 503 REDIS_NOT_REPLICATED', async (t) => {
+  const { master, replica } = await replicatedRedis(t);
+  const { app } = await buildTestApp(t, { REDIS_URL: master.url });
+  const pay = (i: number) => app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': `dur-${i}` }, payload: payment(i, 'dur') });
+  const notify = (i: number) => app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: auth, payload: notification(i) });
+
+  t.equal((await pay(1)).statusCode, 202, 'a payment acknowledged by the replica → 202');
+  replica.signal('SIGSTOP');
+  const refused = await pay(2);
+  t.equal(refused.statusCode, 503, 'replica frozen: the payment is not confirmed → 503');
+  t.equal(refused.json().code, 'REDIS_NOT_REPLICATED');
+  t.match(refused.json().message, /same Idempotency-Key/, 'the message says the outcome is unknown and how to retry');
+  t.equal(refused.headers['retry-after'], '1');
+  t.equal((await notify(1)).statusCode, 202, 'a notification does not wait for the replica (durability 0)');
+  replica.signal('SIGCONT');
+  const retried = await pay(2);
+  t.equal(retried.statusCode, 202, 'the retry with the same Idempotency-Key after the replica is back → 202');
+  t.equal((await app.queues.payments.getJobCounts()).prioritized, 2, 'two payments, the retried one stored once');
+});
+
+t.test('REDIS_WAIT_REPLICAS=0 turns the wait off for every queue', async (t) => {
+  const { master, replica } = await replicatedRedis(t);
+  const { app } = await buildTestApp(t, { REDIS_URL: master.url, REDIS_WAIT_REPLICAS: '0' });
+  replica.signal('SIGSTOP');
+  const res = await app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': 'off-1' }, payload: payment(1, 'off') });
+  t.equal(res.statusCode, 202, 'a payment is acknowledged by the master alone');
+});
+
+t.test('a Redis without replicas: the catalog default refuses nothing; REDIS_WAIT_REPLICAS=1 insists', async (t) => {
+  const alone = await startRedisServer();
+  t.teardown(() => alone.stop());
+  const byDefault = await buildTestApp(t, { REDIS_URL: alone.url });
+  const pay = (app: typeof byDefault.app, key: string) =>
+    app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': key }, payload: payment(1, key) });
+  t.equal((await pay(byDefault.app, 'alone-1')).statusCode, 202, 'no replica to wait for: 202 from the master');
+  const strict = await buildTestApp(t, { REDIS_URL: alone.url, REDIS_WAIT_REPLICAS: '1' });
+  const res = await pay(strict.app, 'alone-2');
+  t.equal(res.statusCode, 503, 'an explicit REDIS_WAIT_REPLICAS=1 is not met by a master alone');
+  t.equal(res.json().code, 'REDIS_NOT_REPLICATED');
+});
