@@ -26,6 +26,7 @@ import {
   tracer,
 } from '../common/telemetry/trace-context';
 import { type DeferralCause, JobDeferredError, JobTimeoutError, RateLimitedError, failureReason } from './errors';
+import { settleDeferral } from './deferral';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {
@@ -109,15 +110,16 @@ export function createAttemptRunner<Q extends QueueName>(
         safely('span status', () => span.setStatus({ code: SpanStatusCode.OK }));
         break;
       case 'rate_limited':
-        metrics.rateLimited(queue);
+        metrics.rateLimited(queue, 'dependency');
         safely('span rate limit', () => {
           span.addEvent('rate_limited', { retry_after_ms: outcome.retryAfterMs });
           span.setAttribute(A.rateLimited, true);
         });
         break;
       case 'deferred':
-        // A target's 429 counts as a rate-limit hit like a provider's does (deferral.ts).
-        if (outcome.cause === 'rate_limited') metrics.rateLimited(queue);
+        // A target's 429 counts as a rate-limit hit like a provider's does (deferral.ts); so does the own quota.
+        if (outcome.cause === 'rate_limited') metrics.rateLimited(queue, 'dependency');
+        if (outcome.cause === 'quota') metrics.rateLimited(queue, 'quota');
         safely('span deferred', () => {
           span.addEvent('deferred', { [A.deferred]: outcome.cause ?? 'processor', delay_ms: outcome.delayMs ?? 0 });
           if (outcome.cause) span.setAttribute(A.deferred, outcome.cause);
@@ -183,7 +185,14 @@ export function createAttemptRunner<Q extends QueueName>(
           timedOut,
         ]),
       );
-    } catch (err) {
+    } catch (caught) {
+      // A job-scoped 429 or a wait for the dependency becomes a bounded deferral (deferral.ts).
+      let err: unknown;
+      try {
+        err = await settleDeferral(job, caught, def.outbound.maxWaitMs);
+      } catch (settleErr) {
+        err = settleErr;
+      }
       outcome = classifyFailure(err, attempt, job.opts.attempts ?? defaultAttempts);
       if (err instanceof JobDeferredError) {
         // Only this job waits (BullMQ's documented "delay a job while processing" pattern): no attempt consumed,

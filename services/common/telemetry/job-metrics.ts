@@ -11,6 +11,8 @@ import { FAILURE_REASONS, type FailureReason } from '../failure-reason';
 export { FAILURE_REASONS, type FailureReason };
 
 export type JobStatus = 'completed' | 'failed';
+export const RATE_LIMIT_SOURCES = ['dependency', 'quota'] as const;
+export type RateLimitSource = (typeof RATE_LIMIT_SOURCES)[number];
 
 export interface JobMetrics {
   observeWait(queue: string, seconds: number, traceId?: string): void;
@@ -18,7 +20,8 @@ export interface JobMetrics {
   /** Once per job, at its final outcome: from when it became eligible (enqueue + delay) to completed / failed for good. */
   observeE2e(queue: string, status: JobStatus, seconds: number, traceId?: string): void;
   retried(queue: string): void;
-  rateLimited(queue: string): void;
+  /** source `dependency`: it answered 429; `quota`: our own outbound quota made the job wait. */
+  rateLimited(queue: string, source: RateLimitSource): void;
   completed(queue: string): void;
   failed(queue: string, reason: FailureReason): void;
   stalled(queue: string): void;
@@ -45,10 +48,13 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
   });
   const perQueue = (name: string, help: string) => boundedCounter(registry, name, help, { queue: queues });
   const retries = perQueue('bullmq_job_retries_total', 'Failed attempts that will be retried.');
-  const rateLimitHits = perQueue(
-    'bullmq_rate_limit_hits_total',
-    'Attempts stopped by a rate limit (provider 429 or the queue limiter); retried without using an attempt.',
-  );
+  const rateLimitHits = new Counter({
+    name: 'bullmq_rate_limit_hits_total',
+    help: 'Attempts stopped by a rate limit, by source: dependency (it answered 429) or quota (our own outbound quota); no attempt used.',
+    labelNames: ['queue', 'source'] as const,
+    registers: [registry],
+  });
+  for (const queue of queues) for (const source of RATE_LIMIT_SOURCES) rateLimitHits.inc({ queue, source }, 0);
   const completed = perQueue('bullmq_jobs_completed_total', 'Jobs completed.');
   const stalled = perQueue('bullmq_jobs_stalled_total', 'Jobs found stalled (lock lost: worker died or blocked) and moved back to wait.');
   const failed = new Counter({
@@ -68,7 +74,7 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
     observeE2e: (queue, status, seconds, traceId) =>
       e2e.observe({ labels: { queue, status }, value: Math.max(0, seconds), exemplarLabels: exemplar(traceId) }),
     retried: (queue) => retries.inc({ queue }),
-    rateLimited: (queue) => rateLimitHits.inc({ queue }),
+    rateLimited: (queue, source) => rateLimitHits.inc({ queue, source }),
     completed: (queue) => completed.inc({ queue }),
     failed: (queue, reason) => failed.inc({ queue, reason }),
     stalled: (queue) => stalled.inc({ queue }),

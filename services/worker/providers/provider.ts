@@ -4,6 +4,7 @@
  * Adapters report transient failures as ProviderError, 429s as RateLimitedError, requests refused for good
  * (e.g. an idempotency key reused with other parameters) as UnrecoverableError, and honour the abort signal.
  */
+import type { Context } from '@opentelemetry/api';
 import type { NotificationPayload, PaymentPayload } from '../../common/queue-catalog';
 
 /** What a charge carries: the payment's own fields (from the catalog schema) plus the provider idempotency key. */
@@ -22,11 +23,12 @@ export interface ChargeResult {
 }
 
 export interface PaymentProvider {
-  charge(req: ChargeRequest, signal: AbortSignal): Promise<ChargeResult>;
+  /** traceContext: the attempt's, for spans and events of the call. */
+  charge(req: ChargeRequest, signal: AbortSignal, traceContext?: Context): Promise<ChargeResult>;
 }
 
 export type NotificationRequest = NotificationPayload;
 
 export interface NotificationProvider {
-  send(req: NotificationRequest, signal: AbortSignal): Promise<{ messageId: string }>;
+  send(req: NotificationRequest, signal: AbortSignal, traceContext?: Context): Promise<{ messageId: string }>;
 }

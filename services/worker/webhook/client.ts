@@ -6,7 +6,8 @@
  * A delivery the worker cannot even send — a URL it cannot parse, a scheme other than http(s), an event name that
  * is not an HTTP token (CR/LF would split the `webhook-event` header) — is UnrecoverableError before any request:
  * retrying cannot fix the job. The API refuses such jobs with 400; this is the worker's own check.
- * At most `maxPerHost` deliveries per target host run at once (host-slots.ts); past that, HostBusyError.
+ * At most `maxPerHost` deliveries per target host run at once (host-slots.ts); past that, HostBusyError. With a
+ * boundary, each delivery first crosses its host's quota and circuit (outbound/call.ts).
  */
 import { Agent, request, errors as undiciErrors } from 'undici';
 import { type Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
@@ -15,6 +16,7 @@ import { signWebhook } from './signature';
 import { BlockedTargetError, guardedLookup, isPublicAddress, literalAddressOf } from './ssrf-guard';
 import { ProviderError, RateLimitedError } from '../errors';
 import { HostSlots } from './host-slots';
+import type { OutboundBoundary } from '../outbound/call';
 import { contextWith, injectTraceContext, recordError, tracer } from '../../common/telemetry/trace-context';
 import {
   ATTR_HTTP_REQUEST_METHOD,
@@ -49,6 +51,8 @@ export interface WebhookClientOptions {
    */
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
+  /** The outbound boundary (quota and circuit per target host, outbound/call.ts); none: deliveries go straight out. */
+  boundary?: OutboundBoundary;
 }
 
 /** RFC 9110 token (tchar+): what an HTTP header value built from the event name may contain. */
@@ -83,11 +87,14 @@ export function parseDeliveryTarget(d: Pick<WebhookDelivery, 'url' | 'event'>): 
 
 export class WebhookClient {
   private readonly agent: Agent;
-  private readonly opts: Required<WebhookClientOptions>;
+  private readonly opts: Required<Omit<WebhookClientOptions, 'boundary'>>;
+  private readonly boundary: OutboundBoundary | undefined;
   readonly hostSlots: HostSlots;
 
   constructor(options: WebhookClientOptions) {
-    this.opts = { defaultRetryAfterMs: 5_000, hostSlotWaitMs: 250, connectTimeoutMs: 5_000, headersTimeoutMs: 10_000, ...options };
+    const { boundary, ...rest } = options;
+    this.boundary = boundary;
+    this.opts = { defaultRetryAfterMs: 5_000, hostSlotWaitMs: 250, connectTimeoutMs: 5_000, headersTimeoutMs: 10_000, ...rest };
     if (!this.opts.signingSecret) throw new Error('WebhookClient: signingSecret is required (WEBHOOK_SIGNING_SECRET)');
     this.hostSlots = new HostSlots(this.opts.maxPerHost);
     this.agent = new Agent({
@@ -108,16 +115,26 @@ export class WebhookClient {
     if (!this.opts.allowPrivate && literal && !isPublicAddress(literal)) {
       throw new UnrecoverableError(new BlockedTargetError(literal).message);
     }
-    const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
-    if (!release) {
-      signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
-      throw new HostBusyError(url.host);
-    }
-    try {
-      return await this.send(url, d, signal, parent);
-    } finally {
-      release();
-    }
+    const attempt = async () => {
+      const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
+      if (!release) {
+        signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
+        throw new HostBusyError(url.host);
+      }
+      try {
+        return await this.send(url, d, signal, parent);
+      } finally {
+        release();
+      }
+    };
+    // Quota and circuit per target host (hostname:port), outside the host slot: a job waiting for its quota or
+    // short-circuited holds no slot. A busy host means the delivery was not sent: nothing to record.
+    if (!this.boundary) return attempt();
+    return this.boundary.call('webhook_host', url.host, attempt, {
+      signal,
+      traceContext: parent,
+      notSent: (err) => err instanceof HostBusyError,
+    });
   }
 
   private async send(url: URL, d: WebhookDelivery, signal: AbortSignal, parent: Context): Promise<{ status: number; durationMs: number }> {
