@@ -12,13 +12,29 @@ import { OutboundQuotas } from '../../services/worker/outbound/quota';
 import { CircuitBreakers } from '../../services/worker/outbound/circuit';
 import { verdictOf } from '../../services/worker/outbound/call';
 import { ProviderError, RateLimitedError, UnrecoverableError, JobTimeoutError } from '../../services/worker/errors';
-import { assertionClient, deletePrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
+import calculateSlot from 'cluster-key-slot';
+import { assertionClient, deletePrefix, SHARED_REDIS_URL, testClusterSeeds, uniquePrefix } from '../helpers/redis';
 import { waitFor } from '../helpers/wait';
 
 const policy: BreakerPolicy = { windowMs: 2_000, minCalls: 5, failureRatio: 0.5, openMs: 300, maxOpenMs: 1_000, probeLeaseMs: 400 };
 
+const DEPENDENCIES: OutboundDependency[] = ['payment_provider', 'notification_provider', 'webhook_host'];
+
+/**
+ * On a cluster (test/cluster/outbound-suite.test.ts) a prefix whose three dependency hash tags fall in the three
+ * masters' slot ranges of a fresh 3-master cluster (0-5460, 5461-10922, 10923-16383), so every master runs scripts.
+ */
+function testPrefix(): string {
+  for (;;) {
+    const prefix = uniquePrefix('outbound');
+    if (!testClusterSeeds()) return prefix;
+    const thirds = new Set(DEPENDENCIES.map((d) => Math.floor(calculateSlot(`{${prefix}:outbound:${d}}`) / 5461.34)));
+    if (thirds.size === 3) return prefix;
+  }
+}
+
 function setup(t: { teardown(fn: () => unknown): void }) {
-  const prefix = uniquePrefix('outbound');
+  const prefix = testPrefix();
   const redis = assertionClient(SHARED_REDIS_URL, null);
   redis.on('error', () => undefined);
   t.teardown(async () => {
@@ -36,7 +52,7 @@ t.test('a dependency failure is a 5xx, 408, timeout or network error; a 4xx is t
   t.equal(verdictOf(new RateLimitedError(1000)), 'rate_limited');
 });
 
-for (const dependency of ['payment_provider', 'notification_provider', 'webhook_host'] as OutboundDependency[]) {
+for (const dependency of DEPENDENCIES) {
   t.test(`${dependency}: the circuit opens at ≥ 5 calls and ≥ 50 % failed within the window, not before`, async (t) => {
     const { store } = setup(t);
     let r = await store.record(dependency, 'a', 0, 4);

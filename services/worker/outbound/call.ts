@@ -77,8 +77,7 @@ export class OutboundBoundary {
 
     const admission: Admission = await this.circuits.admit(dependency, target);
     if (admission.kind === 'open') {
-      const waitMs = Math.max(0, admission.retryAt - Date.now());
-      const delayMs = waitMs + Math.round(this.random() * Math.min(MAX_JITTER_MS, Math.max(100, waitMs * JITTER_SHARE)));
+      const delayMs = this.untilProbe(admission.retryAt);
       this.count(dependency, 'short_circuited');
       this.event(ctx, 'outbound.short_circuited', { ...attrs, 'outbound.circuit_state': admission.state, 'outbound.retry_after_ms': delayMs });
       throw new JobDeferredError(delayMs, 'circuit_open', `circuit of ${dependency} (${target}) is ${admission.state}; deferred ${delayMs} ms`);
@@ -99,12 +98,28 @@ export class OutboundBoundary {
       await this.circuits.record(dependency, target, admission, verdict !== 'failure');
       if (admission.kind === 'probe') this.event(ctx, 'outbound.probe_result', { ...attrs, 'outbound.probe_ok': verdict === 'failure' ? 0 : 1 });
       if (err instanceof RateLimitedError) throw await this.rateLimited(dependency, target, err, ctx, attrs);
+      // A failed probe only confirms the known outage: its job waits for the next probe like the others, keeping
+      // its attempts (else the jobs that happen to probe would use theirs up during a long outage).
+      if (admission.kind === 'probe' && verdict === 'failure') throw this.probeFailed(dependency, target, err);
       throw err;
     }
     this.count(dependency, 'success');
     await this.circuits.record(dependency, target, admission, true);
     if (admission.kind === 'probe') this.event(ctx, 'outbound.probe_result', { ...attrs, 'outbound.probe_ok': 1 });
     return result;
+  }
+
+  /** Until the next probe time, plus jitter so the waiting jobs do not all come back at once. */
+  private untilProbe(retryAt: number): number {
+    const waitMs = Math.max(0, retryAt - Date.now());
+    return waitMs + Math.round(this.random() * Math.min(MAX_JITTER_MS, Math.max(100, waitMs * JITTER_SHARE)));
+  }
+
+  private probeFailed(dependency: OutboundDependency, target: string, err: unknown): unknown {
+    const retryAt = this.circuits.nextProbeAt(dependency, target);
+    if (retryAt === undefined) return err;
+    const delayMs = this.untilProbe(retryAt);
+    return new JobDeferredError(delayMs, 'circuit_open', `probe of ${dependency} (${target}) failed (${(err as Error)?.message ?? String(err)}); circuit re-opened, deferred ${delayMs} ms`);
   }
 
   private async rateLimited(

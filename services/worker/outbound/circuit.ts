@@ -134,6 +134,12 @@ export class CircuitBreakers {
     if (!ok || c.ok >= BATCH_SIZE) await this.sync(dependency, target, c);
   }
 
+  /** When an open circuit (as last read) lets its next probe through; undefined unless open. */
+  nextProbeAt(dependency: OutboundDependency, target: string): number | undefined {
+    const c = this.circuits.get(`${dependency}\u0000${target}`);
+    return c?.state === 'open' ? c.nextProbeAt : undefined;
+  }
+
   /** The admitted call was not sent after all (nothing to learn from it); a probe lease is handed back. */
   async cancel(dependency: OutboundDependency, target: string, admission: Admission): Promise<void> {
     if (admission.kind !== 'probe') return;
