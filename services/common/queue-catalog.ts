@@ -82,7 +82,8 @@ export interface QuotaPolicy {
  * Additive increase / multiplicative decrease of a dependency's shared rate on 429s. A *burst* — at least
  * burstMin 429s and burstRatio of the window's calls — halves the rate (from what was really used); each window
  * without a burst (after the Retry-After) adds increaseShare of the quota back. Scattered 429s below the burst only
- * defer the jobs that met them; a dependency answering 429 to pauseRatio of its calls pauses the queue (Worker#rateLimit).
+ * defer the jobs that met them; a dependency answering 429 to pauseRatio of its calls (at least pauseMinCalls: a
+ * quiet provider refusing its one call is refusing everything) pauses the queue (Worker#rateLimit).
  */
 export interface AimdPolicy {
   burstMin: number;
@@ -103,7 +104,7 @@ export const OUTBOUND_POLICY = {
     notification_provider: { limit: 1_000, windowMs: 1_000 },
     webhook_host: { limit: 1_000, windowMs: 1_000 },
   },
-  aimd: { burstMin: 3, burstRatio: 0.2, decreaseFactor: 0.5, increaseShare: 0.1, pauseRatio: 0.9, pauseMinCalls: 5 },
+  aimd: { burstMin: 3, burstRatio: 0.2, decreaseFactor: 0.5, increaseShare: 0.1, pauseRatio: 0.9, pauseMinCalls: 1 },
   /** A job over its quota waits in the worker up to this long for a token; past it the job is put back to delayed. */
   quotaWaitInWorkerMs: 1_000,
 } as const satisfies {

@@ -1,6 +1,7 @@
 /**
  * The one wrapper every outbound call crosses (provider adapters: providers/guarded.ts; webhook deliveries:
- * webhook/client.ts): quota → circuit → call → record. Processors know nothing of it beyond the errors it throws:
+ * webhook/client.ts): circuit → quota → call → record. The quota comes second because its token IS the call's
+ * start: taken last, nothing (no Redis round trip, no host slot wait) separates the counted start from the request. Processors know nothing of it beyond the errors it throws:
  * - JobDeferredError('quota'): not sent yet, the quota is used up beyond OUTBOUND_POLICY.quotaWaitInWorkerMs
  *   (a shorter wait happens here, in the worker: the quota is used, not starved, and a delayed job would cost
  *   Redis round trips for a sub-second wait);
@@ -24,8 +25,6 @@ export interface OutboundCallOptions {
   signal?: AbortSignal;
   /** The attempt's context: decisions become events on its span. */
   traceContext?: Context;
-  /** Errors meaning "not sent" (e.g. no free slot for the host): nothing is recorded for them. */
-  notSent?: (err: unknown) => boolean;
 }
 
 /** Share of a circuit-open deferral added at random, so the waiting jobs do not all come back at the probe time. */
@@ -67,14 +66,6 @@ export class OutboundBoundary {
     const ctx = opts.traceContext;
     const attrs = { 'outbound.dependency': dependency, 'outbound.target': target };
 
-    const quota = await this.quotas.take(dependency, target, OUTBOUND_POLICY.quotaWaitInWorkerMs, opts.signal);
-    if (!quota.ok) {
-      const delayMs = quota.retryAfterMs + Math.round(this.random() * Math.min(quota.retryAfterMs, 1_000));
-      this.count(dependency, 'throttled');
-      this.event(ctx, 'outbound.throttled', { ...attrs, 'outbound.retry_after_ms': delayMs });
-      throw new JobDeferredError(delayMs, 'quota', `outbound quota of ${dependency} (${target}) used up; deferred ${delayMs} ms`);
-    }
-
     const admission: Admission = await this.circuits.admit(dependency, target);
     if (admission.kind === 'open') {
       const delayMs = this.untilProbe(admission.retryAt);
@@ -82,16 +73,29 @@ export class OutboundBoundary {
       this.event(ctx, 'outbound.short_circuited', { ...attrs, 'outbound.circuit_state': admission.state, 'outbound.retry_after_ms': delayMs });
       throw new JobDeferredError(delayMs, 'circuit_open', `circuit of ${dependency} (${target}) is ${admission.state}; deferred ${delayMs} ms`);
     }
+
+    // The quota token is the call's start, so it is taken last, right before the call: a short-circuited call uses
+    // none, and no Redis round trip sits between the start the quota counted and the request going out.
+    let quota;
+    try {
+      quota = await this.quotas.take(dependency, target, OUTBOUND_POLICY.quotaWaitInWorkerMs, opts.signal);
+    } catch (err) {
+      await this.circuits.cancel(dependency, target, admission); // aborted while waiting: a probe not sent
+      throw err;
+    }
+    if (!quota.ok) {
+      await this.circuits.cancel(dependency, target, admission);
+      const delayMs = quota.retryAfterMs + Math.round(this.random() * Math.min(quota.retryAfterMs, 1_000));
+      this.count(dependency, 'throttled');
+      this.event(ctx, 'outbound.throttled', { ...attrs, 'outbound.retry_after_ms': delayMs });
+      throw new JobDeferredError(delayMs, 'quota', `outbound quota of ${dependency} (${target}) used up; deferred ${delayMs} ms`);
+    }
     if (admission.kind === 'probe') this.event(ctx, 'outbound.probe', attrs);
 
     let result: T;
     try {
       result = await fn();
     } catch (err) {
-      if (opts.notSent?.(err)) {
-        await this.circuits.cancel(dependency, target, admission);
-        throw err;
-      }
       const verdict = verdictOf(err);
       this.count(dependency, verdict);
       // A 429 says the dependency is alive: it counts for the circuit as an answer, and for the quota as a brake.

@@ -19,6 +19,11 @@ import type { AimdPolicy, OutboundDependency, QuotaPolicy } from '../../common/q
 import type { RedisClient } from '../../common/redis';
 
 export const LEASE_VALIDITY_MS = 50;
+/**
+ * Tokens are scored this much past their validity: the host counts arrivals, not starts, and a request leaves the
+ * process a few ms after its token (event-loop lag, a busy box); 50 ms of a 1 s window is 5 % of the quota's pace.
+ */
+export const ARRIVAL_GUARD_MS = 50;
 
 // KEYS: log (zset), rate (hash). ARGV: mode, limit, windowMs, then
 //   lease: want, validityMs, memberPrefix, increaseShare
@@ -133,13 +138,16 @@ export class OutboundQuotas {
     if (b.leasing) return b.leasing;
     const q = this.quotas[dependency];
     const [log, rate] = this.keys(dependency, target);
+    // Validity counts from the request, not the reply: Redis scores the tokens at (its time on arrival + validity),
+    // so a token used after requestedAt + validity could start outside what the log counted (a slow reply).
+    const requestedAt = Date.now();
     b.leasing = this.redis
-      .outboundQuota(log, rate, 'lease', q.limit, q.windowMs, Math.min(this.batch(q), Math.max(1, b.waiting)), LEASE_VALIDITY_MS, `${this.member}:${++this.seq}`, this.aimd.increaseShare)
+      .outboundQuota(log, rate, 'lease', q.limit, q.windowMs, Math.min(this.batch(q), Math.max(1, b.waiting)), LEASE_VALIDITY_MS + ARRIVAL_GUARD_MS, `${this.member}:${++this.seq}`, this.aimd.increaseShare)
       .then(([granted, waitMs, allowed]) => {
         this.events.rate(dependency, target, (Number(allowed) * 1000) / q.windowMs);
         if (Number(granted) > 0) {
           b.tokens = Number(granted);
-          b.validUntil = Date.now() + LEASE_VALIDITY_MS;
+          b.validUntil = requestedAt + LEASE_VALIDITY_MS;
           return 0;
         }
         b.nextFreeAt = Date.now() + Number(waitMs);

@@ -115,26 +115,19 @@ export class WebhookClient {
     if (!this.opts.allowPrivate && literal && !isPublicAddress(literal)) {
       throw new UnrecoverableError(new BlockedTargetError(literal).message);
     }
-    const attempt = async () => {
-      const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
-      if (!release) {
-        signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
-        throw new HostBusyError(url.host);
-      }
-      try {
-        return await this.send(url, d, signal, parent);
-      } finally {
-        release();
-      }
-    };
-    // Quota and circuit per target host (hostname:port), outside the host slot: a job waiting for its quota or
-    // short-circuited holds no slot. A busy host means the delivery was not sent: nothing to record.
-    if (!this.boundary) return attempt();
-    return this.boundary.call('webhook_host', url.host, attempt, {
-      signal,
-      traceContext: parent,
-      notSent: (err) => err instanceof HostBusyError,
-    });
+    const release = await this.hostSlots.acquire(url.host, this.opts.hostSlotWaitMs, signal);
+    if (!release) {
+      signal.throwIfAborted(); // the attempt's timeout: keep its JobTimeoutError
+      throw new HostBusyError(url.host);
+    }
+    try {
+      // Circuit and quota per target host (hostname:port), inside the host slot: the quota's token is taken right
+      // before the request, so the host sees the starts the quota counted (outbound/call.ts).
+      if (!this.boundary) return await this.send(url, d, signal, parent);
+      return await this.boundary.call('webhook_host', url.host, () => this.send(url, d, signal, parent), { signal, traceContext: parent });
+    } finally {
+      release();
+    }
   }
 
   private async send(url: URL, d: WebhookDelivery, signal: AbortSignal, parent: Context): Promise<{ status: number; durationMs: number }> {

@@ -2,7 +2,7 @@
  * The outbound circuits, shared by every worker replica (common/outbound-circuits.ts), guarded by the admin scope
  * (./index.ts):
  *   GET  /v1/admin/circuits                     → every circuit not closed
- *   POST /v1/admin/circuits/:dependency/reset   → closes one by hand (webhook_host: `host` in the query or body);
+ *   POST /v1/admin/circuits/:dependency/reset   → closes one by hand (webhook_host: `?host=<hostname:port>`);
  *                                                 audited, counted in api_admin_actions_total{action="circuit_reset"}
  * Workers see a reset within their refresh time (services/worker/outbound/circuit.ts, 0.5 s).
  */
@@ -42,14 +42,13 @@ const circuitRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       params: Type.Object({ dependency: Type.String() }),
       querystring: Type.Object({ host: Host }),
-      body: Type.Optional(Type.Object({ host: Host }, { additionalProperties: false })),
       response: { 200: Type.Object({ dependency: Type.String(), target: Type.String(), state: Type.String(), wasOpen: Type.Boolean() }), ...errors },
     },
     handler: async (request) => {
       const dependency = dependencyOf(request.params.dependency);
-      const host = request.body?.host ?? request.query.host;
+      const { host } = request.query;
       if (dependency === 'webhook_host' && !host) {
-        throw new ApiError(400, 'HOST_REQUIRED', 'webhook_host has one circuit per target host: give it as ?host=<hostname:port> or {"host": …}');
+        throw new ApiError(400, 'HOST_REQUIRED', 'webhook_host has one circuit per target host: give it as ?host=<hostname:port>');
       }
       if (dependency !== 'webhook_host' && host) {
         throw new ApiError(400, 'HOST_NOT_APPLICABLE', `${dependency} has one circuit; host applies to webhook_host only`);
