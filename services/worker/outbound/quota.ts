@@ -148,7 +148,9 @@ export class OutboundQuotas {
         if (Number(granted) > 0) {
           b.tokens = Number(granted);
           b.validUntil = requestedAt + LEASE_VALIDITY_MS;
-          return 0;
+          // A reply slower than the validity brings tokens already expired: wait that long before asking again,
+          // or a slow Redis (a loaded box) would turn the loop in take() into a stream of wasted leases.
+          return Date.now() < b.validUntil ? 0 : LEASE_VALIDITY_MS;
         }
         b.nextFreeAt = Date.now() + Number(waitMs);
         return Number(waitMs);
