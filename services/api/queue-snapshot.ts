@@ -7,7 +7,8 @@
  * hammered either.
  */
 import type { Queue } from 'bullmq';
-import { QUEUE_NAMES, type QueueName } from '../common/queue-catalog';
+import { OUTBOUND_DEPENDENCIES, QUEUE_CATALOG, QUEUE_NAMES, type OutboundDependency, type QueueName } from '../common/queue-catalog';
+import type { CircuitStore } from '../common/outbound-circuits';
 import { type LatencySummary, type QueueStateSnapshot, queueRedisClient, readLatencySummary, readQueueState } from '../common/queue-stats';
 
 export const SNAPSHOT_TTL_MS = 1_000;
@@ -16,6 +17,8 @@ export interface QueueSnapshot {
   state: QueueStateSnapshot;
   latency: LatencySummary;
   stalledCount: number;
+  /** Circuits of this queue's outbound dependency (catalog) that are not closed: the queue is degraded meanwhile. */
+  openCircuits: number;
 }
 
 export interface QueuesSnapshot {
@@ -24,7 +27,7 @@ export interface QueuesSnapshot {
   readAt: Date;
 }
 
-async function readQueue(queue: Queue): Promise<QueueSnapshot> {
+async function readQueue(queue: Queue): Promise<Omit<QueueSnapshot, 'openCircuits'>> {
   const client = await queueRedisClient(queue);
   const [state, latency, stalledCount] = await Promise.all([
     readQueueState(queue),
@@ -42,6 +45,7 @@ export class CachedQueueSnapshot {
   constructor(
     private readonly queues: Record<QueueName, Queue>,
     private readonly read: <T>(operation: () => Promise<T>) => Promise<T>,
+    private readonly circuits?: CircuitStore,
     private readonly ttlMs = SNAPSHOT_TTL_MS,
   ) {}
 
@@ -50,9 +54,15 @@ export class CachedQueueSnapshot {
     if (this.current && now - this.current.at < this.ttlMs) return this.current.value;
     this.reads += 1;
     const value = this.read(async () => {
-      const list = await Promise.all(QUEUE_NAMES.map((q) => readQueue(this.queues[q])));
+      const [list, open] = await Promise.all([
+        Promise.all(QUEUE_NAMES.map((q) => readQueue(this.queues[q]))),
+        Promise.all(OUTBOUND_DEPENDENCIES.map(async (d) => (this.circuits ? (await this.circuits.list(d)).length : 0))),
+      ]);
+      const openOf = (d: OutboundDependency) => open[OUTBOUND_DEPENDENCIES.indexOf(d)]!;
       return {
-        queues: Object.fromEntries(QUEUE_NAMES.map((q, i) => [q, list[i]!])) as Record<QueueName, QueueSnapshot>,
+        queues: Object.fromEntries(
+          QUEUE_NAMES.map((q, i) => [q, { ...list[i]!, openCircuits: openOf(QUEUE_CATALOG[q].outbound.dependency) }]),
+        ) as Record<QueueName, QueueSnapshot>,
         readAt: new Date(),
       };
     });

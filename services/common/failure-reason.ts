@@ -7,7 +7,7 @@
  * Classification is by error *name* (each class in services/worker/errors.ts sets its own) and, for BullMQ's
  * stalled failure, by message: both survive the trip through Redis, where the class itself does not.
  */
-export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'rate_limited', 'other'] as const;
+export const FAILURE_REASONS = ['timeout', 'provider_error', 'rejected', 'stalled', 'rate_limited', 'circuit_open', 'other'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** BullMQ's deferred failure for a job that stalled more than maxStalledCount times (set in its Lua scripts). */
@@ -20,6 +20,8 @@ const BY_NAME: Record<string, FailureReason> = {
   // A webhook job deferred by its target's 429s too often or too long (services/worker/deferral.ts).
   RateLimitExhaustedError: 'rate_limited',
   UnrecoverableError: 'rejected',
+  // A job whose dependency's circuit stayed open past its queue's wait bound (services/worker/deferral.ts).
+  CircuitOpenError: 'circuit_open',
 };
 
 export function classifyFailure(name: string | undefined, message: string | undefined): FailureReason {

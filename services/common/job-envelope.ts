@@ -18,6 +18,11 @@ export interface JobMeta {
    * was deferred and when the first deferral happened, so the bound survives worker restarts.
    */
   rateLimitDeferrals?: { count: number; firstAt: number };
+  /**
+   * Set by the worker when the job first waits for its dependency — circuit open, or its own quota used up
+   * (services/worker/deferral.ts) — so the queue's wait bound (catalog `outbound.maxWaitMs`) survives restarts.
+   */
+  outboundWaitSince?: number;
   /** Unique per API request that added the job: tells a re-add under an existing job id from the one that created it. */
   enqueueId?: string;
 }

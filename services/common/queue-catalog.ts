@@ -61,6 +61,76 @@ export interface QueuePolicy {
   maxStalledCount: number;
 }
 
+/**
+ * Outbound dependencies: what the worker calls beyond Redis. Each has a circuit breaker and a quota shared by every
+ * replica through Redis (services/worker/outbound/); `webhook_host` has one circuit and one quota per target host.
+ */
+export const OUTBOUND_DEPENDENCIES = ['payment_provider', 'notification_provider', 'webhook_host'] as const;
+export type OutboundDependency = (typeof OUTBOUND_DEPENDENCIES)[number];
+
+export interface BreakerPolicy {
+  /** Rolling window over which calls and failures are counted. */
+  windowMs: number;
+  /** Below this many calls in the window the circuit never opens (a single failure is no outage). */
+  minCalls: number;
+  /** Open when failures / calls in the window reach this share. */
+  failureRatio: number;
+  /** First open period; each failed probe doubles it, up to maxOpenMs. */
+  openMs: number;
+  maxOpenMs: number;
+  /** How long the one half-open probe holds its lease (SET NX PX): longer than any call's timeout. */
+  probeLeaseMs: number;
+}
+
+export interface QuotaPolicy {
+  /** At most `limit` calls start in any window of `windowMs`, whatever the number of replicas. */
+  limit: number;
+  windowMs: number;
+}
+
+/**
+ * Additive increase / multiplicative decrease of a dependency's shared rate on 429s. A *burst* — at least
+ * burstMin 429s and burstRatio of the window's calls — halves the rate (from what was really used); each window
+ * without a burst (after the Retry-After) adds increaseShare of the quota back. Scattered 429s below the burst only
+ * defer the jobs that met them; a dependency answering 429 to pauseRatio of its calls (at least pauseMinCalls: a
+ * quiet provider refusing its one call is refusing everything) pauses the queue (Worker#rateLimit).
+ */
+export interface AimdPolicy {
+  burstMin: number;
+  burstRatio: number;
+  decreaseFactor: number;
+  increaseShare: number;
+  pauseRatio: number;
+  pauseMinCalls: number;
+}
+
+export const OUTBOUND_POLICY = {
+  // resilience4j's count-in-window breaker with opossum's half-open single probe and cockatiel's exponential open time.
+  breaker: { windowMs: 10_000, minCalls: 5, failureRatio: 0.5, openMs: 5_000, maxOpenMs: 60_000, probeLeaseMs: 35_000 },
+  // Sized above the bench's peak (docs/benchmarks.md) so the defaults never throttle a measured run; set
+  // OUTBOUND_RATE_LIMITS to what each provider's contract allows (e.g. payment_provider=100/s).
+  quotas: {
+    payment_provider: { limit: 1_000, windowMs: 1_000 },
+    notification_provider: { limit: 1_000, windowMs: 1_000 },
+    webhook_host: { limit: 1_000, windowMs: 1_000 },
+  },
+  aimd: { burstMin: 3, burstRatio: 0.2, decreaseFactor: 0.5, increaseShare: 0.1, pauseRatio: 0.9, pauseMinCalls: 1 },
+  /** A job over its quota waits in the worker up to this long for a token; past it the job is put back to delayed. */
+  quotaWaitInWorkerMs: 1_000,
+} as const satisfies {
+  breaker: BreakerPolicy;
+  quotas: Record<OutboundDependency, QuotaPolicy>;
+  aimd: AimdPolicy;
+  quotaWaitInWorkerMs: number;
+};
+
+/** A queue's outbound dependency, and how long its jobs may wait for it (open circuit, quota) before failing. */
+export interface QueueOutbound {
+  dependency: OutboundDependency;
+  /** Past this since the first wait, a job whose circuit is still open fails as `circuit_open`. */
+  maxWaitMs: number;
+}
+
 export interface QueueDefinition<S extends TSchema = TSchema> {
   name: string;
   description: string;
@@ -75,6 +145,7 @@ export interface QueueDefinition<S extends TSchema = TSchema> {
    */
   durability: { replicaAcks: number };
   policy: QueuePolicy;
+  outbound: QueueOutbound;
 }
 
 // Payload schemas. Unknown fields are rejected; processors and providers take their types from these.
@@ -136,6 +207,7 @@ export const QUEUE_CATALOG = {
     // Money: an accepted payment lost in a failover is a charge the client believes was made.
     durability: { replicaAcks: 1 },
     payloadSchema: PaymentPayload,
+    outbound: { dependency: 'payment_provider', maxWaitMs: 15 * 60_000 },
     policy: { concurrency: 5, attempts: 3, timeoutMs: 10_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...timeoutDefaults, ...stallDefaults },
   },
   notifications: {
@@ -144,6 +216,7 @@ export const QUEUE_CATALOG = {
     idempotencyKey: 'optional',
     durability: { replicaAcks: 0 },
     payloadSchema: NotificationPayload,
+    outbound: { dependency: 'notification_provider', maxWaitMs: 15 * 60_000 },
     policy: { concurrency: 10, attempts: 2, timeoutMs: 5_000, backoffDelayMs: 1_000, backoffJitter: 0.5, ...timeoutDefaults, ...stallDefaults },
   },
   webhooks: {
@@ -156,6 +229,7 @@ export const QUEUE_CATALOG = {
     // Concurrency 64: deliveries are I/O-bound (a socket and a few KB each), and with WEBHOOK_MAX_PER_HOST = 2
     // it takes 32 hanging target hosts — each held at most 10 s by the client's headers timeout — to fill one
     // worker, so a healthy target still finds a free slot at once (services/worker/webhook/host-slots.ts).
+    outbound: { dependency: 'webhook_host', maxWaitMs: 24 * 3_600_000 },
     policy: {
       concurrency: 64, attempts: 5, timeoutMs: 30_000, backoffDelayMs: 2_000, backoffJitter: 0.5, ...timeoutDefaults,
       ...stallDefaults, lockDurationMs: 45_000,

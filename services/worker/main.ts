@@ -27,6 +27,14 @@ import { PaymentLedger } from './payment-ledger';
 import { SimulatedNotificationProvider, SimulatedPaymentProvider } from './providers/simulated';
 import { WebhookClient } from './webhook/client';
 import { startMemoryGuard } from './memory-guard';
+import { OUTBOUND_POLICY } from '../common/queue-catalog';
+import { CircuitStore } from '../common/outbound-circuits';
+import { createOutboundMetrics, noopOutboundMetrics } from '../common/telemetry/outbound-metrics';
+import { createTelemetryGuard } from '../common/telemetry/guard';
+import { CircuitBreakers } from './outbound/circuit';
+import { OutboundQuotas } from './outbound/quota';
+import { OutboundBoundary } from './outbound/call';
+import { GuardedNotificationProvider, GuardedPaymentProvider } from './providers/guarded';
 
 const DEFAULT_METRICS_PORT = 9465;
 
@@ -71,17 +79,31 @@ async function main(): Promise<void> {
   const cachedFaults = config.faultsEnabled ? new CachedFaults(new FaultStore(connection, config.queuePrefix), QUEUE_NAMES) : undefined;
   await cachedFaults?.start();
   const faults: FaultSource = cachedFaults ?? { get: () => NO_FAULTS };
+  // The outbound boundary (outbound/call.ts): quotas and circuits shared by every replica through Redis.
+  const circuitStore = new CircuitStore(connection, config.queuePrefix, OUTBOUND_POLICY.breaker);
+  const outboundMetrics = config.metrics.enabled
+    ? createOutboundMetrics(registry, { quotas: config.outboundQuotas, openCircuits: async (d) => (await circuitStore.list(d)).length })
+    : noopOutboundMetrics;
+  const outboundGuard = createTelemetryGuard((what, err) => log.error({ err, what }, 'telemetry call failed; ignored'));
+  const outboundError = (err: unknown) => log.warn({ err: (err as Error).message }, 'outbound state unavailable in Redis; calls let through');
+  const boundary = new OutboundBoundary(
+    new CircuitBreakers(circuitStore, OUTBOUND_POLICY.breaker, outboundMetrics, outboundError),
+    new OutboundQuotas(connection, config.queuePrefix, config.outboundQuotas, OUTBOUND_POLICY.aimd, outboundMetrics, outboundError),
+    outboundMetrics,
+    outboundGuard,
+  );
   const webhookClient = config.webhooks.signingSecret
     ? new WebhookClient({
         signingSecret: config.webhooks.signingSecret,
         allowPrivate: config.webhooks.allowPrivate,
         maxRetryAfterMs: config.webhooks.maxRetryAfterMs,
         maxPerHost: config.webhooks.maxPerHost,
+        boundary,
       })
     : undefined;
   const processorDeps = {
-    paymentProvider: new SimulatedPaymentProvider(connection, config.queuePrefix, faults),
-    notificationProvider: new SimulatedNotificationProvider(faults),
+    paymentProvider: new GuardedPaymentProvider(new SimulatedPaymentProvider(connection, config.queuePrefix, faults), boundary),
+    notificationProvider: new GuardedNotificationProvider(new SimulatedNotificationProvider(faults), boundary),
     ledger: new PaymentLedger(connection, config.queuePrefix),
     webhookClient: webhookClient as WebhookClient,
     webhookMetrics: config.metrics.enabled && config.worker.queues.includes('webhooks') ? createWebhookMetrics(registry) : noopWebhookMetrics,

@@ -13,7 +13,7 @@ import { DelayedError, UnrecoverableError, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { EffectiveQueuePolicy, TraceMode } from '../common/config';
 import { failureReasonOf } from '../common/failure-reason';
-import type { PayloadOf, QueueName } from '../common/queue-catalog';
+import { type PayloadOf, QUEUE_CATALOG, type QueueName } from '../common/queue-catalog';
 import { type FailureReason, type JobMetrics, guardJobMetrics } from '../common/telemetry/job-metrics';
 import { createTelemetryGuard } from '../common/telemetry/guard';
 import { BULLMQ_ATTRIBUTES as A } from '../common/telemetry/semconv';
@@ -29,6 +29,7 @@ import {
   tracer,
 } from '../common/telemetry/trace-context';
 import { type DeferralCause, JobCancelledError, JobDeferredError, JobTimeoutError, RateLimitedError } from './errors';
+import { settleDeferral } from './deferral';
 import type { Processor, ProcessorDeps, QueueJob } from './processors/types';
 
 export interface AttemptRunnerDeps {
@@ -106,15 +107,16 @@ export function createAttemptRunner<Q extends QueueName>(policy: EffectiveQueueP
         safely('span status', () => span.setStatus({ code: SpanStatusCode.OK }));
         break;
       case 'rate_limited':
-        metrics.rateLimited(queue);
+        metrics.rateLimited(queue, 'dependency');
         safely('span rate limit', () => {
           span.addEvent('rate_limited', { retry_after_ms: outcome.retryAfterMs });
           span.setAttribute(A.rateLimited, true);
         });
         break;
       case 'deferred':
-        // A target's 429 counts as a rate-limit hit like a provider's does (deferral.ts).
-        if (outcome.cause === 'rate_limited') metrics.rateLimited(queue);
+        // A target's 429 counts as a rate-limit hit like a provider's does (deferral.ts); so does the own quota.
+        if (outcome.cause === 'rate_limited') metrics.rateLimited(queue, 'dependency');
+        if (outcome.cause === 'quota') metrics.rateLimited(queue, 'quota');
         safely('span deferred', () => {
           span.addEvent('deferred', { [A.deferred]: outcome.cause ?? 'processor', delay_ms: outcome.delayMs ?? 0 });
           if (outcome.cause) span.setAttribute(A.deferred, outcome.cause);
@@ -211,7 +213,14 @@ export function createAttemptRunner<Q extends QueueName>(policy: EffectiveQueueP
           stopped,
         ]),
       );
-    } catch (err) {
+    } catch (caught) {
+      // A job-scoped 429 or a wait for the dependency becomes a bounded deferral (deferral.ts).
+      let err: unknown;
+      try {
+        err = await settleDeferral(job, caught, QUEUE_CATALOG[queue].outbound.maxWaitMs);
+      } catch (settleErr) {
+        err = settleErr;
+      }
       outcome = classifyFailure(err, attempt, job.opts.attempts ?? defaultAttempts);
       if (err instanceof JobDeferredError) {
         // Only this job waits (BullMQ's documented "delay a job while processing" pattern): no attempt consumed,

@@ -1,6 +1,7 @@
 /**
- * The operating guide's JSON endpoints, kept for its users: GET /queue/status, /queue/metrics,
- * /queue/:queue/metrics. Counts come from the same reads as the bullmq_queue_jobs gauges; latencies (ms, as in
+ * The operating guide's JSON endpoints, kept for its users: GET /queue/status, /queue/health, /queue/metrics,
+ * /queue/:queue/metrics. A queue is degraded when no worker consumes it or its dependency's circuit is open.
+ * Counts come from the same reads as the bullmq_queue_jobs gauges; latencies (ms, as in
  * the guide) are end-to-end over the most recent completed jobs; throughput is completed jobs/s over the last
  * minute. "waitingCount" is waiting + prioritized: what the depth alert calls queue depth. "paused" is the queue's
  * own flag (BullMQ 6 has no paused job state: a paused queue's jobs are counted as waiting).
@@ -8,8 +9,8 @@
  * them cannot slow enqueues down. `timestamp` is when the snapshot was read.
  */
 import type { FastifyInstance } from 'fastify';
-import { QUEUE_NAMES, type QueueName } from '../../common/queue-catalog';
-import type { QueueSnapshot } from '../queue-snapshot';
+import { QUEUE_CATALOG, QUEUE_NAMES, type QueueName } from '../../common/queue-catalog';
+import type { QueueSnapshot, QueuesSnapshot } from '../queue-snapshot';
 import { catalogQueue } from '../errors';
 
 function queueMetrics(queueName: QueueName, { state, latency, stalledCount }: QueueSnapshot, readAt: Date) {
@@ -32,6 +33,27 @@ function queueMetrics(queueName: QueueName, { state, latency, stalledCount }: Qu
     throughput: latency.throughput,
     timestamp: readAt.toISOString(),
   };
+}
+
+/**
+ * What makes a queue degraded: no worker consumes it, or its outbound dependency has a circuit open (its jobs
+ * wait in delayed until the dependency answers again: services/worker/outbound/).
+ */
+function queueIssues(snapshot: QueuesSnapshot): string[] {
+  const issues: string[] = [];
+  for (const q of QUEUE_NAMES) {
+    const s = snapshot.queues[q];
+    if (s.state.workers === 0) issues.push(`no worker consuming "${q}"`);
+    if (s.openCircuits > 0) {
+      const dependency = QUEUE_CATALOG[q].outbound.dependency;
+      issues.push(
+        dependency === 'webhook_host'
+          ? `"${q}": ${s.openCircuits} webhook_host circuit(s) open; those hosts' jobs wait`
+          : `"${q}": ${dependency} circuit open; its jobs wait`,
+      );
+    }
+  }
+  return issues;
 }
 
 export default async function queueCompatRoutes(app: FastifyInstance) {
@@ -57,16 +79,32 @@ export default async function queueCompatRoutes(app: FastifyInstance) {
     );
     const totals = { waiting: 0, active: 0, delayed: 0, prioritized: 0, failed: 0, completed: 0 };
     for (const s of states) for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += s.counts[k];
-    const noWorkers = QUEUE_NAMES.filter((_, i) => states[i]!.workers === 0);
+    const issues = queueIssues(snapshot);
     return {
       success: true,
       data: {
-        status: noWorkers.length === 0 ? 'healthy' : 'degraded',
-        ...(noWorkers.length ? { issues: noWorkers.map((q) => `no worker consuming "${q}"`) } : {}),
+        status: issues.length === 0 ? 'healthy' : 'degraded',
+        ...(issues.length ? { issues } : {}),
         queues,
         totals,
         timestamp: snapshot.readAt.toISOString(),
       },
+    };
+  });
+
+  // The same verdict per queue, without the counts: what a status page or a probe of the job system reads.
+  app.get('/queue/health', async () => {
+    const snapshot = await app.queueSnapshot.get();
+    const issues = queueIssues(snapshot);
+    const queues = Object.fromEntries(
+      QUEUE_NAMES.map((q) => {
+        const s = snapshot.queues[q];
+        return [q, { status: s.state.workers === 0 || s.openCircuits > 0 ? 'degraded' : 'healthy', workers: s.state.workers, openCircuits: s.openCircuits }];
+      }),
+    );
+    return {
+      success: true,
+      data: { status: issues.length === 0 ? 'healthy' : 'degraded', ...(issues.length ? { issues } : {}), queues, timestamp: snapshot.readAt.toISOString() },
     };
   });
 }

@@ -1,6 +1,7 @@
 /** Environment of the worker process: which queues, per-queue concurrency and timeouts, stall and memory limits, webhooks. */
 import { Type, type Static } from 'typebox';
 import { QUEUE_NAMES, type QueueName, isQueueName } from '../queue-catalog';
+import { parseOutboundRateLimits } from './outbound';
 import { loadThresholds } from '../thresholds';
 import { ConfigError, parseList } from './errors';
 import { type EffectiveQueuePolicy, effectiveQueuePolicy } from './queue-policy';
@@ -17,6 +18,8 @@ export const WorkerEnv = Type.Object({
   WEBHOOK_MAX_RETRY_AFTER_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   // Deliveries to one target host running at once per worker, so slow targets cannot take every slot.
   WEBHOOK_MAX_PER_HOST: Type.Integer({ minimum: 1, maximum: 1000, default: 2 }),
+  // name=N/unit[,…] over the catalog's outbound quotas (config/outbound.ts).
+  OUTBOUND_RATE_LIMITS: Type.String({ default: '' }),
 });
 export type WorkerEnv = Static<typeof WorkerEnv>;
 
@@ -86,6 +89,8 @@ export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv, thresholdsFi
       memorySoftLimitBytes: soft,
       memoryHardLimitBytes: hard,
     },
+    /** Outbound quotas per dependency: the catalog's, overridden by OUTBOUND_RATE_LIMITS. */
+    outboundQuotas: parseOutboundRateLimits(env.OUTBOUND_RATE_LIMITS),
     webhooks: {
       signingSecret: secret,
       allowPrivate: env.WEBHOOK_ALLOW_PRIVATE,

@@ -7,7 +7,8 @@ import { boundedCounter, type MetricsRegistry } from './registry';
 
 // failures_retry: POST /v1/admin/queues/:queue/failures/retry; console_change: any change made in the console
 // (bull-board's PUT/POST/PATCH routes: retry, clean, pause, remove, …).
-export const ADMIN_ACTIONS = ['faults_update', 'failures_retry', 'console_change'] as const;
+// circuit_reset: POST /v1/admin/circuits/:dependency/reset.
+export const ADMIN_ACTIONS = ['faults_update', 'failures_retry', 'console_change', 'circuit_reset'] as const;
 export type AdminAction = (typeof ADMIN_ACTIONS)[number];
 
 export interface AdminMetrics {

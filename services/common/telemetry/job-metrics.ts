@@ -11,6 +11,8 @@ import { FAILURE_REASONS, type FailureReason } from '../failure-reason';
 export { FAILURE_REASONS, type FailureReason };
 
 export type JobStatus = 'completed' | 'failed';
+export const RATE_LIMIT_SOURCES = ['dependency', 'quota'] as const;
+export type RateLimitSource = (typeof RATE_LIMIT_SOURCES)[number];
 
 export interface JobMetrics {
   observeWait(queue: string, seconds: number, traceId?: string): void;
@@ -20,7 +22,8 @@ export interface JobMetrics {
   retried(queue: string): void;
   /** An attempt still running at its queue's soft timeout (softTimeoutRatio of the timeout); it runs on. */
   softTimeout(queue: string): void;
-  rateLimited(queue: string): void;
+  /** source `dependency`: it answered 429; `quota`: our own outbound quota made the job wait. */
+  rateLimited(queue: string, source: RateLimitSource): void;
   completed(queue: string): void;
   failed(queue: string, reason: FailureReason): void;
   stalled(queue: string): void;
@@ -51,10 +54,13 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
     'bullmq_job_soft_timeouts_total',
     "Attempts still running at the queue's soft timeout (a share of its timeout, catalog policy); they go on to the hard timeout.",
   );
-  const rateLimitHits = perQueue(
-    'bullmq_rate_limit_hits_total',
-    'Attempts stopped by a rate limit (provider 429 or the queue limiter); retried without using an attempt.',
-  );
+  const rateLimitHits = new Counter({
+    name: 'bullmq_rate_limit_hits_total',
+    help: 'Attempts stopped by a rate limit, by source: dependency (it answered 429) or quota (our own outbound quota); no attempt used.',
+    labelNames: ['queue', 'source'] as const,
+    registers: [registry],
+  });
+  for (const queue of queues) for (const source of RATE_LIMIT_SOURCES) rateLimitHits.inc({ queue, source }, 0);
   const completed = perQueue('bullmq_jobs_completed_total', 'Jobs completed.');
   const stalled = perQueue('bullmq_jobs_stalled_total', 'Jobs found stalled (lock lost: worker died or blocked) and moved back to wait.');
   const failed = new Counter({
@@ -75,7 +81,7 @@ export function createJobMetrics(registry: MetricsRegistry, queues: readonly str
       e2e.observe({ labels: { queue, status }, value: Math.max(0, seconds), exemplarLabels: exemplar(traceId) }),
     retried: (queue) => retries.inc({ queue }),
     softTimeout: (queue) => softTimeouts.inc({ queue }),
-    rateLimited: (queue) => rateLimitHits.inc({ queue }),
+    rateLimited: (queue, source) => rateLimitHits.inc({ queue, source }),
     completed: (queue) => completed.inc({ queue }),
     failed: (queue, reason) => failed.inc({ queue, reason }),
     stalled: (queue) => stalled.inc({ queue }),

@@ -40,7 +40,7 @@ export const processor: Processor<'payments'> = async (job, deps) => {
     }
   }
 
-  const charge = await deps.paymentProvider.charge({ ...details, idempotencyKey: key }, { signal: deps.signal });
+  const charge = await deps.paymentProvider.charge({ ...details, idempotencyKey: key }, { signal: deps.signal, traceContext: deps.traceContext });
   // The provider refuses one key for two different payments, so whatever entry stands here is this payment's.
   const entry = await deps.ledger.record(key, { chargeId: charge.chargeId, jobId: String(job.id), ...details, at: Date.now() });
   return { chargeId: entry.chargeId, replayed: charge.replayed };

@@ -6,6 +6,7 @@
  * it is the attempt's (services/worker/run-attempt.ts), aborted at the queue's timeout or when BullMQ cancels the
  * job, and an adapter passes it on to its HTTP client so the outbound call really stops.
  */
+import type { Context } from '@opentelemetry/api';
 import type { NotificationPayload, PaymentPayload } from '../../common/queue-catalog';
 
 /** What a charge carries: the payment's own fields (from the catalog schema) plus the provider idempotency key. */
@@ -26,6 +27,8 @@ export interface ChargeResult {
 /** Per-call options of every outbound call (providers here, the webhook client): what wrappers pass through. */
 export interface OutboundCallOptions {
   signal?: AbortSignal;
+  /** The attempt's context, for the spans and span events of the call (outbound/call.ts). */
+  traceContext?: Context;
 }
 
 export interface PaymentProvider {

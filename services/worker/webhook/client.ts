@@ -6,7 +6,8 @@
  * A delivery the worker cannot even send — a URL it cannot parse, a scheme other than http(s), an event name that
  * is not an HTTP token (CR/LF would split the `webhook-event` header) — is UnrecoverableError before any request:
  * retrying cannot fix the job. The API refuses such jobs with 400; this is the worker's own check.
- * At most `maxPerHost` deliveries per target host run at once (host-slots.ts); past that, HostBusyError.
+ * At most `maxPerHost` deliveries per target host run at once (host-slots.ts); past that, HostBusyError. With a
+ * boundary, each delivery first crosses its host's quota and circuit (outbound/call.ts).
  */
 import { Agent, request, errors as undiciErrors } from 'undici';
 import { type Context, ROOT_CONTEXT, SpanKind, SpanStatusCode, context } from '@opentelemetry/api';
@@ -16,6 +17,7 @@ import { BlockedTargetError, guardedLookup, isPublicAddress, literalAddressOf } 
 import { ProviderError, RateLimitedError } from '../errors';
 import { HostSlots } from './host-slots';
 import type { OutboundCallOptions } from '../providers/provider';
+import type { OutboundBoundary } from '../outbound/call';
 import { contextWith, injectTraceContext, recordError, tracer } from '../../common/telemetry/trace-context';
 import {
   ATTR_HTTP_REQUEST_METHOD,
@@ -56,6 +58,8 @@ export interface WebhookClientOptions {
    */
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
+  /** The outbound boundary (quota and circuit per target host, outbound/call.ts); none: deliveries go straight out. */
+  boundary?: OutboundBoundary;
 }
 
 /** RFC 9110 token (tchar+): what an HTTP header value built from the event name may contain. */
@@ -90,11 +94,14 @@ export function parseDeliveryTarget(d: Pick<WebhookDelivery, 'url' | 'event'>): 
 
 export class WebhookClient {
   private readonly agent: Agent;
-  private readonly opts: Required<WebhookClientOptions>;
+  private readonly opts: Required<Omit<WebhookClientOptions, 'boundary'>>;
+  private readonly boundary: OutboundBoundary | undefined;
   readonly hostSlots: HostSlots;
 
   constructor(options: WebhookClientOptions) {
-    this.opts = { defaultRetryAfterMs: 5_000, hostSlotWaitMs: 250, connectTimeoutMs: 5_000, headersTimeoutMs: 10_000, ...options };
+    const { boundary, ...rest } = options;
+    this.boundary = boundary;
+    this.opts = { defaultRetryAfterMs: 5_000, hostSlotWaitMs: 250, connectTimeoutMs: 5_000, headersTimeoutMs: 10_000, ...rest };
     if (!this.opts.signingSecret) throw new Error('WebhookClient: signingSecret is required (WEBHOOK_SIGNING_SECRET)');
     this.hostSlots = new HostSlots(this.opts.maxPerHost);
     this.agent = new Agent({
@@ -122,7 +129,10 @@ export class WebhookClient {
       throw new HostBusyError(url.host);
     }
     try {
-      return await this.send(url, d, signal, parent);
+      // Circuit and quota per target host (hostname:port), inside the host slot: the quota's token is taken right
+      // before the request, so the host sees the starts the quota counted (outbound/call.ts).
+      if (!this.boundary) return await this.send(url, d, signal, parent);
+      return await this.boundary.call('webhook_host', url.host, () => this.send(url, d, signal, parent), { signal, traceContext: parent });
     } finally {
       release();
     }

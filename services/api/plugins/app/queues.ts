@@ -11,6 +11,8 @@ import { jobOptionsFor } from '../../../common/job-options';
 import { createProducerConnection, type RedisClient, ReplicationTimeoutError } from '../../../common/redis';
 import { queueKeyPrefix } from '../../../common/queue-keys';
 import { FaultStore } from '../../../common/faults';
+import { CircuitStore } from '../../../common/outbound-circuits';
+import { OUTBOUND_POLICY } from '../../../common/queue-catalog';
 import { IdempotencyStore } from '../../idempotency';
 import { CachedQueueSnapshot } from '../../queue-snapshot';
 import { ReplicationGate } from '../../replication-gate';
@@ -33,6 +35,8 @@ declare module 'fastify' {
      */
     confirmReplicated(queue: QueueName): Promise<number>;
     faultStore: FaultStore;
+    /** The workers' shared circuit state (admin API, /queue/status). */
+    circuitStore: CircuitStore;
     idempotency: IdempotencyStore;
     /** Queue counts and latencies for the guide's JSON endpoints, read from Redis at most once per second. */
     queueSnapshot: CachedQueueSnapshot;
@@ -105,7 +109,9 @@ export default fp(
     // Any key of the queue names its slot, hence the node (and connection) that ran the add.
     app.decorate('confirmReplicated', (queue: QueueName) => replication.confirm(queue, queues[queue].toKey('id')));
     app.decorate('faultStore', new FaultStore(redis, app.config.queuePrefix));
-    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op)));
+    const circuitStore = new CircuitStore(redis, app.config.queuePrefix, OUTBOUND_POLICY.breaker);
+    app.decorate('circuitStore', circuitStore);
+    app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op), circuitStore));
     app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS));
 
     app.addHook('onClose', async () => {

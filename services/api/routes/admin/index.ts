@@ -6,9 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import faultRoutes from './faults';
 import failureRoutes from './failures';
+import circuitRoutes from './circuits';
 
 export default async function adminRoutes(app: FastifyInstance) {
   app.addHook('onRequest', (request) => app.requireAdmin(request));
   await app.register(faultRoutes);
   await app.register(failureRoutes);
+  await app.register(circuitRoutes);
 }
