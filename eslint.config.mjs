@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default defineConfig(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**', '.stack/**', 'loadtest-results/**', 'bench/results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tap/**', '.stack/**', 'loadtest-results/**', 'bench/results/**', '.node/**'] },
   // An eslint-disable comment that no longer silences anything is an error, so none outlives its reason.
   { linterOptions: { reportUnusedDisableDirectives: 'error' } },
   js.configs.recommended,
