@@ -1,5 +1,5 @@
 /** What `npm run bench` measures and against which targets: every figure of the report is defined here. */
-import type { LoadTarget } from './loadgen';
+import type { LoadTarget } from '../scripts/lib/load-generator';
 
 export interface Plan {
   /** Jobs per plain-BullMQ reference run. */
@@ -77,7 +77,7 @@ const BODIES: Record<BenchQueue, string> = {
 /**
  * Request i goes to targets[i % n]: alternating payments / notifications, spread over the API processes.
  * Every payment carries its own Idempotency-Key (clients must send one for payments): the load generator makes
- * it unique per run and request (bench/loadgen.ts), the port keeps the APIs' key spaces apart.
+ * it unique per request (scripts/lib/load-generator.ts), the port keeps the APIs' key spaces apart.
  */
 export function loadTargets(apiPorts: number[], queues: readonly BenchQueue[] = QUEUES): LoadTarget[] {
   return apiPorts.flatMap((port) =>

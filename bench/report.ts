@@ -6,8 +6,8 @@
 import { QUEUE_CATALOG } from '../services/common/queue-catalog';
 import { AB_RATE, CAPACITY_START, COST_IN_FLIGHT, FIXED_RATE, MAX_OTHER_CPU, QUIET_CPU, TARGETS } from './plan';
 import type { CpuShare } from './measure';
-import type { BenchResults, ClusterCompare, Cost, Fixed, Overhead, ProfileSummary } from './results';
-import { COMPONENTS, TELEMETRY_COMPONENTS, type Component, type ComponentShares } from './profile';
+import type { BenchResults, ClusterCompare, Cost, Fixed, Overhead } from './results';
+import { COMPONENTS, TELEMETRY_COMPONENTS, type Component, type ComponentShares, type ProfileSummary } from './profile';
 import { AUTO_INSTRUMENTATIONS, type Mode } from './stack';
 import { fmt, median, msPerJob } from './stats';
 
@@ -120,7 +120,7 @@ function method(r: BenchResults, L: (s?: string) => void): void {
   L(`- Environment: \`API_RATE_LIMIT_MAX=0\` (capacity is measured, not the per-key limit), \`API_KEYS\` set, \`WORKER_QUEUES=payments,notifications\`, \`WORKER_CONCURRENCY_PAYMENTS=WORKER_CONCURRENCY_NOTIFICATIONS=${r.concurrency}\` (catalog defaults are ${QUEUE_CATALOG.payments.policy.concurrency} and ${QUEUE_CATALOG.notifications.policy.concurrency}), \`LOG_LEVEL=info\` (shipped default), load shedding at its default. Webhooks are not in the mix (they would measure the receiver).`);
   const keys = r.idempotencyKeys ? 'every payment carries its own `Idempotency-Key`, as clients must send' : 'payments without an `Idempotency-Key` (this run predates the bench sending one)';
   L(`- Load: \`POST /v1/queues/{payments,notifications}/jobs\`, alternating, valid payloads (\`{amount,currency,account}\`, \`{channel,to,template}\`); ${keys}. Simulated providers without injected latency or faults (payments also write the idempotency ledger and provider record in Redis).`);
-  L('- Load generator (bench/loadgen.ts, separate process, 64 keep-alive sockets per API with pre-built requests and a minimal response parser): **open loop** — request *i* is due at t0 + i/rate regardless of earlier responses, and latency is counted from that due time (coordinated-omission corrected). autocannon is not used for the fixed rate: its `overallRate` is a per-connection quota per second, fired back to back at the start of each second (bursts, latency from the actual send); Debian\'s `wrk` has no rate option (that is wrk2). Closed-loop runs keep 64 requests in flight.');
+  L('- Load generator (scripts/lib/load-generator.ts, the one behind `npm run loadtest` too, in a separate process, 64 keep-alive sockets per API with pre-built requests and a minimal response parser): **open loop** — request *i* is due at t0 + i/rate regardless of earlier responses, and latency is counted from that due time (coordinated-omission corrected). autocannon is not used for the fixed rate: its `overallRate` is a per-connection quota per second, fired back to back at the start of each second (bursts, latency from the actual send); Debian\'s `wrk` has no rate option (that is wrk2). Closed-loop runs keep 64 requests in flight.');
   L('- Default telemetry = metrics on, OpenTelemetry SDK on with the shipped sampler (`OTEL_TRACES_SAMPLER` unset → parent-based 10 %), exporting OTLP/HTTP to a local sink that answers 200 (scripts/lib/otlp-sink.ts; the export cost is real). Disabled = `OTEL_SDK_DISABLED=true` + `METRICS_ENABLED=false`; same build, same machine.');
   L(`- Max sustained: open-loop steps of ${plan.probeS} s on a warmed stack (start ${fmt(CAPACITY_START)} req/s, ×1.25 until a step fails, then bisection; at most ${plan.maxProbes} steps per topology). A step is sustained when ≥ 97 % of the rate is accepted (202), ≤ 0.1 % of requests fail, API p99 < 1 s, and the backlog (waiting + prioritized + active + delayed) at the end is ≤ ½ s of work — i.e. completions kept up with acceptance. Accepted and completed counts come from Redis (job id counters and state sets), so they work identically with metrics disabled.`);
   L(`- Job end-to-end latency: \`finishedOn − timestamp\` of completed jobs (BullMQ's own fields, set by worker and API), sampled from Redis every 0.5 s during the ${plan.fixedS} s run (≤ 250 jobs per queue per poll), excluding warm-up.`);
@@ -174,7 +174,7 @@ function componentMs(c: Cost, role: Role): Record<Component, number> | undefined
 function costDetails(c: Cost, L: (s?: string) => void): void {
   L('### Cost per job against plain BullMQ (in the order run)');
   L();
-  L(`Notifications-shaped jobs with the product's job options (priority, attempts, backoff, retention), worker concurrency as above, ${COST_IN_FLIGHT} in flight, closed loop, fresh processes and FLUSHALL per run. plain = bench/baseline.ts (\`Queue.add\` in one process, \`Worker\` with a trivial processor in another; the producer reports the CPU of its adding); default / disabled = the product with all telemetry on / off, load over HTTP from bench/loadgen.ts (its CPU is not counted, like a client's). CPU from /proc, from the first add until the last job is done.`);
+  L(`Notifications-shaped jobs with the product's job options (priority, attempts, backoff, retention), worker concurrency as above, ${COST_IN_FLIGHT} in flight, closed loop, fresh processes and FLUSHALL per run. plain = bench/baseline.ts (\`Queue.add\` in one process, \`Worker\` with a trivial processor in another; the producer reports the CPU of its adding); default / disabled = the product with all telemetry on / off, load over HTTP from scripts/lib/load-generator.ts (its CPU is not counted, like a client's). CPU from /proc, from the first add until the last job is done.`);
   L();
   L('| # | run | jobs | jobs/s | CPU ms per job: producer or API / worker / Redis | total | other processes % of a core |');
   L('|---|---|---|---|---|---|---|');

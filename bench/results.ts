@@ -1,11 +1,11 @@
 /** What a bench run produced: the stages' results (saved with --json, rendered by report.ts). */
 import type { Stage } from './cli';
-import type { LoadResult } from './loadgen';
+import type { LoadResult } from '../scripts/lib/load-generator';
 import type { CpuShare, E2e } from './measure';
 import type { Plan } from './plan';
 import type { Mode } from './stack';
 import type { Summary } from './stats';
-import type { ComponentShares } from './profile';
+import type { ComponentShares, ProfileSummary } from './profile';
 
 export interface BaselineRun {
   variant: 'plain' | 'product';
@@ -124,16 +124,6 @@ export interface ClusterCompare {
   cluster: number;
   /** Which master holds which queue (CLUSTER KEYSLOT of each queue's hash tag). */
   placement: string[];
-}
-
-/** The hottest functions of one service kind, from its CPU profiles (--profile). */
-export interface ProfileSummary {
-  kind: 'api' | 'worker';
-  files: number;
-  totalMs: number;
-  /** Share of samples in V8's garbage collector. */
-  gcPct: number;
-  top: { fn: string; where: string; selfPct: number }[];
 }
 
 export interface Machine {
