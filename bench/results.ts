@@ -86,7 +86,8 @@ export interface Overhead {
 
 /** CPU ms per job of one cost run, by process role; `front` = the plain producer or the API. */
 export interface CostRun {
-  kind: 'plain' | 'default' | 'disabled';
+  /** plain BullMQ, the bare and typical reference builds (bench/reference/), the product with telemetry on / off. */
+  kind: 'plain' | 'bare' | 'typical' | 'default' | 'disabled';
   jobs: number;
   jobsPerS: number;
   cpuMsPerJob: { front: number; worker: number; redis: number; total: number };
@@ -94,12 +95,25 @@ export interface CostRun {
   otherPct: number;
 }
 
+export interface CostMedian {
+  front: number;
+  worker: number;
+  redis: number;
+  total: number;
+}
+
 export interface Cost {
   runs: CostRun[];
   /** Medians of each kind's total CPU ms per job. */
-  median: Record<CostRun['kind'], { front: number; worker: number; redis: number; total: number }>;
+  /** bare and typical are absent in results from before the reference builds. */
+  median: Record<'plain' | 'default' | 'disabled', CostMedian> & Partial<Record<'bare' | 'typical', CostMedian>>;
   /** median(default) ÷ median(plain): the product's cost per job against plain BullMQ (goal ≤ 1). */
   ratio: number;
+  /** median(default) ÷ median(bare) and ÷ median(typical); absent in results from before the reference builds. */
+  ratioBare?: number;
+  ratioTypical?: number;
+  /** default ÷ plain, bare, typical within each round: the spread of the ratios. */
+  ratioByRound?: { plain: number[]; bare: number[]; typical: number[] };
   /** median(default) ÷ median(disabled) − 1: telemetry's share (goal ≤ 0.10); per round alongside. */
   telemetryShare: number;
   telemetryShareByRound: number[];
