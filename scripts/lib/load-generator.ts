@@ -366,7 +366,12 @@ export function startLoad(spec: LoadSpec): { result: Promise<LoadResult>; progre
       } else {
         think.ms = stage.thinkTimeMs ?? 0;
         activeUsers = stage.users;
-        for (let u = 0; u < stage.users; u++) if (!userBusy[u]) userNext(u);
+        // A new user posts at once and thinks after each answer, like a k6 VU (post, then sleep).
+        for (let u = 0; u < stage.users; u++) {
+          if (userBusy[u]) continue;
+          userBusy[u] = true;
+          issue(performance.now(), u);
+        }
         await new Promise((r) => setTimeout(r, Math.max(0, stageEnd - performance.now())));
       }
       stageStart = stageEnd;

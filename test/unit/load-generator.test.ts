@@ -61,6 +61,9 @@ t.test('closed loop with think time: each user waits for its answer, then thinks
   // 2 users × (1 s / ~100 ms) ≈ 20; a loaded machine sends fewer, never more.
   t.ok(r.sent >= 8 && r.sent <= 22, `about 20 requests (${r.sent})`);
   t.equal(r.accepted, r.sent);
+  // The first request goes out at once: a stage as short as the think time still sends one per user.
+  const short = await generateLoad({ targets: [target(s.origin, '/q')], apiKey: 'k', stages: [{ seconds: 0.5, users: 3, thinkTimeMs: 1000 }], connections: 3 });
+  t.equal(short.sent, 3, 'one request per user, sent before thinking');
 });
 
 t.test('weighted targets, per-label results, statuses, bearer key and a new Idempotency-Key per request', async (t) => {
