@@ -67,6 +67,12 @@ export default defineConfig(
     },
   },
   {
+    // The bench's reference builds: plain CommonJS, written as their users write them (console for readiness lines).
+    files: ['bench/reference/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: globals.node },
+    rules: { 'no-console': 'off' },
+  },
+  {
     files: ['scripts/**/*.mjs', 'eslint.config.mjs'],
     languageOptions: { sourceType: 'module', globals: globals.node },
   },

@@ -8,7 +8,7 @@ export const STAGES = ['baseline', 'fixed', 'capacity', 'overhead', 'cost', 'clu
 export type Stage = (typeof STAGES)[number];
 
 export interface BenchOptions {
-  /** ≈ 4 min with shorter windows and one topology, instead of ≈ 20 min. */
+  /** ≤ 3 min: the cost stage's ratios only (other stages with --only, in shorter windows), instead of ≈ 25 min. */
   quick: boolean;
   stages: Stage[];
   /** Worker concurrency per queue (WORKER_CONCURRENCY_PAYMENTS / _NOTIFICATIONS). */
@@ -21,11 +21,15 @@ export interface BenchOptions {
   json: string | undefined;
   /** Render the report from saved results instead of measuring. */
   render: string | undefined;
+  /** Exit 1 when CPU per job, stack ÷ bare reference, is above this (the CI regression guard). */
+  failAbove: number | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --quick             ≈ 4 min: shorter windows, one topology (default: the full run, ≈ 20 min)
+  --quick             ≤ 3 min: only the cost stage's ratios (stack ÷ bare, ÷ typical, ÷ plain BullMQ,
+                      telemetry on ÷ off) in shorter windows; with --only, those stages in short windows
+                      (default: the full run of every stage, ≈ 25 min)
   --only LIST         stages to run, comma-separated: ${STAGES.join(',')} (default: all)
   --concurrency N     worker concurrency per queue, a positive integer (default 50)
   --profile           run API and workers with --cpu-prof; the report lists their hottest functions
@@ -33,6 +37,8 @@ export const USAGE = `usage: npm run bench -- [options]
                       of a full run of every stage; a quick or partial run is only printed)
   --json FILE         also save the raw results as JSON
   --render FILE       measure nothing: render the report from results saved with --json
+  --fail-above RATIO  exit 1 when CPU per job, stack ÷ bare Fastify + BullMQ, is above RATIO (a number > 1;
+                      the CI regression guard: npm run bench -- --quick --fail-above 1.6)
   -h, --help          this text`;
 
 export class UsageError extends Error {
@@ -42,6 +48,12 @@ export class UsageError extends Error {
 function positiveInt(name: string, raw: string): number {
   if (!/^[1-9]\d*$/.test(raw)) throw new UsageError(`--${name} must be a positive integer, got "${raw}"`);
   return Number(raw);
+}
+
+function ratioBound(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+(\.\d+)?$/.test(raw) || !(n > 1)) throw new UsageError(`--fail-above must be a ratio above 1 (e.g. 1.6), got "${raw}"`);
+  return n;
 }
 
 function stageList(raw: string): Stage[] {
@@ -69,6 +81,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
         out: { type: 'string' },
         json: { type: 'string' },
         render: { type: 'string' },
+        'fail-above': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -81,13 +94,17 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     const v = values[name];
     if (v !== undefined && (v === '' || v.startsWith('-'))) throw new UsageError(`--${name} needs a file name, got "${v}"`);
   }
+  const failAbove = values['fail-above'] === undefined ? undefined : ratioBound(values['fail-above']);
+  const stages: Stage[] = values.only === undefined ? (values.quick ? ['cost'] : [...STAGES]) : stageList(values.only);
+  if (failAbove !== undefined && !stages.includes('cost') && values.render === undefined) throw new UsageError('--fail-above needs the cost stage (it measures stack ÷ bare)');
   return {
     quick: values.quick,
-    stages: values.only === undefined ? [...STAGES] : stageList(values.only),
+    stages,
     concurrency: positiveInt('concurrency', values.concurrency),
     profile: values.profile,
     out: values.out,
     json: values.json,
     render: values.render,
+    failAbove,
   };
 }

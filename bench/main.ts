@@ -16,14 +16,15 @@ import { killStartedProcesses } from '../scripts/lib/process';
 import { type BenchOptions, STAGES, USAGE, UsageError, parseBenchArgs } from './cli';
 import { CAPACITY_START, planFor } from './plan';
 import { cpuModel } from './proc';
-import { summarizeProfiles } from './profile';
+import { type ProfileSummary, summarizeProfiles } from './profile';
 import { SCALING_BEGIN, SCALING_END, renderReport, renderScaling } from './report';
-import type { BenchResults, ProfileSummary } from './results';
+import type { BenchResults } from './results';
 import { stageBaseline } from './stages/baseline';
 import { stageCapacity } from './stages/capacity';
 import { stageFixed } from './stages/fixed';
 import { stageOverhead } from './stages/overhead';
-import { stageCost } from './stages/cost';
+import { ratiosText, stageCost } from './stages/cost';
+import { fmt } from './stats';
 import { stageCluster } from './stages/cluster';
 import { ROOT, closeBench, openBench } from './stack';
 
@@ -115,7 +116,17 @@ async function main(argv: string[]): Promise<number> {
   const out = options.out ?? (complete ? path.join(ROOT, 'docs', 'benchmarks.md') : undefined);
   if (out) write(out, md);
   if (complete && !options.out) writeScaling(results);
-  return 0;
+  if (results.cost) log(`ratios: ${ratiosText(results.cost)}`);
+  if (options.failAbove === undefined) return 0;
+  // The regression guard: a figure that could not be measured fails it too, never passes it.
+  const ratio = results.cost?.ratioBare;
+  if (ratio === undefined || !Number.isFinite(ratio)) {
+    log('REGRESSION GUARD: CPU per job stack ÷ bare was not measured');
+    return 1;
+  }
+  const ok = ratio <= options.failAbove;
+  log(`REGRESSION GUARD ${ok ? 'passed' : 'FAILED'}: CPU per job stack ÷ bare ${fmt(ratio, 2)} ${ok ? '≤' : '>'} ${fmt(options.failAbove, 2)}`);
+  return ok ? 0 : 1;
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

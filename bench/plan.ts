@@ -1,5 +1,5 @@
 /** What `npm run bench` measures and against which targets: every figure of the report is defined here. */
-import type { LoadTarget } from './loadgen';
+import type { LoadTarget } from '../scripts/lib/load-generator';
 
 export interface Plan {
   /** Jobs per plain-BullMQ reference run. */
@@ -24,6 +24,8 @@ export interface Plan {
   /** Jobs per plain-BullMQ cost run; the product runs for costS seconds (about as many jobs). */
   costJobs: number;
   costS: number;
+  /** One profiled run of each kind after the measured rounds splits the CPU by component (bench/profile.ts). */
+  costProfile: boolean;
   /** Closed-loop window of one single-node / cluster run, and interleaved rounds. */
   clusterS: number;
   clusterRounds: number;
@@ -33,8 +35,8 @@ export interface Plan {
 
 export function planFor(quick: boolean): Plan {
   return quick
-    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, costRounds: 1, costJobs: 20_000, costS: 6, clusterS: 6, clusterRounds: 1, budgetMs: 100_000 }
-    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, costRounds: 3, costJobs: 40_000, costS: 12, clusterS: 12, clusterRounds: 2, budgetMs: 600_000 };
+    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, costRounds: 3, costJobs: 10_000, costS: 4, costProfile: false, clusterS: 6, clusterRounds: 1, budgetMs: 0 }
+    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, costRounds: 3, costJobs: 40_000, costS: 12, costProfile: true, clusterS: 12, clusterRounds: 2, budgetMs: 600_000 };
 }
 
 export const FIXED_RATE = 2000;
@@ -50,7 +52,11 @@ export const TARGETS = {
   rssMB: 150,
   scrapeMs: 10,
   /** CPU per job of (API + worker + Redis) ÷ plain BullMQ's (producer + worker + Redis). */
-  costRatio: 1.0,
+  costRatio: 1.6,
+  /** CPU per job of the stack ÷ the bare Fastify + BullMQ reference (bench/reference/bare). */
+  costRatioBare: 1.25,
+  /** CPU per job of the stack ÷ the typical instrumented reference (bench/reference/typical). */
+  costRatioTypical: 0.8,
   /** Telemetry's share of the CPU per job (all on vs all off). */
   telemetryShare: 0.1,
 };
@@ -77,7 +83,7 @@ const BODIES: Record<BenchQueue, string> = {
 /**
  * Request i goes to targets[i % n]: alternating payments / notifications, spread over the API processes.
  * Every payment carries its own Idempotency-Key (clients must send one for payments): the load generator makes
- * it unique per run and request (bench/loadgen.ts), the port keeps the APIs' key spaces apart.
+ * it unique per request (scripts/lib/load-generator.ts), the port keeps the APIs' key spaces apart.
  */
 export function loadTargets(apiPorts: number[], queues: readonly BenchQueue[] = QUEUES): LoadTarget[] {
   return apiPorts.flatMap((port) =>

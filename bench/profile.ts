@@ -5,8 +5,17 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ProfileSummary } from './results';
 import { ROOT } from './stack';
+
+/** The hottest functions of one service kind, from its CPU profiles (--profile). */
+export interface ProfileSummary {
+  kind: 'api' | 'worker';
+  files: number;
+  totalMs: number;
+  /** Share of samples in V8's garbage collector. */
+  gcPct: number;
+  top: { fn: string; where: string; selfPct: number }[];
+}
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];

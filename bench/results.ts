@@ -1,11 +1,11 @@
 /** What a bench run produced: the stages' results (saved with --json, rendered by report.ts). */
 import type { Stage } from './cli';
-import type { LoadResult } from './loadgen';
+import type { LoadResult } from '../scripts/lib/load-generator';
 import type { CpuShare, E2e } from './measure';
 import type { Plan } from './plan';
 import type { Mode } from './stack';
 import type { Summary } from './stats';
-import type { ComponentShares } from './profile';
+import type { ComponentShares, ProfileSummary } from './profile';
 
 export interface BaselineRun {
   variant: 'plain' | 'product';
@@ -86,7 +86,8 @@ export interface Overhead {
 
 /** CPU ms per job of one cost run, by process role; `front` = the plain producer or the API. */
 export interface CostRun {
-  kind: 'plain' | 'default' | 'disabled';
+  /** plain BullMQ, the bare and typical reference builds (bench/reference/), the product with telemetry on / off. */
+  kind: 'plain' | 'bare' | 'typical' | 'default' | 'disabled';
   jobs: number;
   jobsPerS: number;
   cpuMsPerJob: { front: number; worker: number; redis: number; total: number };
@@ -94,12 +95,25 @@ export interface CostRun {
   otherPct: number;
 }
 
+export interface CostMedian {
+  front: number;
+  worker: number;
+  redis: number;
+  total: number;
+}
+
 export interface Cost {
   runs: CostRun[];
   /** Medians of each kind's total CPU ms per job. */
-  median: Record<CostRun['kind'], { front: number; worker: number; redis: number; total: number }>;
+  /** bare and typical are absent in results from before the reference builds. */
+  median: Record<'plain' | 'default' | 'disabled', CostMedian> & Partial<Record<'bare' | 'typical', CostMedian>>;
   /** median(default) ÷ median(plain): the product's cost per job against plain BullMQ (goal ≤ 1). */
   ratio: number;
+  /** median(default) ÷ median(bare) and ÷ median(typical); absent in results from before the reference builds. */
+  ratioBare?: number;
+  ratioTypical?: number;
+  /** default ÷ plain, bare, typical within each round: the spread of the ratios. */
+  ratioByRound?: { plain: number[]; bare: number[]; typical: number[] };
   /** median(default) ÷ median(disabled) − 1: telemetry's share (goal ≤ 0.10); per round alongside. */
   telemetryShare: number;
   telemetryShareByRound: number[];
@@ -124,16 +138,6 @@ export interface ClusterCompare {
   cluster: number;
   /** Which master holds which queue (CLUSTER KEYSLOT of each queue's hash tag). */
   placement: string[];
-}
-
-/** The hottest functions of one service kind, from its CPU profiles (--profile). */
-export interface ProfileSummary {
-  kind: 'api' | 'worker';
-  files: number;
-  totalMs: number;
-  /** Share of samples in V8's garbage collector. */
-  gcPct: number;
-  top: { fn: string; where: string; selfPct: number }[];
 }
 
 export interface Machine {

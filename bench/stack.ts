@@ -15,7 +15,7 @@ import { type RedisServer, startRedisServer } from '../scripts/lib/redis-server'
 import type { RedisClusterHandle } from '../scripts/lib/redis-cluster';
 import { type OtlpSink, startOtlpSink } from '../scripts/lib/otlp-sink';
 import type { BenchOptions } from './cli';
-import type { LoadResult, LoadSpec, LoadTarget } from './loadgen';
+import type { LoadResult, LoadSpec, LoadTarget } from '../scripts/lib/load-generator';
 import { API_KEY, type BenchQueue, type Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
 
 /** Repository root (this file runs from dist/bench/). */
@@ -177,19 +177,30 @@ export async function flushCluster(cluster: RedisClusterHandle): Promise<void> {
   }));
 }
 
-/** One load generator run (bench/loadgen.ts) in its own process, so its CPU use is measurable. */
-export async function runLoad(spec: Omit<LoadSpec, 'apiKey' | 'connections'> & { connections?: number }): Promise<LoadResult> {
-  const full: LoadSpec = { apiKey: API_KEY, connections: 64, ...spec };
+/** One bench load: open loop at `rate` req/s, or (`rate` 0) closed loop with `concurrency` requests in flight. */
+export interface BenchLoad {
+  targets: LoadTarget[];
+  seconds: number;
+  rate: number;
+  concurrency: number;
+  /** Keep-alive connections per API (default 64). */
+  connections?: number;
+}
+
+/** One run of the load generator (scripts/lib/load-generator.ts) in its own process, so its CPU use is measurable. */
+export async function runLoad(load: BenchLoad): Promise<LoadResult> {
+  const stage = load.rate > 0 ? { seconds: load.seconds, rate: load.rate } : { seconds: load.seconds, users: load.concurrency };
+  const spec: LoadSpec = { targets: load.targets, apiKey: API_KEY, stages: [stage], connections: load.connections ?? 64 };
   let last = '';
   const gen = await startProcess({
     name: 'loadgen',
     command: process.execPath,
-    args: [path.join(__dirname, 'loadgen.js'), JSON.stringify(full)],
+    args: [path.join(ROOT, 'dist', 'scripts', 'lib', 'load-generator.js'), JSON.stringify(spec)],
     onLine: (line, stream) => {
       if (stream === 'stdout' && line.trim()) last = line;
     },
   });
   const status = await gen.exited;
-  if (status.code !== 0) throw new Error(`loadgen exited (${describeExit(status)}):\n${gen.tail()}`);
+  if (status.code !== 0) throw new Error(`load generator exited (${describeExit(status)}):\n${gen.tail()}`);
   return JSON.parse(last) as LoadResult;
 }

@@ -10,11 +10,11 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadScenarios, parseDuration, LOADTEST_DIR } from './lib/scenarios';
+import { loadScenarios, LOADTEST_DIR } from './lib/scenarios';
 import { runLoad } from './run';
 import type { QueueResult } from './lib/verdict';
 import { judgeJobs, markJobs, type JobsReport, type JobsVerdictOptions } from './verdict';
-import { httpUrl, oneOf, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
+import { httpUrl, oneOf, parseDuration, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 
 export interface RunSummary {
   scenario: string;

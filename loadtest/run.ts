@@ -1,31 +1,24 @@
 /**
- * The load runner that needs no k6 (autocannon): same scenarios file and thresholds as the k6 script, VU mode
- * (VUs with think time, like the k6 scenarios) or rate mode (--rate N req/s across the mix), live progress,
- * per-queue p50/p95/p99 and error ratio, the same verdicts, exit code 1 when a threshold fails. Then the jobs'
- * side (verdict.ts): the backlog drained, each queue's job failure ratio and e2e p95 within thresholds.yaml.
+ * The load runner that needs no k6: same scenarios file and thresholds as the k6 script, VU mode (VUs with think
+ * time, like the k6 scenarios: closed loop) or rate mode (--rate N req/s across the mix: open loop, latency from
+ * each request's due time, like k6's constant-arrival-rate), live progress, per-queue p50/p95/p99 and error
+ * ratio, the same verdicts, exit code 1 when a threshold fails.
+ * Then the jobs' side (verdict.ts): the backlog drained, each queue's job failure ratio and e2e p95 within
+ * thresholds.yaml.
  *
  *   npm run loadtest -- --scenario smoke --base-url http://127.0.0.1:3000 --api-key KEY --webhook-url URL
  *   BASE_URL=… API_KEY=… WEBHOOK_TARGET_URL=… npm run loadtest -- --scenario smoke     (same names as k6)
  *
- * Each queue gets its own autocannon instance (connections by weight), so latencies are per queue; one latency
- * histogram per queue spans all stages. Stages run back to back at their target (autocannon does not ramp).
- * VU mode: one connection per VU, each sending one request per think time (a k6 VU that posts then sleeps).
- * Rate mode: autocannon paces each connection per second; the runner opens enough connections for requests
- * slower than 500 ms, which approximates an open loop, and reports the achieved rate next to the target (when
- * the API is slower than that, the achieved rate falls short and the report says so). k6's
- * constant-arrival-rate executor (RATE=… with loadtest/k6) is the exact open-loop tool.
- * Both modes split each queue into up to 20 autocannon instances started across the first second (lanes), so
- * the load arrives in small bursts every 50 ms rather than in one burst per second.
+ * The load itself is the repository's one generator (scripts/lib/load-generator.ts): the mix's queues by weight,
+ * stages back to back (no ramp), one latency histogram per queue spanning all stages.
  */
-import autocannon from 'autocannon';
-import * as hdr from 'hdr-histogram-js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { loadLoadThresholds, loadScenarios, parseDuration, payloadFor, splitByWeight, LOADTEST_DIR, type ScenarioFile } from './lib/scenarios';
+import { loadLoadThresholds, loadScenarios, payloadFor, LOADTEST_DIR, type ScenarioFile } from './lib/scenarios';
 import { verdicts, type QueueResult, type Verdict } from './lib/verdict';
 import { formatJobsReport, judgeJobs, markJobs, type JobsReport, type JobsVerdictOptions } from './verdict';
-import { httpUrl, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
+import { httpUrl, parseDuration, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
+import { startLoad, type LoadStage, type LoadTally, type LoadTarget } from '../scripts/lib/load-generator';
 
 export interface RunOptions {
   scenario: string;
@@ -65,90 +58,40 @@ export interface RunReport {
   warnings: string[];
 }
 
-interface QueueStats {
-  histogram: hdr.Histogram;
-  requests: number;
-  errors: number;
-  statuses: Record<string, number>;
+/** Each payment is its own intent: a new `Idempotency-Key: loadtest-<UUID>` per request (Stripe-style keys). */
+export const IDEMPOTENCY_KEY_PREFIX = 'loadtest-';
+
+/** The scenario's stages as generator stages: VUs with think time, or the total rate (open loop). */
+export function loadStages(file: ScenarioFile, stages: { seconds: number; target: number }[], rate: number | undefined): LoadStage[] {
+  return stages.map((st) => (rate ? { seconds: st.seconds, rate } : { seconds: st.seconds, users: st.target, thinkTimeMs: file.thinkTimeMs }));
 }
 
-/** Connections for one queue in rate mode: each connection paces ~2 req/s, so requests up to 500 ms keep up. */
-export function rateConnections(rate: number): number {
-  return Math.max(1, Math.min(Math.round(rate), Math.max(4, Math.ceil(rate / 2)), 1000));
-}
-
-/** Per-queue connections and per-second rates for one stage. */
-export function stagePlan(file: ScenarioFile, target: number, rate: number | undefined): Record<string, { connections: number; rate: number }> {
-  if (rate) {
-    const rates = splitByWeight(file, rate);
-    return Object.fromEntries(Object.entries(rates).map(([q, r]) => [q, { connections: rateConnections(r), rate: r }]));
-  }
-  const vus = splitByWeight(file, target);
-  return Object.fromEntries(Object.entries(vus).map(([q, v]) => [q, { connections: v, rate: (v * 1000) / file.thinkTimeMs }]));
-}
-
-/**
- * Splits a queue's connections and rate into lanes started evenly across the first second. autocannon paces per
- * connection in one-second windows that all open together, so one instance sends each second's requests in a
- * single burst; staggered lanes turn that into LANES smaller bursts spread over the second.
- */
-export const MAX_LANES = 20;
-export function lanes(plan: { connections: number; rate: number }): { connections: number; rate: number; offsetMs: number }[] {
-  const n = Math.max(1, Math.min(MAX_LANES, plan.connections, Math.floor(plan.rate)));
-  return Array.from({ length: n }, (_, i) => ({
-    connections: Math.floor(plan.connections / n) + (i < plan.connections % n ? 1 : 0),
-    rate: plan.rate / n,
-    offsetMs: Math.round((i * 1000) / n),
+/** One target per queue of the mix, weighted as the mix says; idempotent queues get a new key per request. */
+export function loadTargets(file: ScenarioFile, baseUrl: string, webhookUrl: string): LoadTarget[] {
+  const url = new URL(baseUrl);
+  return file.mix.map(({ queue, weight }) => ({
+    origin: url.origin,
+    path: `${url.pathname.replace(/\/$/, '')}/v1/queues/${queue}/jobs`,
+    body: payloadFor(file, queue, { WEBHOOK_TARGET_URL: webhookUrl }),
+    label: queue,
+    weight,
+    ...(file.idempotentQueues.includes(queue) ? { idempotencyKeyPrefix: IDEMPOTENCY_KEY_PREFIX } : {}),
   }));
 }
 
-/** A new key for every request: each load-test payment is its own intent (Stripe-style keys are UUIDs too). */
-export const newIdempotencyKey = (): string => `loadtest-${randomUUID()}`;
-
 /**
- * autocannon's request for one queue. Queues listed in scenarios.json `idempotentQueues` get a fresh
- * Idempotency-Key per request through `setupRequest`, which autocannon calls every time it builds a request.
+ * Connections: one per VU (a k6 VU has its own); in rate mode enough for answers up to 500 ms to keep the pace
+ * without waiting for a free connection (a wait still counts in the latency), capped at 1,000.
  */
-export function laneRequest(baseUrl: string, apiKey: string, queue: string, body: string, idempotent: boolean): autocannon.Request {
-  return {
-    method: 'POST',
-    path: `${new URL(baseUrl).pathname.replace(/\/$/, '')}/v1/queues/${queue}/jobs`,
-    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-    body,
-    ...(idempotent ? { setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...req.headers, 'idempotency-key': newIdempotencyKey() } }) } : {}),
-  };
+export function connectionsFor(stages: LoadStage[]): number {
+  return Math.max(...stages.map((st) => ('rate' in st ? Math.min(1000, Math.max(4, Math.ceil(st.rate / 2))) : st.users)));
 }
 
-function runLane(o: RunOptions, queue: string, request: autocannon.Request, lane: { connections: number; rate: number }, seconds: number, stats: QueueStats) {
-  return new Promise<void>((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: o.baseUrl,
-        requests: [request],
-        connections: lane.connections,
-        overallRate: Math.max(1, Math.round(lane.rate)),
-        duration: seconds,
-        timeout: 10,
-      },
-      (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
-    );
-    instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
-      stats.requests++;
-      stats.histogram.recordValue(Math.max(1, Math.round(responseTimeMs * 1000)));
-      stats.statuses[statusCode] = (stats.statuses[statusCode] ?? 0) + 1;
-      if (statusCode !== 202) stats.errors++;
-    });
-    instance.on('reqError', () => {
-      stats.requests++;
-      stats.errors++;
-      stats.statuses.error = (stats.statuses.error ?? 0) + 1;
-    });
-  });
-}
-
-function runQueue(o: RunOptions, queue: string, request: autocannon.Request, plan: { connections: number; rate: number }, seconds: number, stats: QueueStats) {
-  const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  return Promise.all(lanes(plan).map((lane) => delay(lane.offsetMs).then(() => runLane(o, queue, request, lane, seconds, stats))));
+/** A queue's result: every request sent counts; an answer other than 202, a lost or an unanswered one is an error. */
+function queueResult(queue: string, t: LoadTally): QueueResult {
+  const unanswered = t.sent - t.answered - t.errors;
+  const statuses = { ...t.statuses, ...(t.errors ? { error: t.errors } : {}), ...(unanswered > 0 ? { unanswered } : {}) };
+  return { queue, requests: t.sent, errors: t.sent - t.accepted, p50: t.latency.p50, p95: t.latency.p95, p99: t.latency.p99, statuses };
 }
 
 export async function runLoad(o: RunOptions): Promise<RunReport> {
@@ -159,66 +102,42 @@ export async function runLoad(o: RunOptions): Promise<RunReport> {
   if (o.scale !== undefined && !(o.scale > 0)) throw new Error('--scale must be a number > 0');
   const stages = sc.stages.map((st) => ({ seconds: parseDuration(o.duration ?? st.duration) / 1000, target: Math.max(1, Math.round(st.target * (o.scale ?? 1))) }));
   const totalSeconds = stages.reduce((a, s) => a + s.seconds, 0);
-  const stats: Record<string, QueueStats> = Object.fromEntries(
-    file.mix.map(({ queue }) => [
-      queue,
-      { histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), requests: 0, errors: 0, statuses: {} },
-    ]),
-  );
+  const planned = loadStages(file, stages, o.rate);
   const jobsMark = o.jobs ? await markJobs(o.jobs) : undefined;
   const started = Date.now();
   const log = (s: string) => o.quiet || process.stdout.write(s);
-  const totals = () => Object.values(stats).reduce((a, s) => ({ requests: a.requests + s.requests, errors: a.errors + s.errors }), { requests: 0, errors: 0 });
-  let last = { at: started, requests: 0 };
+  for (const st of planned) {
+    log(`stage ${st.seconds}s: ${'rate' in st ? `${st.rate} req/s (open loop)` : `${st.users} VUs, ${file.thinkTimeMs} ms think time (≤ ${((st.users * 1000) / file.thinkTimeMs).toFixed(0)} req/s)`} — ${file.mix.map((m) => `${m.queue} ×${m.weight}`).join(', ')}\n`);
+  }
+  const load = startLoad({ targets: loadTargets(file, o.baseUrl, o.webhookUrl), apiKey: o.apiKey, stages: planned, connections: connectionsFor(planned) });
+  let last = { at: started, answered: 0 };
   const progress = setInterval(() => {
     const now = Date.now();
-    const { requests, errors } = totals();
-    const rps = ((requests - last.requests) * 1000) / Math.max(1, now - last.at);
-    last = { at: now, requests };
-    const perQueue = Object.entries(stats)
-      .map(([q, s]) => `${q} ${s.requests}${s.errors ? ` (${s.errors} err)` : ''}`)
+    const p = load.progress();
+    const done = p.answered + p.errors;
+    const rps = ((done - last.answered) * 1000) / Math.max(1, now - last.at);
+    last = { at: now, answered: done };
+    const perQueue = Object.entries(p.byLabel)
+      .map(([q, s]) => `${q} ${s.answered + s.errors}${s.errors ? ` (${s.errors} err)` : ''}`)
       .join(', ');
-    log(`  ${((now - started) / 1000).toFixed(0)}s/${totalSeconds.toFixed(0)}s  ${requests} requests, ${rps.toFixed(0)} req/s now, ${errors} errors  [${perQueue}]\n`);
+    log(`  ${((now - started) / 1000).toFixed(0)}s/${totalSeconds.toFixed(0)}s  ${done} requests, ${rps.toFixed(0)} req/s now, ${p.errors} errors  [${perQueue}]\n`);
   }, o.progressMs ?? 5_000);
-  let targetRequests = 0;
-  try {
-    for (const stage of stages) {
-      const plan = stagePlan(file, stage.target, o.rate);
-      const stageRps = Object.values(plan).reduce((a, p) => a + p.rate, 0);
-      targetRequests += stageRps * stage.seconds;
-      log(`stage ${stage.seconds}s: ${o.rate ? `${o.rate} req/s` : `${stage.target} VUs (≤ ${stageRps.toFixed(0)} req/s)`} — ${Object.entries(plan).map(([q, p]) => `${q} ${p.connections} conn ${p.rate.toFixed(0)} req/s`).join(', ')}\n`);
-      await Promise.all(
-        file.mix.map(({ queue }) => {
-          const body = payloadFor(file, queue, { WEBHOOK_TARGET_URL: o.webhookUrl });
-          const request = laneRequest(o.baseUrl, o.apiKey, queue, body, file.idempotentQueues.includes(queue));
-          return runQueue(o, queue, request, plan[queue]!, stage.seconds, stats[queue]!);
-        }),
-      );
-    }
-  } finally {
-    clearInterval(progress);
-  }
+  const result = await load.result.finally(() => clearInterval(progress));
   const durationMs = Date.now() - started;
-  const ms = (h: hdr.Histogram, q: number) => (h.totalCount ? Math.round(h.getValueAtPercentile(q)) / 1000 : 0);
-  const queues: QueueResult[] = Object.entries(stats).map(([queue, s]) => ({
-    queue,
-    requests: s.requests,
-    errors: s.errors,
-    p50: ms(s.histogram, 50),
-    p95: ms(s.histogram, 95),
-    p99: ms(s.histogram, 99),
-    statuses: s.statuses,
-  }));
+  const queues: QueueResult[] = file.mix.map(({ queue }) => queueResult(queue, result.byLabel[queue]!));
   const v = verdicts(queues, loadLoadThresholds());
-  const { requests } = totals();
   if (o.jobs) log(`waiting for the jobs to drain, then judging them (${o.jobs.prometheusUrl ? 'Prometheus' : 'the API'})\n`);
   const jobs = o.jobs && jobsMark ? await judgeJobs(o.jobs, jobsMark, file.mix.map((m) => m.queue)) : undefined;
-  const targetRps = targetRequests / totalSeconds;
-  // Over the time each lane was sending (the stages' durations), not the wall time with lane offsets and drain.
-  const achievedRps = requests / totalSeconds;
+  // VU mode: what the VUs would send with instant answers; rate mode: the requested rate.
+  const targetRps = planned.reduce((a, st) => a + ('rate' in st ? st.rate : (st.users * 1000) / file.thinkTimeMs) * st.seconds, 0) / totalSeconds;
+  // Answers per second over the stages' durations, not the wall time with the wait for the last answers.
+  const achievedRps = result.answered / totalSeconds;
   const warnings: string[] = [];
   if (o.rate && achievedRps < 0.9 * targetRps) {
-    warnings.push(`achieved ${achievedRps.toFixed(0)} req/s of the ${targetRps.toFixed(0)} req/s target: the API answered too slowly for the open connections, so latencies are understated (use k6 with RATE for a strict open loop)`);
+    warnings.push(`the API answered ${achievedRps.toFixed(0)} req/s of the ${targetRps.toFixed(0)} req/s sent: requests queued, and their latency (counted from when each was due) includes that wait`);
+  }
+  if (result.maxScheduleLagMs > 100) {
+    warnings.push(`the load generator fell up to ${result.maxScheduleLagMs.toFixed(0)} ms behind its schedule (its machine was busy): that delay counts in the latencies`);
   }
   const limited = queues.reduce((a, q) => a + (q.statuses?.['429'] ?? 0), 0);
   if (limited) {
@@ -262,7 +181,7 @@ export function formatReport(r: RunReport): string {
 }
 
 const USAGE = `usage: npm run loadtest -- [--scenario NAME] [--base-url URL] [--api-key KEY] [--webhook-url URL]
-                        [--rate REQ_PER_S] [--duration 30s] [--scale 0.1] [--out DIR]
+                        [--rate REQ_PER_S] [--duration 30s] [--scale 0.1] [--out DIR] [--quiet]
                         [--prometheus-url URL] [--drain-timeout 120s] [--http-only]
   --scenario     a scenario of loadtest/scenarios.json (default smoke; env SCENARIO)
   --base-url     the API (default http://127.0.0.1:3000; env BASE_URL)
@@ -275,6 +194,7 @@ const USAGE = `usage: npm run loadtest -- [--scenario NAME] [--base-url URL] [--
   --prometheus-url  judge the jobs from this Prometheus (env PROMETHEUS_URL); else from the API's /queue/metrics
   --drain-timeout   how long the backlog may take to drain after the load (default 120s)
   --http-only    judge HTTP only (an API stand-in without workers)
+  --quiet        no stage and progress lines: only the report
 exit code: 0 every threshold held (HTTP and jobs), 1 a threshold failed, 2 usage or run error
 `;
 
@@ -299,6 +219,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       'prometheus-url': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'http-only': { type: 'boolean' },
+      quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
     USAGE,
@@ -338,6 +259,7 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
       scale: positiveNumber('scale', flags.scale, USAGE),
       outDir: flags.out ?? path.join(LOADTEST_DIR, '..', 'loadtest-results'),
       jobs: flags['http-only'] ? undefined : jobsOptions(flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', flags['prometheus-url'] ?? env.PROMETHEUS_URL, drainTimeoutMs),
+      quiet: flags.quiet === true,
     },
   };
 }

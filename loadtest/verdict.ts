@@ -22,8 +22,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { forQueue, loadThresholds, type Thresholds } from '../services/common/thresholds';
 import type { Verdict } from './lib/verdict';
-import { LOADTEST_DIR, loadScenarios, parseDuration } from './lib/scenarios';
-import { httpUrl, parseFlags, UsageError } from '../scripts/lib/cli';
+import { LOADTEST_DIR, loadScenarios } from './lib/scenarios';
+import { httpUrl, parseDuration, parseFlags, UsageError } from '../scripts/lib/cli';
 
 export interface JobsVerdictOptions {
   /** The API (its /queue/metrics endpoint): the source without Prometheus. */

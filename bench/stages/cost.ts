@@ -20,9 +20,12 @@ import type { Cost, CostRun } from '../results';
 import { type BenchContext, runLoad, startServices } from '../stack';
 import { fmt, median } from '../stats';
 import { produce, startWorker, untilDone } from './baseline';
+import { REFERENCES, ensureReferenceDeps, startReference } from '../reference';
 
-const KINDS = ['plain', 'default', 'disabled'] as const;
+/** Interleaved in this order each round; only plain, default and disabled are profiled for the breakdown. */
+const KINDS = ['plain', 'bare', 'typical', 'default', 'disabled'] as const;
 type Kind = (typeof KINDS)[number];
+const PROFILED = ['plain', 'default', 'disabled'] as const;
 const QUEUES = ['notifications'] as const;
 
 const pctOfCore = (seconds: number, wall: number) => Math.round((seconds / wall) * 100);
@@ -65,9 +68,12 @@ async function plainRun(ctx: BenchContext, profileDir?: string): Promise<CostRun
   }
 }
 
-async function productRun(ctx: BenchContext, kind: 'default' | 'disabled', profileDir?: string): Promise<CostRun> {
+async function productRun(ctx: BenchContext, kind: 'bare' | 'typical' | 'default' | 'disabled', profileDir?: string): Promise<CostRun> {
   // Measured runs never run with --cpu-prof (not even under --profile): plain ones don't, and it costs CPU.
-  const services = await startServices(ctx, 1, 1, kind, { queues: QUEUES, profileDir: profileDir ? path.join(profileDir, kind) : null });
+  const services =
+    kind === 'bare' || kind === 'typical'
+      ? await startReference(ctx, kind)
+      : await startServices(ctx, 1, 1, kind, { queues: QUEUES, profileDir: profileDir ? path.join(profileDir, kind) : null });
   try {
     const { targets } = services;
     await runLoad({ targets, seconds: ctx.plan.warmS, rate: 0, concurrency: COST_IN_FLIGHT, connections: COST_IN_FLIGHT });
@@ -96,9 +102,22 @@ const runOnce = (ctx: BenchContext, kind: Kind, profileDir?: string) => (kind ==
 const describe = (r: CostRun) =>
   `${r.kind}: ${fmt(r.jobs)} jobs, ${fmt(r.jobsPerS)} jobs/s; CPU ms/job ${r.kind === 'plain' ? 'producer' : 'api'} ${fmt(r.cpuMsPerJob.front, 3)}, worker ${fmt(r.cpuMsPerJob.worker, 3)}, redis ${fmt(r.cpuMsPerJob.redis, 3)} = ${fmt(r.cpuMsPerJob.total, 3)} (other processes ${r.otherPct} % of a core)`;
 
+const spread = (xs: number[] | undefined) => (xs?.length ? ` (rounds ${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)})` : '');
+
+/** The cost stage's ratios in one line: what `npm run bench -- --quick` prints and the CI guard reads. */
+export function ratiosText(c: Cost): string {
+  return [
+    `CPU per job, stack ÷ bare ${fmt(c.ratioBare, 2)}${spread(c.ratioByRound?.bare)}`,
+    `stack ÷ typical ${fmt(c.ratioTypical, 2)}${spread(c.ratioByRound?.typical)}`,
+    `stack ÷ plain BullMQ ${fmt(c.ratio, 2)}${spread(c.ratioByRound?.plain)}`,
+    `telemetry on ÷ off ${fmt(1 + c.telemetryShare, 2)}${spread(c.telemetryShareByRound.map((x) => 1 + x))}`,
+  ].join('; ');
+}
+
 export async function stageCost(ctx: BenchContext): Promise<Cost> {
   const { plan } = ctx;
-  ctx.log(`cost: ${plan.costRounds} interleaved rounds (plain BullMQ / product, default telemetry / product, telemetry off), notifications, product job options, ${COST_IN_FLIGHT} in flight, closed loop; plain ${fmt(plan.costJobs)} jobs, product ${plan.costS} s`);
+  for (const r of REFERENCES) ensureReferenceDeps(r, (line) => ctx.log(line));
+  ctx.log(`cost: ${plan.costRounds} interleaved rounds (plain BullMQ / bare Fastify + BullMQ / typical instrumented build / product, default telemetry / product, telemetry off), notifications, product job options, ${COST_IN_FLIGHT} in flight, closed loop; plain ${fmt(plan.costJobs)} jobs, product ${plan.costS} s`);
   const runs: CostRun[] = [];
   for (let round = 0; round < plan.costRounds; round++) {
     for (const kind of KINDS) {
@@ -110,6 +129,7 @@ export async function stageCost(ctx: BenchContext): Promise<Cost> {
           continue;
         }
         if (run.otherPct > MAX_OTHER_CPU) noteContended(ctx, what, run.otherPct);
+        if (run.jobs <= 0) ctx.contention.push(`${what}: no job completed in the window; left out of the medians`);
         runs.push(run);
         ctx.log(`  ${describe(run)}`);
         break;
@@ -118,27 +138,33 @@ export async function stageCost(ctx: BenchContext): Promise<Cost> {
   }
   const med = (kind: Kind) => {
     const of = runs.filter((r) => r.kind === kind);
-    const m = (k: keyof CostRun['cpuMsPerJob']) => median(of.map((r) => r.cpuMsPerJob[k]));
+    // A run that completed no job measured nothing (NaN per job): it is left out, and noted as contended.
+    const m = (k: keyof CostRun['cpuMsPerJob']) => median(of.map((r) => r.cpuMsPerJob[k]).filter(Number.isFinite));
     return { front: m('front'), worker: m('worker'), redis: m('redis'), total: m('total') };
   };
-  const medianByKind = { plain: med('plain'), default: med('default'), disabled: med('disabled') };
+  const medianByKind = { plain: med('plain'), bare: med('bare'), typical: med('typical'), default: med('default'), disabled: med('disabled') };
   const byRound = (kind: Kind) => runs.filter((r) => r.kind === kind).map((r) => r.cpuMsPerJob.total);
   const on = byRound('default');
+  const perRound = (reference: Kind) => byRound(reference).map((x, i) => on[i]! / x).filter(Number.isFinite);
   const off = byRound('disabled');
   const cost: Cost = {
     runs,
     median: medianByKind,
     ratio: medianByKind.default.total / medianByKind.plain.total,
     telemetryShare: medianByKind.default.total / medianByKind.disabled.total - 1,
-    telemetryShareByRound: on.map((x, i) => x / off[i]! - 1),
+    telemetryShareByRound: on.map((x, i) => x / off[i]! - 1).filter(Number.isFinite),
+    ratioBare: medianByKind.default.total / medianByKind.bare.total,
+    ratioTypical: medianByKind.default.total / medianByKind.typical.total,
+    ratioByRound: { plain: perRound('plain'), bare: perRound('bare'), typical: perRound('typical') },
   };
-  ctx.log(`  product ÷ plain BullMQ, CPU per job: ${fmt(cost.ratio, 2)}; telemetry's share ${fmt(cost.telemetryShare * 100, 1)} % (per round ${cost.telemetryShareByRound.map((x) => fmt(x * 100, 1)).join(', ')} %)`);
+  ctx.log(`  ${ratiosText(cost)}`);
+  if (!plan.costProfile) return cost;
 
   // Where the CPU goes: one profiled run of each kind (profiling slows them, so they are not measured).
   const dir = ctx.profileDir ? path.join(ctx.profileDir, 'cost') : path.join(tmpdir(), `bench-cost-profiles-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
   try {
-    for (const kind of KINDS) await runOnce(ctx, kind, dir);
+    for (const kind of PROFILED) await runOnce(ctx, kind, dir);
   } catch (err) {
     // The measured runs stand without the breakdown; the report then has no "where the CPU goes" table.
     ctx.contention.push(`cost stage: a profiled run failed (${(err as Error).message.split('\n')[0]}); no CPU breakdown`);

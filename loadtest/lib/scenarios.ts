@@ -1,6 +1,7 @@
 /** Reads loadtest/scenarios.json and loadtest/thresholds.json (generated from observability/thresholds.yaml). */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseDuration } from '../../scripts/lib/cli';
 
 export interface Stage {
   duration: string;
@@ -24,13 +25,6 @@ export interface LoadThresholds {
 }
 
 export const LOADTEST_DIR = path.resolve(__dirname, '..', __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../loadtest' : '');
-
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!m) throw new Error(`invalid duration "${text}" (use e.g. 500ms, 15s, 2m, 1h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * unit;
-}
 
 export function loadScenarios(file = path.join(LOADTEST_DIR, 'scenarios.json')): ScenarioFile {
   return validateScenarios(JSON.parse(readFileSync(file, 'utf8')) as ScenarioFile, file);
@@ -75,10 +69,4 @@ export function payloadFor(s: ScenarioFile, queue: string, vars: Record<string, 
     if (vars[k] === undefined) throw new Error(`payload for ${queue} needs ${k}`);
     return vars[k];
   });
-}
-
-/** Splits a total (VUs or req/s) across queues by weight, at least 1 each. */
-export function splitByWeight(s: ScenarioFile, total: number): Record<string, number> {
-  const sum = s.mix.reduce((a, m) => a + m.weight, 0);
-  return Object.fromEntries(s.mix.map((m) => [m.queue, Math.max(1, Math.round((total * m.weight) / sum))]));
 }

@@ -60,3 +60,11 @@ export function oneOf<T extends string>(name: string, text: string, allowed: rea
   if (!(allowed as readonly string[]).includes(text)) throw new UsageError(`--${name} must be ${allowed.join(' or ')}, got "${text}"`, usage);
   return text as T;
 }
+
+/** A duration as k6 writes it (500ms, 15s, 2m, 1.5h) → milliseconds; throws on anything else. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  if (!m) throw new Error(`invalid duration "${text}" (use e.g. 500ms, 15s, 2m, 1h)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}

@@ -4,16 +4,14 @@
  * (scripts/stack/status.ts) and each Slack message as it arrives. Ctrl-C stops everything.
  */
 import path from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULT_PORTS, startStack, type Stack } from './stack';
 import { formatSlackMessage } from './slack-receiver';
 import { formatStatus, loadedRecordingRules, readStatus, signalQueries } from './status';
-import { formatReport, runLoad } from '../../loadtest/run';
-import { loadScenarios, parseDuration } from '../../loadtest/lib/scenarios';
 import { repoPath } from '../lib/repo-root';
-import { describeExit } from '../lib/process';
+import { describeExit, startProcess } from '../lib/process';
 import { every } from '../lib/wait';
-import { integerIn, parseFlags, UsageError } from '../lib/cli';
+import { integerIn, parseDuration, parseFlags, UsageError } from '../lib/cli';
 
 const USAGE = `usage: npm run stack -- [--workers N] [--drill] [--redis-cluster] [--slack-url-file FILE] [--status-every 5s] [--log-dir DIR]
        npm run demo  -- [--scenario light] [--faults-after 30s] [same flags]
@@ -71,7 +69,7 @@ export function parseStackArgs(argv: string[]): StackCliOptions {
   );
   const demo = flags.demo === true;
   const scenario = flags.scenario ?? 'light';
-  const known = Object.keys(loadScenarios().scenarios);
+  const known = scenarioNames();
   if (!known.includes(scenario)) throw new UsageError(`--scenario must be one of ${known.join(', ')}, got "${scenario}"`, USAGE);
   if (!demo && (flags.scenario !== undefined || flags['faults-after'] !== undefined)) throw new UsageError('--scenario and --faults-after only apply with --demo', USAGE);
   const slackUrlFile = flags['slack-url-file'];
@@ -89,6 +87,11 @@ export function parseStackArgs(argv: string[]): StackCliOptions {
     logDir: path.resolve(flags['log-dir'] ?? repoPath('.stack/logs')),
     help: flags.help === true,
   };
+}
+
+/** The scenarios the demo can run: read from the load test's data file (the load test itself runs as its own process). */
+function scenarioNames(): string[] {
+  return Object.keys((JSON.parse(readFileSync(repoPath('loadtest', 'scenarios.json'), 'utf8')) as { scenarios: Record<string, unknown> }).scenarios);
 }
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -136,8 +139,17 @@ async function demo(stack: Stack, o: StackCliOptions): Promise<void> {
     );
   }, o.faultsAfterMs);
   try {
-    const report = await runLoad({ scenario: o.scenario, baseUrl: stack.urls.api!, apiKey: stack.apiKey, webhookUrl: stack.urls.receiver!, quiet: true });
-    say(`\n${formatReport(report)}`);
+    // `npm run loadtest` as a user runs it (built to dist/ like this script); its report is printed when it ends.
+    const lines: string[] = [];
+    const load = await startProcess({
+      name: 'loadtest',
+      command: process.execPath,
+      args: [repoPath('dist', 'loadtest', 'run.js'), '--quiet', '--scenario', o.scenario, '--base-url', stack.urls.api!, '--api-key', stack.apiKey, '--webhook-url', stack.urls.receiver!],
+      onLine: (line) => void lines.push(line),
+    });
+    const status = await load.exited;
+    // Exit 1 is a report with a crossed threshold; anything else is a load test that could not run.
+    say(`\n${lines.join('\n')}${status.code === 0 || status.code === 1 ? '' : `\ndemo: the load test failed (${describeExit(status)})`}`);
   } finally {
     clearTimeout(faults);
   }

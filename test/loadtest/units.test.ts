@@ -7,9 +7,10 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { loadScenarios, loadLoadThresholds, parseDuration, payloadFor, splitByWeight, validateScenarios, type ScenarioFile, type LoadThresholds } from '../../loadtest/lib/scenarios';
+import { loadScenarios, loadLoadThresholds, payloadFor, validateScenarios, type ScenarioFile, type LoadThresholds } from '../../loadtest/lib/scenarios';
 import { verdicts } from '../../loadtest/lib/verdict';
-import { lanes, parseArgs, rateConnections, stagePlan } from '../../loadtest/run';
+import { parseDuration } from '../../scripts/lib/cli';
+import { connectionsFor, loadStages, loadTargets, parseArgs } from '../../loadtest/run';
 import { markdownReport, parseProgressiveArgs, summaryFromK6 } from '../../loadtest/progressive';
 import { ROOT } from '../helpers/services';
 import { esmImport } from '../helpers/esm-import';
@@ -65,29 +66,25 @@ t.test('payload templates: ${VARS} filled, a missing one refused', async (t) => 
   t.notMatch(payloadFor(s, 'payments', {}), /\$\{/, 'payments has no template variable');
 });
 
-t.test('mix selection: node runner splits by weight, k6 picks by weight', async (t) => {
+t.test('mix selection: the node runner weights the generator\'s targets, k6 picks by weight', async (t) => {
   const s = loadScenarios();
-  t.same(splitByWeight(s, 100), { payments: 40, notifications: 40, webhooks: 20 });
-  t.same(splitByWeight(s, 2000), { payments: 800, notifications: 800, webhooks: 400 });
-  t.same(splitByWeight(s, 1), { payments: 1, notifications: 1, webhooks: 1 }, 'every queue gets at least one');
   const odd = { ...s, mix: [{ queue: 'a', weight: 3 }, { queue: 'b', weight: 1 }] };
-  t.same(splitByWeight(odd, 8), { a: 6, b: 2 });
-  // VU mode: one connection per VU, each VU one request per think time.
-  t.same(stagePlan(s, 100, undefined), { payments: { connections: 40, rate: 40 }, notifications: { connections: 40, rate: 40 }, webhooks: { connections: 20, rate: 20 } });
-  // Rate mode: the rate split by weight, ~2 req/s per connection so answers up to 500 ms keep the pace.
-  t.same(stagePlan(s, 100, 1000), { payments: { connections: 200, rate: 400 }, notifications: { connections: 200, rate: 400 }, webhooks: { connections: 100, rate: 200 } });
-  t.equal(rateConnections(3), 3, 'never more connections than requests per second');
-  t.equal(rateConnections(10), 5);
-  t.equal(rateConnections(100_000), 1000, 'capped');
-  // Lanes: connections and rate spread over up to 20 autocannon instances started across the first second.
-  const l = lanes({ connections: 45, rate: 90 });
-  t.equal(l.length, 20);
-  t.equal(l.reduce((a, x) => a + x.connections, 0), 45, 'every connection in some lane');
-  t.ok(Math.abs(l.reduce((a, x) => a + x.rate, 0) - 90) < 1e-9, 'the rate split across lanes');
-  t.same(l.map((x) => x.offsetMs).slice(0, 3), [0, 50, 100], 'lanes start 50 ms apart');
-  t.ok(l.every((x) => x.connections >= 1));
-  t.same(lanes({ connections: 2, rate: 2 }), [{ connections: 1, rate: 1, offsetMs: 0 }, { connections: 1, rate: 1, offsetMs: 500 }]);
-  t.same(lanes({ connections: 4, rate: 0.5 }), [{ connections: 4, rate: 0.5, offsetMs: 0 }], 'below 1 req/s: one lane');
+  // VU mode: closed loop, the scenario's VUs with its think time; rate mode: open loop at the total rate.
+  const stages = [{ seconds: 10, target: 100 }, { seconds: 5, target: 20 }];
+  t.same(loadStages(s, stages, undefined), [{ seconds: 10, users: 100, thinkTimeMs: s.thinkTimeMs }, { seconds: 5, users: 20, thinkTimeMs: s.thinkTimeMs }]);
+  t.same(loadStages(s, stages, 1000), [{ seconds: 10, rate: 1000 }, { seconds: 5, rate: 1000 }]);
+  t.equal(connectionsFor(loadStages(s, stages, undefined)), 100, 'one connection per VU of the largest stage');
+  t.equal(connectionsFor([{ seconds: 1, rate: 1000 }]), 500, 'rate mode: answers up to 500 ms keep the pace');
+  t.equal(connectionsFor([{ seconds: 1, rate: 3 }]), 4, 'at least 4');
+  t.equal(connectionsFor([{ seconds: 1, rate: 100_000 }]), 1000, 'capped');
+  // The mix's weights go to the generator; only the idempotent queues send a key.
+  const targets = loadTargets(s, 'http://127.0.0.1:3000/base/', 'http://hooks/h');
+  t.same(targets.map((x) => [x.label, x.weight, x.path, x.idempotencyKeyPrefix]), [
+    ['payments', 40, '/base/v1/queues/payments/jobs', 'loadtest-'],
+    ['notifications', 40, '/base/v1/queues/notifications/jobs', undefined],
+    ['webhooks', 20, '/base/v1/queues/webhooks/jobs', undefined],
+  ]);
+  t.match(JSON.parse(targets[2]!.body), { data: { url: 'http://hooks/h' } }, 'the webhook URL filled in');
   const k6 = await k6Options();
   const counts: Record<string, number> = {};
   for (let i = 0; i < 1000; i++) {

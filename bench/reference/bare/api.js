@@ -1,0 +1,44 @@
+'use strict';
+// The bare reference API of `npm run bench` (bench/stages/cost.ts): what a team writes with Fastify and BullMQ
+// and nothing else — a bearer key, JSON-schema validation, Queue.add with the stack's job options. No telemetry.
+//   REDIS_URL, PORT, API_KEY, QUEUE_PREFIX, JOB_OPTIONS (JSON: attempts, backoff, retention, priority)
+const Fastify = require('fastify');
+const { Queue } = require('bullmq');
+const { Redis } = require('ioredis');
+
+const jobOptions = JSON.parse(process.env.JOB_OPTIONS ?? '{}');
+const queue = new Queue('notifications', { connection: new Redis(process.env.REDIS_URL), prefix: process.env.QUEUE_PREFIX ?? 'bull', defaultJobOptions: jobOptions });
+
+const body = {
+  type: 'object',
+  required: ['data'],
+  additionalProperties: false,
+  properties: {
+    data: {
+      type: 'object',
+      required: ['channel', 'to', 'template'],
+      additionalProperties: false,
+      properties: {
+        channel: { enum: ['email', 'sms', 'push'] },
+        to: { type: 'string', minLength: 1, maxLength: 320 },
+        template: { type: 'string', minLength: 1, maxLength: 128 },
+        variables: { type: 'object' },
+      },
+    },
+  },
+};
+const accepted = { type: 'object', properties: { id: { type: 'string' }, queue: { type: 'string' }, state: { type: 'string' } } };
+
+const app = Fastify();
+app.register(async (jobs) => {
+  jobs.addHook('onRequest', async (request, reply) => {
+    if (request.headers.authorization !== `Bearer ${process.env.API_KEY}`) return reply.code(401).send({ error: 'Unauthorized' });
+  });
+  jobs.post('/v1/queues/notifications/jobs', { schema: { body, response: { 202: accepted } } }, async (request, reply) => {
+    const job = await queue.add('notification', { payload: request.body.data });
+    return reply.code(202).send({ id: job.id, queue: 'notifications', state: 'waiting' });
+  });
+});
+
+app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3000) }).then((address) => console.log(`api listening on ${address}`));
+process.on('SIGTERM', () => app.close().then(() => queue.close()).then(() => process.exit(0)));
