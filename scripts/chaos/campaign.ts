@@ -5,7 +5,7 @@
  * registered for cleanup — processes, the namespace and its veths — which runs on success, on error and on
  * SIGINT (main.ts).
  */
-import { mkdirSync, writeFileSync, type WriteStream } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -15,10 +15,10 @@ import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { every, waitFor } from '../lib/wait';
 import { startCampaignRedis, type CampaignRedis } from './topology';
 import { startRecordingReceiver } from './receiver';
-import { startService, type ServiceInstance } from './services';
+import { startService, type Crash, type ServiceInstance } from './services';
 import { runLoad } from './load';
 import { runFaults, setProviderFaults } from './faults';
-import { buildSchedule, type Topology } from './schedule';
+import { buildSchedule, QUIET_TAIL_S, type Topology } from './schedule';
 import { check, type Charge, type FinalJob, type WorkerCounters } from './checker';
 import { buildReport, writeReport, type CampaignReport } from './report';
 import { removeStaleNamespaces } from './netns';
@@ -84,6 +84,7 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
   const apisN = o.apis ?? 2;
   const ratePerS = o.ratePerS ?? 25;
   mkdirSync(path.join(o.reportDir, 'logs'), { recursive: true });
+  for (const f of ['report.json', 'report.md']) rmSync(path.join(o.reportDir, f), { force: true });
   const schedule = buildSchedule({ seed: o.seed, durationS: o.durationS, topology: o.topology, workers: workersN, apis: apisN });
   log(`chaos: seed ${o.seed}, ${o.topology}, ${o.durationS} s, ${schedule.length} faults scheduled; report in ${o.reportDir}`);
 
@@ -91,7 +92,7 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
     const stale = await removeStaleNamespaces();
     if (stale.length) log(`chaos: removed namespaces left by killed campaigns: ${stale.join(', ')}`);
   }
-  const redis: CampaignRedis = await startCampaignRedis(o.topology, String(process.pid), QUEUE_PREFIX);
+  const redis: CampaignRedis = await startCampaignRedis(o.topology, String(process.pid), QUEUE_PREFIX, path.join(o.reportDir, 'logs'));
   cleanup.add(() => redis.stop());
   log(`chaos: ${redis.describe()}`);
   const receiver = await startRecordingReceiver();
@@ -113,11 +114,12 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
     LOG_LEVEL: 'warn',
   };
   const services: ServiceInstance[] = [];
-  cleanup.add(() => Promise.all(services.map((s) => s.current().stop({ signal: 'SIGKILL' }))));
+  const crashes: Crash[] = [];
+  cleanup.add(() => Promise.all(services.map((s) => s.shutdown())));
   const logDir = path.join(o.reportDir, 'logs');
-  const apis = await Promise.all(Array.from({ length: apisN }, (_, i) => startService('api', i, { ...common, ...redis.apiEnv }, logDir, streams)));
+  const apis = await Promise.all(Array.from({ length: apisN }, (_, i) => startService('api', i, { ...common, ...redis.apiEnv }, logDir, streams, crashes)));
   services.push(...apis);
-  const workers = await Promise.all(Array.from({ length: workersN }, (_, i) => startService('worker', i, { ...common, ...WORKER_STALL, ...redis.workerEnv }, logDir, streams)));
+  const workers = await Promise.all(Array.from({ length: workersN }, (_, i) => startService('worker', i, { ...common, ...WORKER_STALL, ...redis.workerEnv }, logDir, streams, crashes)));
   services.push(...workers);
   log(`chaos: ${apisN} APIs, ${workersN} workers ready`);
 
@@ -156,13 +158,16 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
     },
     loadStart,
     faultsDone.signal,
+    (o.durationS - QUIET_TAIL_S / 2) * 1_000,
   );
   await load.done;
   const loadEndMs = Date.now() - loadStart;
   log(`chaos: load done after ${(loadEndMs / 1000).toFixed(1)} s (${load.intents.length} intents, ${load.history.length} attempts); draining`);
 
   // Heal anything a fault left behind, then wait until no accepted job is waiting, active or delayed.
-  for (const q of ['payments', 'notifications', 'webhooks']) await setProviderFaults({ apis, adminKey }, q, { failureRate: 0, rateLimitRate: 0, timeoutRate: 0, latencyMs: 0 });
+  for (const q of ['payments', 'notifications', 'webhooks']) {
+    await setProviderFaults({ apis, adminKey }, q, { failureRate: 0, rateLimitRate: 0, timeoutRate: 0, latencyMs: 0 }, 120_000);
+  }
   receiver.setHanging(false);
   const target = redis.checkerTarget;
   const client = target.clusterNodes.length
@@ -224,7 +229,7 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
   writeFileSync(path.join(o.reportDir, 'history.jsonl'), load.history.map((a) => JSON.stringify(a)).join('\n') + '\n');
   writeFileSync(path.join(o.reportDir, 'truth.json'), JSON.stringify({ intents: load.intents, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance }, null, 1));
 
-  const result = check({ intents: load.intents, history: load.history, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance, faults: faultLog, loadEndMs, loadStartMs: loadStart });
+  const result = check({ intents: load.intents, history: load.history, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance, faults: faultLog, loadEndMs, loadStartMs: loadStart, crashes: crashes.map((c) => ({ ...c, atMs: c.atMs - loadStart })) });
   const report = buildReport({
     seed: o.seed, topology: o.topology, durationS: o.durationS, schedule, faultLog, result, drainS, redis: redis.describe(),
     settings: { apis: apisN, workers: workersN, ratePerS, ...WORKER_STALL, REDIS_WAIT_REPLICAS: redis.apiEnv.REDIS_WAIT_REPLICAS ?? '0' },

@@ -50,6 +50,8 @@ export interface CheckInput {
   loadEndMs: number;
   /** Epoch ms of the load's start (deliveries carry epoch times). */
   loadStartMs: number;
+  /** API or worker processes that exited without a fault killing them (atMs since the load started). */
+  crashes?: { name: string; atMs: number; exit: string; lastOutput: string }[];
 }
 
 export interface Invariant {
@@ -206,7 +208,7 @@ export function check(input: CheckInput): CheckResult {
   const deliveredAt = input.deliveries.map((d) => d.atMs - input.loadStartMs).sort((a, b) => a - b);
   const firstAfter = (xs: number[], t: number) => xs.find((x) => x >= t) ?? Math.max(t, input.loadEndMs);
   for (const f of input.faults) {
-    if (f.healedMs === undefined) continue;
+    if (f.healedMs === undefined || f.skipped) continue;
     const h = f.healedMs;
     const back =
       f.kind === 'provider_outage' || f.kind === 'provider_429' ? firstAfter(completedAt(f.target), h)
@@ -222,6 +224,12 @@ export function check(input: CheckInput): CheckResult {
   const faultErrors = input.faults.filter((f) => f.error);
 
   const invariants: Invariant[] = [
+    // A campaign in which the stack accepted nothing proves nothing about the rest: availability is checked too.
+    {
+      name: 'the stack accepted most requests (≥ 50 %)',
+      ok: input.intents.length > 0 && accepted.length >= 0.5 * input.intents.length,
+      detail: `${accepted.length} of ${input.intents.length} intents accepted`,
+    },
     { name: 'every accepted job reached a final state', ok: lost === 0, detail: `${accepted.length} accepted, ${lost} not final (lost)` },
     {
       name: 'each accepted payment charged exactly once (completed) or never (failed), with its amount and account',
@@ -240,7 +248,17 @@ export function check(input: CheckInput): CheckResult {
       detail: `completed ${input.counters.completed} counted / ${completed} in Redis, failed ${input.counters.failed} / ${failedJobs}, retries ${input.counters.retries} / ${retries} (attemptsMade − 1); tolerance ${tol} (jobs active at worker kills)`,
     },
     { name: 'no 5xx but the documented 503', ok: bad5xx.length === 0, detail: bad5xx.length ? `${bad5xx.length} answers: ${[...new Set(bad5xx.map((a) => `${a.status} ${a.code ?? ''}`))].join(', ')}` : 'none' },
-    { name: 'every scheduled fault was applied', ok: faultErrors.length === 0, detail: faultErrors.length ? faultErrors.map((f) => `${f.kind}: ${f.error}`).join('; ') : `${input.faults.length} applied` },
+    {
+      name: 'no API or worker exited on its own',
+      ok: (input.crashes ?? []).length === 0,
+      detail: (input.crashes ?? []).length
+        ? (input.crashes ?? []).map((c) => `${c.name} exited ${c.exit} at ${(c.atMs / 1000).toFixed(1)} s: ${c.lastOutput.split('\n').at(-1)?.slice(0, 300)}`).join('; ')
+        : 'none',
+    },
+    { name: 'every scheduled fault was applied', ok: faultErrors.length === 0,
+      detail: `${input.faults.filter((f) => !f.skipped && !f.error).length} applied, ${input.faults.filter((f) => f.skipped).length} skipped (lane busy past the load)` +
+        (faultErrors.length ? `; failed: ${faultErrors.map((f) => `${f.kind}: ${f.error?.split('\n')[0]}`).join('; ')}` : ''),
+    },
   ];
 
   let firstFailure: CheckResult['firstFailure'];

@@ -18,6 +18,8 @@ export interface FaultRecord {
   startedMs: number;
   healedMs?: number;
   error?: string;
+  /** Not injected: its lane was still busy with earlier faults when the load ended (a slow, loaded machine). */
+  skipped?: boolean;
 }
 
 export interface FaultTargets {
@@ -61,8 +63,7 @@ async function apply(f: ScheduledFault, t: FaultTargets, heal: () => void): Prom
     case 'api_kill': {
       const svc = (f.kind === 'worker_kill' ? t.workers : t.apis)[Number(f.target)]!;
       if (f.kind === 'worker_kill') await t.beforeWorkerKill(svc);
-      svc.current().signal('SIGKILL');
-      await svc.current().exited;
+      await svc.kill();
       await delay(ms);
       await svc.restart();
       return heal();
@@ -110,7 +111,9 @@ const LANE_OF: Record<FaultKind, string> = {
  * recorded with its error (and the campaign fails on it): a chaos run whose faults silently did nothing proves
  * nothing.
  */
-export async function runFaults(schedule: readonly ScheduledFault[], t: FaultTargets, startMs: number, signal: AbortSignal): Promise<FaultRecord[]> {
+export async function runFaults(
+  schedule: readonly ScheduledFault[], t: FaultTargets, startMs: number, signal: AbortSignal, lastStartMs: number,
+): Promise<FaultRecord[]> {
   const records: FaultRecord[] = [];
   const lanes = new Map<string, ScheduledFault[]>();
   for (const f of schedule) lanes.set(LANE_OF[f.kind], [...(lanes.get(LANE_OF[f.kind]) ?? []), f]);
@@ -122,6 +125,11 @@ export async function runFaults(schedule: readonly ScheduledFault[], t: FaultTar
         if (signal.aborted) return;
         const rec: FaultRecord = { kind: f.kind, target: f.target, plannedAtS: f.atS, startedMs: Date.now() - startMs };
         records.push(rec);
+        if (rec.startedMs > lastStartMs) {
+          rec.skipped = true;
+          t.log(`fault ${f.kind} planned at ${f.atS} s skipped: its lane was busy until after the load`);
+          continue;
+        }
         t.log(`fault ${f.kind} ${f.target} for ${f.durationS} s at ${(rec.startedMs / 1000).toFixed(1)} s`);
         try {
           await apply(f, t, () => (rec.healedMs = Date.now() - startMs));

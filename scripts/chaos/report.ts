@@ -34,7 +34,7 @@ export function buildReport(o: {
   result: CheckResult; drainS: number; redis: string; settings: Record<string, string | number>;
 }): CampaignReport {
   const faults: CampaignReport['faults'] = {};
-  for (const f of o.faultLog) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
+  for (const f of o.faultLog.filter((x) => !x.skipped)) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
   const recoveryS: CampaignReport['recoveryS'] = {};
   for (const [k, v] of Object.entries(o.result.recoveryS)) recoveryS[k as FaultKind] = { max: v.max, p95: v.p95 };
   return {
@@ -115,7 +115,7 @@ export function renderMarkdown(r: CampaignReport): string {
     '## What happened',
     '',
     '```',
-    ...r.faultLog.map((f) => `${(f.startedMs / 1000).toFixed(1).padStart(6)}–${((f.healedMs ?? f.startedMs) / 1000).toFixed(1).padStart(6)} s  ${f.kind.padEnd(15)} ${f.target}${f.error ? `  ERROR ${f.error}` : ''}`),
+    ...r.faultLog.map((f) => `${(f.startedMs / 1000).toFixed(1).padStart(6)}–${((f.healedMs ?? f.startedMs) / 1000).toFixed(1).padStart(6)} s  ${f.kind.padEnd(15)} ${f.target}${f.skipped ? '  skipped (lane busy past the load)' : ''}${f.error ? `  ERROR ${f.error.split('\n')[0]}` : ''}`),
     '```',
     '',
   );

@@ -60,3 +60,23 @@ export async function startSentinelProxy(o: { sentinelPort: number; masterName: 
     },
   };
 }
+
+/**
+ * Its own process (topology.ts starts it), so the campaign's load generator never delays the bytes between the
+ * services and Redis: `node sentinel-proxy.js <sentinel port> <master name>` prints {"proxyPort":N} when listening.
+ */
+if (require.main === module) {
+  const [sentinelPort, masterName] = process.argv.slice(2);
+  startSentinelProxy({ sentinelPort: Number(sentinelPort), masterName: masterName ?? 'chaos' }).then(
+    (p) => {
+      process.stdout.write(`${JSON.stringify({ proxyPort: p.port })}\n`);
+      const stop = () => void p.close().finally(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    },
+    (err: Error) => {
+      process.stderr.write(`sentinel proxy: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

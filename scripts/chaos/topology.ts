@@ -9,7 +9,7 @@
  * - cluster: the local 3+3 Redis Cluster (scripts/lib/redis-cluster.ts); failover = SIGKILL of the master that
  *   owns the payments slot; REDIS_WAIT_REPLICAS=1.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,6 @@ import { startRedisCluster, type RedisClusterHandle } from '../lib/redis-cluster
 import { waitFor, delay } from '../lib/wait';
 import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { createRedisNamespace, type RedisNamespace } from './netns';
-import { startSentinelProxy, type SentinelProxy } from './sentinel-proxy';
 import type { Topology } from './schedule';
 
 export interface CampaignRedis {
@@ -55,9 +54,10 @@ function ping(host: string, port: number): Promise<boolean> {
 
 const REDIS_ARGS = ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory', '512mb', '--maxmemory-policy', 'noeviction'];
 
-export async function startCampaignRedis(topology: Topology, tag: string, queuePrefix: string): Promise<CampaignRedis> {
+/** @param logDir where the Sentinel's output goes (sentinel.log): its +sdown/+switch-master lines explain a failover. */
+export async function startCampaignRedis(topology: Topology, tag: string, queuePrefix: string, logDir: string): Promise<CampaignRedis> {
   if (topology === 'single') return startSingle(tag);
-  if (topology === 'replicated') return startReplicated();
+  if (topology === 'replicated') return startReplicated(logDir);
   return startCluster(queuePrefix);
 }
 
@@ -117,13 +117,15 @@ async function startSingle(tag: string): Promise<CampaignRedis> {
 
 const MASTER_NAME = 'chaos';
 
-async function startReplicated(): Promise<CampaignRedis> {
+async function startReplicated(logDir: string): Promise<CampaignRedis> {
   const dir = mkdtempSync(path.join(tmpdir(), 'chaos-sentinel-'));
   const started: RedisServer[] = [];
   let sentinel: ManagedProcess | undefined;
-  let proxy: SentinelProxy | undefined;
+  let proxy: ManagedProcess | undefined;
+  let sentinelClient: Redis | undefined;
   const stop = async () => {
-    await proxy?.close();
+    sentinelClient?.disconnect();
+    await proxy?.stop({ signal: 'SIGKILL' });
     await sentinel?.stop({ signal: 'SIGKILL' });
     for (const s of started) {
       s.signal('SIGCONT');
@@ -134,11 +136,15 @@ async function startReplicated(): Promise<CampaignRedis> {
   try {
     const primary = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir });
     started.push(primary);
-    const replica = await startRedisServer({
-      appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir,
-      extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)],
-    });
+    // No --replicaof on the command line: a restarted node must come back as whatever Sentinel says (it boots as
+    // a master no client reaches, the proxy following Sentinel, and Sentinel turns it into a replica), never as a
+    // replica of a node that meanwhile became a replica itself.
+    const replica = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir });
     started.push(replica);
+    const r = new Redis(replica.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    r.on('error', () => undefined);
+    await r.call('REPLICAOF', '127.0.0.1', String(primary.port));
+    r.disconnect();
     const sentinelPort = await freePort();
     const conf = path.join(dir, 'sentinel.conf');
     // down-after 3 s: a freeze shorter than that is waited out; a longer one (or a kill) is failed over.
@@ -146,10 +152,17 @@ async function startReplicated(): Promise<CampaignRedis> {
       `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
       `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primary.port} 1`,
       `sentinel down-after-milliseconds ${MASTER_NAME} 3000`,
-      `sentinel failover-timeout ${MASTER_NAME} 10000`,
+      // Sentinel waits 2 × failover-timeout before it tries a failover of the same master again.
+      `sentinel failover-timeout ${MASTER_NAME} 4000`,
       `sentinel parallel-syncs ${MASTER_NAME} 1`, '',
     ].join('\n'));
-    sentinel = await startProcess({ name: 'redis-sentinel', command: 'redis-server', args: [conf, '--sentinel'], ready: { probe: () => ping('127.0.0.1', sentinelPort) } });
+    const sentinelLog = createWriteStream(path.join(logDir, 'sentinel.log'), { flags: 'a' });
+    sentinel = await startProcess({
+      name: 'redis-sentinel', command: 'redis-server', args: [conf, '--sentinel'],
+      onLine: (line) => sentinelLog.write(`${line}\n`),
+      ready: { probe: () => ping('127.0.0.1', sentinelPort) },
+    });
+    void sentinel.exited.then(() => sentinelLog.end());
     const s = new Redis(sentinelPort, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
     s.on('error', () => undefined);
     await waitFor(async () => {
@@ -157,20 +170,32 @@ async function startReplicated(): Promise<CampaignRedis> {
       const replicas = (await s.call('SENTINEL', 'REPLICAS', MASTER_NAME)) as string[][];
       return replicas.some((r) => r.join(' ').includes('flags slave') || r[r.indexOf('flags') + 1] === 'slave');
     }, { timeoutMs: 30_000, intervalMs: 250, what: 'Sentinel sees the replica' });
-    s.disconnect();
-    proxy = await startSentinelProxy({ sentinelPort, masterName: MASTER_NAME });
-    const url = `redis://127.0.0.1:${proxy.port}`;
-    const byPort = (port: number) => started.find((x) => x.port === port)!;
-    const currentMaster = () => byPort(proxy!.master().port);
-    const p = proxy;
+    sentinelClient = s;
+    let proxyPort = 0;
+    proxy = await startProcess({
+      name: 'sentinel-proxy', command: process.execPath, args: [path.join(__dirname, 'sentinel-proxy.js'), String(sentinelPort), MASTER_NAME],
+      onLine: (line) => {
+        const m = /"proxyPort":(\d+)/.exec(line);
+        if (m) proxyPort = Number(m[1]);
+      },
+      ready: { line: '"proxyPort"' },
+    });
+    const url = `redis://127.0.0.1:${proxyPort}`;
+    const masterPort = async () => Number(((await s.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [string, string])[1]);
+    const currentMaster = async () => {
+      const port = await masterPort();
+      const m = started.find((x) => x.port === port);
+      if (!m) throw new Error(`Sentinel names master :${port}, not one of ours`);
+      return m;
+    };
     return {
       topology: 'replicated',
       apiEnv: { REDIS_URL: url, REDIS_WAIT_REPLICAS: '1' },
       workerEnv: { REDIS_URL: url },
       checkerTarget: { url, clusterNodes: [] },
-      describe: () => `primary :${primary.port} + replica :${replica.port} (AOF everysec) + Sentinel :${sentinelPort}; clients via the master-following proxy :${p.port}`,
+      describe: () => `primary :${primary.port} + replica :${replica.port} (AOF everysec) + Sentinel :${sentinelPort}; clients via the master-following proxy :${proxyPort}`,
       freeze: async (ms) => {
-        const m = currentMaster();
+        const m = await currentMaster();
         m.signal('SIGSTOP');
         try {
           await delay(ms);
@@ -179,11 +204,11 @@ async function startReplicated(): Promise<CampaignRedis> {
         }
       },
       failover: async (ms) => {
-        const m = currentMaster();
+        const m = await currentMaster();
         m.signal('SIGKILL');
         await m.managed.exited;
         try {
-          await waitFor(() => p.master().port !== m.port, { timeoutMs: 30_000, intervalMs: 100, what: 'Sentinel promotes the replica' });
+          await waitFor(async () => (await masterPort()) !== m.port, { timeoutMs: 60_000, intervalMs: 100, what: 'Sentinel promotes the replica' });
           await delay(ms);
         } finally {
           await m.restart();

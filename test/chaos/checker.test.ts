@@ -106,3 +106,18 @@ t.test('a 500 fails; a 503 does not; counters off by more than the tolerance fai
   counts.countTolerance = 2;
   t.same(failed(check(counts)), [], 'within the jobs in flight at a kill');
 });
+
+t.test('a campaign in which nothing was accepted fails (it proves nothing)', async (t) => {
+  const input = cleanHistory();
+  for (const it of input.intents) {
+    delete it.jobId;
+    it.refused = 'gave_up';
+  }
+  input.history = input.history.map((a) => ({ ...a, status: 503, code: 'REDIS_UNAVAILABLE', jobId: undefined }));
+  input.charges = [];
+  input.deliveries = [];
+  input.counters = { completed: 0, failed: 0, retries: 0 };
+  const r = check(input);
+  t.same(failed(r), ['the stack accepted most requests (≥ 50 %)']);
+  t.same(r.requests.refusedReasons, { gave_up: 9 });
+});
