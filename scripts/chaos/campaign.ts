@@ -41,9 +41,14 @@ export class Cleanup {
   add(step: () => Promise<unknown>): void {
     this.steps.push(step);
   }
+  /** Each step gets at most 15 s: a hung close must not keep the namespace and veths (the last steps) around. */
   run(): Promise<void> {
     this.running ??= (async () => {
-      for (const step of this.steps.reverse()) await step().catch(() => undefined);
+      for (const step of this.steps.reverse()) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([step().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 15_000)))]);
+        clearTimeout(timer);
+      }
     })();
     return this.running;
   }
@@ -188,7 +193,7 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
       }
       return true;
     },
-    { timeoutMs: 240_000, intervalMs: 1_000, what: 'every queue drained (nothing waiting, active or delayed)' },
+    { timeoutMs: 150_000, intervalMs: 1_000, what: 'every queue drained (nothing waiting, active or delayed)' },
   ).catch((err: Error) => log(`chaos: ${err.message}; checking what is there`));
   const drainS = Math.round((Date.now() - drainStart) / 100) / 10;
   await sampler.stop();

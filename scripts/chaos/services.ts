@@ -4,7 +4,7 @@
  * <report>/logs/<name>.log.
  *
  * Supervised like an orchestrator would: a process that exits while starting (the API refuses to boot while Redis
- * is unreachable) is started again after 1 s, for up to 2 minutes; a process that exits without being killed by
+ * is unreachable) is started again after 1 s, for up to a minute; a process that exits without being killed by
  * a fault is recorded as a crash (an invariant of the checker) and started again.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -41,7 +41,7 @@ export interface ServiceInstance {
 }
 
 const httpOk = (url: string) => async () => (await fetch(url, { signal: AbortSignal.timeout(2_000) })).ok;
-const RESTART_FOR_MS = 120_000;
+const RESTART_FOR_MS = 60_000;
 
 export async function startService(
   kind: 'api' | 'worker', index: number, env: Record<string, string>, logDir: string, streams: WriteStream[], crashes: Crash[],
@@ -70,7 +70,7 @@ export async function startService(
       env: fullEnv,
       onLine: (line) => log.write(`${line}\n`),
       ready: { probe: ready },
-      readyTimeoutMs: 60_000,
+      readyTimeoutMs: 45_000,
     });
   };
   const launch = async (): Promise<void> => {
