@@ -212,6 +212,15 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
       failedReason: job.failedReason,
     };
   }
+  const allFinished = { completed: 0, failed: 0, retries: 0 };
+  for (const q of Object.values(queues)) {
+    for (const state of ['completed', 'failed'] as const) {
+      for (const job of await q.getJobs([state], 0, -1)) {
+        allFinished[state]++;
+        allFinished.retries += Math.max(0, job.attemptsMade - 1);
+      }
+    }
+  }
   const charges: Charge[] = [];
   const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client];
   const chargePrefix = `${QUEUE_PREFIX}:simulated-provider:charges:`;
@@ -234,7 +243,7 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
   writeFileSync(path.join(o.reportDir, 'history.jsonl'), load.history.map((a) => JSON.stringify(a)).join('\n') + '\n');
   writeFileSync(path.join(o.reportDir, 'truth.json'), JSON.stringify({ intents: load.intents, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance }, null, 1));
 
-  const result = check({ intents: load.intents, history: load.history, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance, faults: faultLog, loadEndMs, loadStartMs: loadStart, crashes: crashes.map((c) => ({ ...c, atMs: c.atMs - loadStart })) });
+  const result = check({ intents: load.intents, history: load.history, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance, allFinished, faults: faultLog, loadEndMs, loadStartMs: loadStart, crashes: crashes.map((c) => ({ ...c, atMs: c.atMs - loadStart })) });
   const report = buildReport({
     seed: o.seed, topology: o.topology, durationS: o.durationS, schedule, faultLog, result, drainS, redis: redis.describe(),
     settings: { apis: apisN, workers: workersN, ratePerS, ...WORKER_STALL, REDIS_WAIT_REPLICAS: redis.apiEnv.REDIS_WAIT_REPLICAS ?? '0' },

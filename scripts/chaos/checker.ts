@@ -45,6 +45,11 @@ export interface CheckInput {
   counters: WorkerCounters;
   /** Jobs that were active when a worker was killed: counts may differ by at most this many. */
   countTolerance: number;
+  /**
+   * Every finished job in Redis, accepted or not (a 503 can come after the add applied, and a client that gives
+   * up never learns the job's id): what the worker counters count. Default: the accepted jobs' final states.
+   */
+  allFinished?: { completed: number; failed: number; retries: number };
   faults: FaultRecord[];
   /** ms since the load started when the load ended (recovery not seen by then is measured to it). */
   loadEndMs: number;
@@ -171,9 +176,9 @@ export function check(input: CheckInput): CheckResult {
 
   // 4. Worker counters against the final states.
   const finalJobs = accepted.map((i) => input.jobs[i.jobId!]).filter((j): j is FinalJob => !!j);
-  const completed = finalJobs.filter((j) => j.state === 'completed').length;
-  const failedJobs = finalJobs.filter((j) => j.state === 'failed').length;
-  const retries = finalJobs.reduce((s, j) => s + Math.max(0, j.attemptsMade - 1), 0);
+  const completed = input.allFinished?.completed ?? finalJobs.filter((j) => j.state === 'completed').length;
+  const failedJobs = input.allFinished?.failed ?? finalJobs.filter((j) => j.state === 'failed').length;
+  const retries = input.allFinished?.retries ?? finalJobs.reduce((s, j) => s + Math.max(0, j.attemptsMade - 1), 0);
   const tol = input.countTolerance;
   const within = (a: number, b: number) => Math.abs(a - b) <= tol;
 
