@@ -14,6 +14,8 @@ declare -A deb=(
   [wrk]=wrk
   # The console's browser test drives Debian's Chromium through playwright-core, which never downloads a browser.
   [chromium]=chromium
+  # npm run chaos puts Redis in its own network namespace (ip netns + a veth pair) to partition the workers.
+  [ip]=iproute2
 )
 missing=()
 for bin in "${!deb[@]}"; do command -v "$bin" >/dev/null 2>&1 || missing+=("${deb[$bin]}"); done

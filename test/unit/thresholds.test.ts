@@ -57,7 +57,9 @@ t.test('values are checked: durations, links, ratios, levels, and required keys'
     [/loadtest_error_ratio must be a ratio/, (d) => (d.loadtest_error_ratio = '5%')],
     [/defaults\.http_p95_ms must be a positive number of milliseconds/, (d) => (d.defaults.http_p95_ms = 0)],
     [/queues\.webhooks\.job_error_ratio\.critical/, (d) => (d.queues.webhooks.job_error_ratio = { warning: 0.1 })],
-    [/queues\.notifications\.active_jobs: warning must be below critical/, (d) => (d.queues.notifications.active_jobs = { warning: 9, critical: 3 })],
+    [/queues\.notifications\.queue_depth: warning must be below critical/, (d) => (d.queues.notifications.queue_depth = { warning: 9, critical: 3 })],
+    [/saturation\.busy_ratio must be a ratio/, (d) => (d.saturation.busy_ratio = 1.5)],
+    [/outbound\.circuit_open_for must be a Prometheus duration/, (d) => (d.outbound.circuit_open_for = "a minute")],
     [/api_5xx_ratio: warning must be below critical/, (d) => (d.api_5xx_ratio = { warning: 0.05, critical: 0.05 })],
   ];
   for (const [expected, mutate] of cases) {
