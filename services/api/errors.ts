@@ -83,10 +83,14 @@ export function isRedisOom(err: unknown): boolean {
   return /^OOM command not allowed/.test((err as Error)?.message ?? '');
 }
 
-/** Errors that mean "Redis is unreachable, frozen or closing" (ioredis / BullMQ messages), as opposed to bugs. */
+/**
+ * Errors that mean "Redis is unreachable, frozen, closing or not (yet) the master" (ioredis / BullMQ messages), as
+ * opposed to bugs. READONLY / LOADING / MASTERDOWN are what a node answers during a failover or a restart: the
+ * client must retry, so they are 503s, never 500s (found by the fault campaign, scripts/chaos/).
+ */
 export function isRedisError(err: unknown): err is Error {
   const msg = (err as Error)?.message ?? '';
-  return /Connection is closed|CLUSTERDOWN|TRYAGAIN|Cluster redirections|slots cache|startup nodes|Cluster isn't ready|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Command timed out|ETIMEDOUT|max retries|ECONNRESET|connection is (?!ready)/i.test(
+  return /^(READONLY|LOADING|MASTERDOWN)\b|Connection is closed|CLUSTERDOWN|TRYAGAIN|Cluster redirections|slots cache|startup nodes|Cluster isn't ready|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Command timed out|ETIMEDOUT|max retries|ECONNRESET|connection is (?!ready)/i.test(
     msg,
   );
 }
