@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const outboundGuard = createTelemetryGuard((what, err) => log.error({ err, what }, 'telemetry call failed; ignored'));
   const outboundError = (err: unknown) => log.warn({ err: (err as Error).message }, 'outbound state unavailable in Redis; calls let through');
   const boundary = new OutboundBoundary(
-    new CircuitBreakers(circuitStore, OUTBOUND_POLICY.breaker, outboundMetrics, outboundError),
+    new CircuitBreakers(circuitStore, OUTBOUND_POLICY.breaker, outboundMetrics, outboundError, config.circuitBreakers),
     new OutboundQuotas(connection, config.queuePrefix, config.outboundQuotas, OUTBOUND_POLICY.aimd, outboundMetrics, outboundError),
     outboundMetrics,
     outboundGuard,

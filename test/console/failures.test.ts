@@ -27,7 +27,9 @@ const traceparent = () => {
 
 t.test('two causes → two groups with their counts, reasons, samples and trace ids', async (t) => {
   const p = await startPipeline(t);
-  await p.startWorker({ WORKER_QUEUES: 'notifications', WORKER_TIMEOUT_MS_NOTIFICATIONS: '300' });
+  // These cases need jobs that fail for good: with a breaker, a dependency failing every call opens its circuit
+  // and the jobs wait for it instead (test/fault/circuit-outage.test.ts covers that).
+  await p.startWorker({ WORKER_QUEUES: 'notifications', WORKER_TIMEOUT_MS_NOTIFICATIONS: '300', OUTBOUND_CIRCUIT_BREAKERS: 'false' });
 
   await p.setFaults('notifications', { failureRate: 1 });
   const traces: string[] = [];
@@ -89,7 +91,7 @@ t.test('replay: limits, skipped jobs, fresh attempts, counted and audited, payme
   const { logger, lines } = captureLogs();
   const p = await startPipeline(t, {}, { logger });
   const { app, adminAuth, auth } = p;
-  await p.startWorker({ WORKER_QUEUES: 'payments' });
+  await p.startWorker({ WORKER_QUEUES: 'payments', OUTBOUND_CIRCUIT_BREAKERS: 'false' });
 
   await p.setFaults('payments', { failureRate: 1 });
   const ids: string[] = [];

@@ -20,6 +20,9 @@ export const WorkerEnv = Type.Object({
   WEBHOOK_MAX_PER_HOST: Type.Integer({ minimum: 1, maximum: 1000, default: 2 }),
   // name=N/unit[,…] over the catalog's outbound quotas (config/outbound.ts).
   OUTBOUND_RATE_LIMITS: Type.String({ default: '' }),
+  // false: no circuit breaker at the outbound boundary (quotas and AIMD stay) — for a dependency that has its own
+  // protection in front of it, or a drill or test that needs an outage to fail jobs through their attempts.
+  OUTBOUND_CIRCUIT_BREAKERS: Type.Boolean({ default: true }),
 });
 export type WorkerEnv = Static<typeof WorkerEnv>;
 
@@ -91,6 +94,8 @@ export function workerConfig(env: WorkerEnv, queueEnv: PerQueueEnv, thresholdsFi
     },
     /** Outbound quotas per dependency: the catalog's, overridden by OUTBOUND_RATE_LIMITS. */
     outboundQuotas: parseOutboundRateLimits(env.OUTBOUND_RATE_LIMITS),
+    /** OUTBOUND_CIRCUIT_BREAKERS: false lets every call through whatever its dependency did. */
+    circuitBreakers: env.OUTBOUND_CIRCUIT_BREAKERS,
     webhooks: {
       signingSecret: secret,
       allowPrivate: env.WEBHOOK_ALLOW_PRIVATE,

@@ -32,6 +32,8 @@ interface LocalCircuit {
   usedAt: number;
   ok: number;
   fail: number;
+  /** When this process last saw the dependency fail: within a breaker window of it, admissions read Redis. */
+  failedAt: number;
   syncing?: Promise<void>;
 }
 
@@ -48,13 +50,15 @@ export class CircuitBreakers {
     private readonly policy: BreakerPolicy,
     private readonly events: CircuitEvents,
     private readonly onError: (err: unknown) => void = () => undefined,
+    /** false (OUTBOUND_CIRCUIT_BREAKERS=false): every call passes and nothing is recorded. */
+    private readonly enabled = true,
   ) {}
 
   private local(dependency: OutboundDependency, target: string, now: number): LocalCircuit {
     const key = `${dependency}\u0000${target}`;
     let c = this.circuits.get(key);
     if (!c) {
-      c = { state: 'closed', nextProbeAt: 0, syncedAt: 0, usedAt: now, ok: 0, fail: 0 };
+      c = { state: 'closed', nextProbeAt: 0, syncedAt: 0, usedAt: now, ok: 0, fail: 0, failedAt: 0 };
       this.circuits.set(key, c);
       if (now - this.lastSweep > IDLE_MS) this.sweep(now);
     }
@@ -97,9 +101,12 @@ export class CircuitBreakers {
 
   /** May this call go out? Closed: yes, from memory. Open: no, until its probe time; then one probe across replicas. */
   async admit(dependency: OutboundDependency, target: string): Promise<Admission> {
+    if (!this.enabled) return { kind: 'pass' };
     const now = Date.now();
     const c = this.local(dependency, target, now);
-    if (now - c.syncedAt > REFRESH_MS) await this.sync(dependency, target, c);
+    // Healthy: the cached state (≤ REFRESH_MS old) decides, no round trip. Failing lately: the circuit may have
+    // opened on another replica a moment ago, so the shared state decides every admission until the window passes.
+    if (now - c.syncedAt > REFRESH_MS || now - c.failedAt < this.policy.windowMs) await this.sync(dependency, target, c);
     if (c.state === 'closed') return { kind: 'pass' };
     if (c.state === 'open' && Date.now() < c.nextProbeAt) return { kind: 'open', retryAt: c.nextProbeAt, state: 'open' };
     const token = randomUUID();
@@ -119,6 +126,7 @@ export class CircuitBreakers {
 
   /** The call's outcome for the breaker: `true` the dependency answered, `false` it failed (5xx, 408, timeout, network). */
   async record(dependency: OutboundDependency, target: string, admission: Admission, ok: boolean): Promise<void> {
+    if (!this.enabled) return;
     const c = this.local(dependency, target, Date.now());
     if (admission.kind === 'probe') {
       try {
@@ -130,7 +138,10 @@ export class CircuitBreakers {
     }
     if (admission.kind !== 'pass') return;
     if (ok) c.ok++;
-    else c.fail++;
+    else {
+      c.fail++;
+      c.failedAt = Date.now();
+    }
     if (!ok || c.ok >= BATCH_SIZE) await this.sync(dependency, target, c);
   }
 
