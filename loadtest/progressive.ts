@@ -14,7 +14,7 @@ import { loadScenarios, LOADTEST_DIR } from './lib/scenarios';
 import { runLoad } from './run';
 import type { QueueResult } from './lib/verdict';
 import { judgeJobs, markJobs, type JobsReport, type JobsVerdictOptions } from './verdict';
-import { httpUrl, oneOf, parseDuration, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
+import { durationFlag, httpUrl, oneOf, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 
 export interface RunSummary {
   scenario: string;
@@ -207,13 +207,7 @@ export function parseProgressiveArgs(argv: string[], env: Record<string, string 
   const apiKey = flags['api-key'] ?? env.API_KEY;
   if (!apiKey) throw new UsageError("--api-key (or API_KEY) is required: one of the API's API_KEYS", USAGE);
   const runner = oneOf('runner', flags.runner ?? (hasK6 ? 'k6' : 'node'), ['k6', 'node'] as const, USAGE);
-  if (flags.duration) {
-    try {
-      parseDuration(flags.duration);
-    } catch (err) {
-      throw new UsageError(`--duration: ${(err as Error).message}`, USAGE);
-    }
-  }
+  durationFlag('duration', flags.duration, USAGE); // checked here; the stages read it again
   const remoteWrite = flags['remote-write'] ?? env.K6_PROMETHEUS_RW_SERVER_URL;
   const baseUrl = httpUrl('base-url', flags['base-url'] ?? env.BASE_URL ?? 'http://127.0.0.1:3000', USAGE);
   const prometheusUrl = flags['prometheus-url'] ?? env.PROMETHEUS_URL;

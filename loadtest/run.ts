@@ -17,7 +17,7 @@ import path from 'node:path';
 import { loadLoadThresholds, loadScenarios, payloadFor, LOADTEST_DIR, type ScenarioFile } from './lib/scenarios';
 import { verdicts, type QueueResult, type Verdict } from './lib/verdict';
 import { formatJobsReport, judgeJobs, markJobs, type JobsReport, type JobsVerdictOptions } from './verdict';
-import { httpUrl, parseDuration, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
+import { durationFlag, httpUrl, parseDuration, parseFlags, positiveNumber, UsageError } from '../scripts/lib/cli';
 import { startLoad, type LoadStage, type LoadTally, type LoadTarget } from '../scripts/lib/load-generator';
 
 export interface RunOptions {
@@ -227,21 +227,8 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
   const help = flags.help === true;
   const apiKey = flags['api-key'] ?? env.API_KEY ?? '';
   if (!apiKey && !help) throw new UsageError("--api-key (or API_KEY) is required: one of the API's API_KEYS", USAGE);
-  if (flags.duration) {
-    try {
-      parseDuration(flags.duration);
-    } catch (err) {
-      throw new UsageError(`--duration: ${(err as Error).message}`, USAGE);
-    }
-  }
-  let drainTimeoutMs: number | undefined;
-  if (flags['drain-timeout']) {
-    try {
-      drainTimeoutMs = parseDuration(flags['drain-timeout']);
-    } catch (err) {
-      throw new UsageError(`--drain-timeout: ${(err as Error).message}`, USAGE);
-    }
-  }
+  durationFlag('duration', flags.duration, USAGE); // checked here; the stages read it again
+  const drainTimeoutMs = durationFlag('drain-timeout', flags['drain-timeout'], USAGE);
   const scenario = flags.scenario ?? env.SCENARIO ?? 'smoke';
   if (!help) {
     const known = Object.keys(loadScenarios().scenarios);

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { forQueue, loadThresholds, type Thresholds } from '../services/common/thresholds';
 import type { Verdict } from './lib/verdict';
 import { LOADTEST_DIR, loadScenarios } from './lib/scenarios';
-import { httpUrl, parseDuration, parseFlags, UsageError } from '../scripts/lib/cli';
+import { durationFlag, httpUrl, parseFlags, UsageError } from '../scripts/lib/cli';
 
 export interface JobsVerdictOptions {
   /** The API (its /queue/metrics endpoint): the source without Prometheus. */
@@ -240,14 +240,7 @@ export function parseVerdictArgs(argv: string[], env: Record<string, string | un
     },
     USAGE,
   );
-  let drainTimeoutMs: number | undefined;
-  if (flags['drain-timeout']) {
-    try {
-      drainTimeoutMs = parseDuration(flags['drain-timeout']);
-    } catch (err) {
-      throw new UsageError(`--drain-timeout: ${(err as Error).message}`, USAGE);
-    }
-  }
+  const drainTimeoutMs = durationFlag('drain-timeout', flags['drain-timeout'], USAGE);
   const prometheusUrl = flags['prometheus-url'] ?? env.PROMETHEUS_URL;
   return {
     help: flags.help === true,

@@ -42,6 +42,16 @@ export interface CampaignRedis {
 }
 
 /** True when host:port answers PING with +PONG within 1 s. */
+/** SIGSTOP a Redis process, SIGCONT it after `ms`, whatever happens meanwhile. */
+async function freezeFor(node: { signal(sig: NodeJS.Signals): void }, ms: number): Promise<void> {
+  node.signal('SIGSTOP');
+  try {
+    await delay(ms);
+  } finally {
+    node.signal('SIGCONT');
+  }
+}
+
 function ping(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect(port, host);
@@ -89,14 +99,7 @@ async function startSingle(tag: string): Promise<CampaignRedis> {
     workerEnv: { REDIS_URL: `redis://${ns.workerAddress}:${port}` },
     checkerTarget: { url: apiUrl, clusterNodes: [] },
     describe: () => `one redis-server (AOF everysec) in netns ${ns.name}: workers via ${ns.workerAddress}, API via ${ns.apiAddress}`,
-    freeze: async (ms) => {
-      server.signal('SIGSTOP');
-      try {
-        await delay(ms);
-      } finally {
-        server.signal('SIGCONT');
-      }
-    },
+    freeze: (ms) => freezeFor(server, ms),
     failover: () => Promise.reject(new Error('single topology: no replica to fail over to')),
     partition: async (ms) => {
       await ns.setWorkersLinkDown(true);
@@ -194,15 +197,7 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
       workerEnv: { REDIS_URL: url },
       checkerTarget: { url, clusterNodes: [] },
       describe: () => `primary :${primary.port} + replica :${replica.port} (AOF everysec) + Sentinel :${sentinelPort}; clients via the master-following proxy :${proxyPort}`,
-      freeze: async (ms) => {
-        const m = await currentMaster();
-        m.signal('SIGSTOP');
-        try {
-          await delay(ms);
-        } finally {
-          m.signal('SIGCONT');
-        }
-      },
+      freeze: async (ms) => freezeFor(await currentMaster(), ms),
       failover: async (ms) => {
         const m = await currentMaster();
         m.signal('SIGKILL');
@@ -235,15 +230,7 @@ async function startCluster(queuePrefix: string): Promise<CampaignRedis> {
     workerEnv: { REDIS_CLUSTER_NODES: cluster.seeds },
     checkerTarget: { url: 'redis://127.0.0.1:1', clusterNodes: nodes },
     describe: () => `Redis Cluster, 3 masters + 3 replicas (AOF everysec, cluster-node-timeout 2 s): ${cluster.seeds}`,
-    freeze: async (ms) => {
-      const m = await target(paymentsKey);
-      m.signal('SIGSTOP');
-      try {
-        await delay(ms);
-      } finally {
-        m.signal('SIGCONT');
-      }
-    },
+    freeze: async (ms) => freezeFor(await target(paymentsKey), ms),
     failover: async (ms) => {
       const m = await target(paymentsKey);
       m.signal('SIGKILL');

@@ -68,3 +68,16 @@ export function parseDuration(text: string): number {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
   return Number(m[1]) * unit;
 }
+
+/** A duration flag (parseDuration's forms) → milliseconds, at least minMs; undefined when absent or empty. */
+export function durationFlag(name: string, text: string | undefined, usage?: string, minMs = 0): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`--${name}: ${(err as Error).message}`, usage);
+  }
+  if (ms < minMs) throw new UsageError(`--${name} must be at least ${minMs / 1000}s, got "${text}"`, usage);
+  return ms;
+}

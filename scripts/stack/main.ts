@@ -11,7 +11,7 @@ import { formatStatus, loadedRecordingRules, readStatus, signalQueries } from '.
 import { repoPath } from '../lib/repo-root';
 import { describeExit, startProcess } from '../lib/process';
 import { every } from '../lib/wait';
-import { integerIn, parseDuration, parseFlags, UsageError } from '../lib/cli';
+import { durationFlag, integerIn, parseFlags, UsageError } from '../lib/cli';
 
 const USAGE = `usage: npm run stack -- [--workers N] [--drill] [--redis-cluster] [--slack-url-file FILE] [--status-every 5s] [--log-dir DIR]
        npm run demo  -- [--scenario light] [--faults-after 30s] [same flags]
@@ -39,16 +39,6 @@ export interface StackCliOptions {
   help: boolean;
 }
 
-function durationFlag(name: string, text: string, minMs: number): number {
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch (err) {
-    throw new UsageError(`--${name}: ${(err as Error).message}`, USAGE);
-  }
-  if (ms < minMs) throw new UsageError(`--${name} must be at least ${minMs / 1000}s, got "${text}"`, USAGE);
-  return ms;
-}
 
 export function parseStackArgs(argv: string[]): StackCliOptions {
   const flags = parseFlags(
@@ -81,9 +71,9 @@ export function parseStackArgs(argv: string[]): StackCliOptions {
     workers: integerIn('workers', flags.workers, 1, 16, USAGE) ?? 2,
     redisCluster: flags['redis-cluster'] === true,
     scenario,
-    faultsAfterMs: durationFlag('faults-after', flags['faults-after'] ?? '30s', 0),
+    faultsAfterMs: durationFlag('faults-after', flags['faults-after'] ?? '30s', USAGE, 0)!,
     slackUrlFile: slackUrlFile === undefined ? undefined : path.resolve(slackUrlFile),
-    statusEveryMs: durationFlag('status-every', flags['status-every'] ?? '5s', 1_000),
+    statusEveryMs: durationFlag('status-every', flags['status-every'] ?? '5s', USAGE, 1_000)!,
     logDir: path.resolve(flags['log-dir'] ?? repoPath('.stack/logs')),
     help: flags.help === true,
   };

@@ -54,3 +54,25 @@ export async function serveOnLoopback(server: http.Server): Promise<{ url: strin
       }),
   };
 }
+
+/** One request to a target that never answers: when it arrived, when its connection closed, whether it was answered. */
+export interface HangingRequest {
+  arrivedAt: number;
+  closedAt?: number;
+  answered: boolean;
+}
+
+/** A webhook target that never answers on its own: only the client (its abort signal, its timeouts) ends an exchange. */
+export async function startHangingTarget(): Promise<{ url: string; seen: HangingRequest[]; close(): Promise<void> }> {
+  const seen: HangingRequest[] = [];
+  const server = http.createServer((req, res) => {
+    const entry: HangingRequest = { arrivedAt: Date.now(), answered: false };
+    seen.push(entry);
+    req.resume();
+    res.on('close', () => {
+      entry.closedAt = Date.now();
+      entry.answered = res.writableEnded;
+    });
+  });
+  return { seen, ...(await serveOnLoopback(server)) };
+}

@@ -5,8 +5,6 @@
  * (queue-worker.ts) in this process, since cancelJob is a method of the Worker that runs the job.
  */
 import t from 'tap';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { parseConfig } from '../../services/common/config';
@@ -20,25 +18,13 @@ import { WebhookClient } from '../../services/worker/webhook/client';
 import type { ProcessorDeps } from '../../services/worker/processors/types';
 import { deletePrefix, redisEnv, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis';
 import { SIGNING_SECRET } from '../helpers/services';
+import { startHangingTarget } from '../helpers/receiver';
 import { waitFor } from '../helpers/wait';
 
 t.test('Worker#cancelJob closes the attempt’s webhook request and fails the job without a retry', async (t) => {
-  const seen: { closedAt?: number; answered: boolean }[] = [];
-  const target = http.createServer((req, res) => {
-    const entry = { closedAt: undefined as number | undefined, answered: false };
-    seen.push(entry);
-    req.resume();
-    res.on('close', () => {
-      entry.closedAt = Date.now();
-      entry.answered = res.writableEnded;
-    });
-  });
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    target.closeAllConnections();
-    target.close(() => resolve());
-  }));
-  const url = `http://127.0.0.1:${(target.address() as AddressInfo).port}/hook`;
+  const target = await startHangingTarget();
+  t.teardown(() => target.close());
+  const { seen, url } = target;
 
   const prefix = uniquePrefix('cancel');
   const config = parseConfig({ ...redisEnv(SHARED_REDIS_URL), QUEUE_PREFIX: prefix, WEBHOOK_SIGNING_SECRET: SIGNING_SECRET, WEBHOOK_ALLOW_PRIVATE: 'true' });

@@ -6,11 +6,10 @@
  * - an attempt cut by its timeout closes its webhook request: the target sees the connection go before it answers.
  */
 import t from 'tap';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { startPipeline } from '../helpers/pipeline';
 import { startOtlpReceiver, SPAN_KIND } from '../helpers/otlp-receiver';
 import { scrape, valueOf } from '../helpers/http';
+import { startHangingTarget } from '../helpers/receiver';
 import { waitFor } from '../helpers/wait';
 import { QUEUE_CATALOG } from '../../services/common/queue-catalog';
 
@@ -85,23 +84,9 @@ t.test('a timeout backs off timeoutBackoffFactor times longer than an error (the
 });
 
 t.test('a timed-out attempt cuts its webhook request: the target sees the connection closed before it answers', async (t) => {
-  const seen: { arrivedAt: number; closedAt?: number; answered: boolean }[] = [];
-  const target = http.createServer((req, res) => {
-    const entry = { arrivedAt: Date.now(), closedAt: undefined as number | undefined, answered: false };
-    seen.push(entry);
-    req.resume();
-    // Never answers on its own: only the client can end this exchange (its headers timeout is 10 s).
-    res.on('close', () => {
-      entry.closedAt = Date.now();
-      entry.answered = res.writableEnded;
-    });
-  });
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => {
-    target.closeAllConnections();
-    target.close(() => resolve());
-  }));
-  const url = `http://127.0.0.1:${(target.address() as AddressInfo).port}/hook`;
+  const target = await startHangingTarget();
+  t.teardown(() => target.close());
+  const { seen, url } = target;
 
   const p = await startPipeline(t);
   await p.startWorker({ WORKER_QUEUES: 'webhooks', WORKER_TIMEOUT_MS_WEBHOOKS: '1500' });
