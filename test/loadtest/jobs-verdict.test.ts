@@ -40,7 +40,9 @@ t.test('against the real API and worker', async (t) => {
   const env = baseEnv(SHARED_REDIS_URL, prefix);
   const api = await startApi(env);
   t.teardown(() => api.stop());
-  const worker = await startWorker(env);
+  // The verdict is judged on jobs that fail for good: with the breaker on, a provider failing every call opens its
+  // circuit and the payments wait for it instead (test/fault/circuit-outage.test.ts).
+  const worker = await startWorker({ ...env, OUTBOUND_CIRCUIT_BREAKERS: 'false' });
   t.teardown(() => worker.stop());
   const run = () =>
     runLoad({ scenario: 'smoke', baseUrl: api.url!, apiKey: API_KEY, webhookUrl, duration: '4s', scale: 0.5, quiet: true, jobs: { baseUrl: api.url!, drainTimeoutMs: 90_000, pollMs: 250 } });
