@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const STAGES = ['baseline', 'fixed', 'capacity', 'overhead', 'cost', 'cluster'] as const;
+export const STAGES = ['baseline', 'fixed', 'capacity', 'overhead', 'cost', 'outbound', 'cluster'] as const;
 export type Stage = (typeof STAGES)[number];
 
 export interface BenchOptions {
@@ -28,7 +28,8 @@ export interface BenchOptions {
 export const USAGE = `usage: npm run bench -- [options]
 
   --quick             ≤ 3 min: only the cost stage's ratios (stack ÷ bare, ÷ typical, ÷ plain BullMQ,
-                      telemetry on ÷ off) in shorter windows; with --only, those stages in short windows
+                      telemetry on ÷ off) and the outbound boundary's cost per job, in shorter windows;
+                      with --only, those stages in short windows
                       (default: the full run of every stage, ≈ 25 min)
   --only LIST         stages to run, comma-separated: ${STAGES.join(',')} (default: all)
   --concurrency N     worker concurrency per queue, a positive integer (default 50)
@@ -95,7 +96,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | undefined {
     if (v !== undefined && (v === '' || v.startsWith('-'))) throw new UsageError(`--${name} needs a file name, got "${v}"`);
   }
   const failAbove = values['fail-above'] === undefined ? undefined : ratioBound(values['fail-above']);
-  const stages: Stage[] = values.only === undefined ? (values.quick ? ['cost'] : [...STAGES]) : stageList(values.only);
+  const stages: Stage[] = values.only === undefined ? (values.quick ? ['cost', 'outbound'] : [...STAGES]) : stageList(values.only);
   if (failAbove !== undefined && !stages.includes('cost') && values.render === undefined) throw new UsageError('--fail-above needs the cost stage (it measures stack ÷ bare)');
   return {
     quick: values.quick,

@@ -6,6 +6,7 @@
  *   capacity  max sustained jobs/s per process topology (stages/capacity.ts)
  *   overhead  default telemetry vs disabled, interleaved (stages/overhead.ts)
  *   cost      CPU per job against plain BullMQ, and telemetry's share, interleaved and profiled (stages/cost.ts)
+ *   outbound  what the outbound boundary's closed path adds per call (stages/outbound.ts)
  *   cluster   jobs/s on one Redis vs a 3-master Redis Cluster (stages/cluster.ts)
  * The report (bench/report.ts) is printed and, for a full run, written to docs/benchmarks.md. Options: bench/cli.ts.
  */
@@ -26,6 +27,7 @@ import { stageOverhead } from './stages/overhead';
 import { ratiosText, stageCost } from './stages/cost';
 import { fmt } from './stats';
 import { stageCluster } from './stages/cluster';
+import { stageOutbound } from './stages/outbound';
 import { ROOT, closeBench, openBench } from './stack';
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
@@ -61,6 +63,7 @@ async function measure(options: BenchOptions): Promise<BenchResults> {
     }
     if (run('overhead')) r.overhead = await stageOverhead(ctx);
     if (run('cost')) r.cost = await stageCost(ctx);
+    if (run('outbound')) r.outbound = await stageOutbound(ctx, r.cost?.median.default.total);
     if (run('cluster')) r.cluster = await stageCluster(ctx);
   } finally {
     await closeBench(ctx);

@@ -121,6 +121,24 @@ export interface Cost {
   components?: { plainProducer?: ComponentShares; plainWorker?: ComponentShares; api?: ComponentShares; worker?: ComponentShares; apiDisabled?: ComponentShares; workerDisabled?: ComponentShares };
 }
 
+/** CPU per call of one outbound run: no-op provider calls made directly or through the outbound boundary. */
+export interface OutboundRun {
+  mode: 'direct' | 'guarded';
+  calls: number;
+  callsPerS: number;
+  /** This process (the caller) and Redis (circuit and quota scripts). */
+  cpuMsPerCall: { process: number; redis: number; total: number };
+}
+
+export interface OutboundCost {
+  runs: OutboundRun[];
+  /** median(guarded − direct) per round: what the boundary's closed path adds to each outbound call. */
+  cpuMsPerCall: { process: number; redis: number; total: number };
+  /** cpuMsPerCall.total ÷ the stack's CPU per job (cost stage, default telemetry; one outbound call per job). */
+  shareOfJob: number;
+  stackCpuMsPerJob: number;
+}
+
 export interface ClusterRun {
   topology: 'single' | 'cluster';
   acceptedPerS: number;
@@ -165,6 +183,7 @@ export interface BenchResults {
   capacity: Capacity[];
   overhead?: Overhead;
   cost?: Cost;
+  outbound?: OutboundCost;
   cluster?: ClusterCompare;
   profiles?: ProfileSummary[];
   /** Windows measured on a busy machine. */

@@ -18,6 +18,9 @@ import type { BenchOptions } from './cli';
 import type { LoadResult, LoadSpec, LoadTarget } from '../scripts/lib/load-generator';
 import { API_KEY, type BenchQueue, type Plan, PREFIX, QUEUES, loadTargets, planFor } from './plan';
 
+/** Quotas far above what the bench can reach, for every outbound dependency (serviceEnv). */
+export const BENCH_OUTBOUND_RATE_LIMITS = 'payment_provider=1000000/s,notification_provider=1000000/s,webhook_host=1000000/s';
+
 /** Repository root (this file runs from dist/bench/). */
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -115,6 +118,9 @@ function serviceEnv(ctx: BenchContext, mode: Mode, opts: ServiceOptions): Record
     WORKER_CONCURRENCY_PAYMENTS: concurrency,
     WORKER_CONCURRENCY_NOTIFICATIONS: concurrency,
     LOG_LEVEL: 'info',
+    // The pipeline's capacity is measured, not a provider's contract: the catalog's default quotas (1,000 calls/s
+    // per dependency) would cap a notifications-only run. The quota is still taken on every call.
+    OUTBOUND_RATE_LIMITS: BENCH_OUTBOUND_RATE_LIMITS,
     ...(mode === 'disabled'
       ? { OTEL_SDK_DISABLED: 'true', METRICS_ENABLED: 'false' }
       : {

@@ -107,8 +107,8 @@ export interface AimdPolicy {
 export const OUTBOUND_POLICY = {
   // resilience4j's count-in-window breaker with opossum's half-open single probe and cockatiel's exponential open time.
   breaker: { windowMs: 10_000, minCalls: 5, failureRatio: 0.5, openMs: 5_000, maxOpenMs: 60_000, probeLeaseMs: 35_000 },
-  // Sized above the bench's peak (docs/benchmarks.md) so the defaults never throttle a measured run; set
-  // OUTBOUND_RATE_LIMITS to what each provider's contract allows (e.g. payment_provider=100/s).
+  // A safety ceiling, not a provider's contract: set OUTBOUND_RATE_LIMITS to what each provider allows (e.g.
+  // payment_provider=100/s). bench/stack.ts lifts them: the bench measures the pipeline, not a quota.
   quotas: {
     payment_provider: { limit: 1_000, windowMs: 1_000 },
     notification_provider: { limit: 1_000, windowMs: 1_000 },

@@ -14,7 +14,7 @@ const queue = new Queue('notifications', {
   connection: new Redis(process.env.REDIS_URL),
   prefix: process.env.QUEUE_PREFIX ?? 'bull',
   defaultJobOptions: jobOptions,
-  telemetry: new BullMQOtel('api'),
+  telemetry: new BullMQOtel({ tracerName: 'api' }),
 });
 
 const body = {

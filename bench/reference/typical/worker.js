@@ -24,7 +24,7 @@ const worker = new Worker(
     connection: new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: null }),
     prefix: process.env.QUEUE_PREFIX ?? 'bull',
     concurrency: Number(process.env.CONCURRENCY ?? 10),
-    telemetry: new BullMQOtel('worker'),
+    telemetry: new BullMQOtel({ tracerName: 'worker' }),
   },
 );
 worker.on('completed', (job) => {
