@@ -51,6 +51,25 @@ export async function drain(redis: Redis | Cluster, maxMs = 60_000, prefix: Para
   return (await counts(redis, prefix, queues)).outstanding;
 }
 
+/** Calls per Redis command since the server started (INFO commandstats), e.g. { evalsha: 1200, hget: 40 }. */
+export async function commandCalls(redis: Redis): Promise<Record<string, number>> {
+  const calls: Record<string, number> = {};
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]!] = Number(m[2]);
+  return calls;
+}
+
+/**
+ * Redis commands per job between two commandCalls readings, by command, largest first (the readings' own INFO and
+ * the bench's count polls are in it: a few hundred calls per run against tens of thousands of jobs).
+ */
+export function commandsPerJob(before: Record<string, number>, after: Record<string, number>, jobs: number): Record<string, number> {
+  const perJob = Object.entries(after)
+    .map(([cmd, n]) => [cmd, (n - (before[cmd] ?? 0)) / jobs] as const)
+    .filter(([cmd, x]) => cmd !== 'info' && x >= 0.005)
+    .sort((a, b) => b[1] - a[1]);
+  return Object.fromEntries(perJob);
+}
+
 /** Keys matching a pattern (the ledger keeps one expiring key per payment). SCAN: bench-only, never the product. */
 export async function countKeys(redis: Redis, pattern: string): Promise<number> {
   let cursor = '0';

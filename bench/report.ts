@@ -6,7 +6,8 @@
 import { QUEUE_CATALOG } from '../services/common/queue-catalog';
 import { AB_RATE, CAPACITY_START, COST_IN_FLIGHT, FIXED_RATE, MAX_OTHER_CPU, QUIET_CPU, TARGETS } from './plan';
 import type { CpuShare } from './measure';
-import type { BenchResults, ClusterCompare, Cost, Fixed, Overhead } from './results';
+import type { BenchResults, ClusterCompare, Cost, CostRun, Fixed, Overhead } from './results';
+import { redisCommandsTotal } from './stages/cost';
 import { COMPONENTS, TELEMETRY_COMPONENTS, type Component, type ComponentShares, type ProfileSummary } from './profile';
 import { AUTO_INSTRUMENTATIONS, type Mode } from './stack';
 import { fmt, median, msPerJob } from './stats';
@@ -36,7 +37,7 @@ export function renderReport(r: BenchResults, opts: RenderOptions = {}): string 
     L(`Rendered again from that run's saved results (\`npm run bench -- --render ${opts.renderedFrom}\`): the figures are those of the code at the time of the run, and figures that run did not record read "n/a". \`npm run bench\` measures the current code.`);
   }
   L();
-  L('Run it: `npm run bench` (builds, then ≈ 20 min; rewrites this page and the measured section of docs/scaling.md) or `npm run bench -- --quick` (≤ 3 min on a quiet machine: the cost stage\'s ratios only — stack ÷ bare, ÷ typical, ÷ plain BullMQ, telemetry on ÷ off, three interleaved rounds, no repeats or quiet-waits; prints the report, writes it only with `--out FILE`; `--fail-above RATIO` exits 1 when stack ÷ bare is above RATIO, the CI regression guard). The reference builds live in bench/reference/{bare,typical} with their own lock files; the bench runs `npm ci` there when their node_modules is missing. Options: `--only baseline,fixed,capacity,overhead,cost,cluster`, `--concurrency N` (worker concurrency per queue, default 50), `--profile` (API and workers run with `--cpu-prof`; the report lists their hottest functions), `--json FILE` (save the raw results) and `--render FILE` (re-render a page from them without measuring). Needs `redis-server` on the PATH; it does not touch the Redis on 6379. Not part of `npm test` (no timed assertions there).');
+  L('Run it: `npm run bench` (builds, then ≈ 20 min; rewrites this page and the measured section of docs/scaling.md) or `npm run bench -- --quick` (≤ 3 min on a quiet machine: the cost stage\'s ratios — stack ÷ bare, ÷ typical, ÷ plain BullMQ, telemetry on ÷ off, three interleaved rounds, no repeats — and the outbound boundary\'s cost per job; prints the report, writes it only with `--out FILE`; `--fail-above RATIO` exits 1 when stack ÷ bare is above RATIO: CI runs it after the tests through scripts/bench-guard.sh). The reference builds live in bench/reference/{bare,typical} with their own lock files; the bench runs `npm ci` there when their node_modules is missing. Options: `--only baseline,fixed,capacity,overhead,cost,outbound,cluster`, `--concurrency N` (worker concurrency per queue, default 50), `--profile` (API and workers run with `--cpu-prof`; the report lists their hottest functions), `--json FILE` (save the raw results) and `--render FILE` (re-render a page from them without measuring). Needs `redis-server` on the PATH; it does not touch the Redis on 6379. Not part of `npm test` (no timed assertions there).');
   L();
   results(r, L);
   method(r, L);
@@ -186,10 +187,23 @@ function costDetails(c: Cost, L: (s?: string) => void): void {
   L();
   L(`Notifications-shaped jobs with the product's job options (priority, attempts, backoff, retention), worker concurrency as above, ${COST_IN_FLIGHT} in flight, closed loop, fresh processes and FLUSHALL per run. plain = bench/baseline.ts (\`Queue.add\` in one process, \`Worker\` with a trivial processor in another; the producer reports the CPU of its adding); bare / typical = the reference builds of bench/reference/ (Fastify + BullMQ without telemetry; the same plus bullmq-otel, \`getNodeAutoInstrumentations()\` with the product's sampler, fastify-metrics and prom-client job histograms), plain JS with their own pinned dependencies, one API + one worker each; default / disabled = the product with all telemetry on / off, load over HTTP from scripts/lib/load-generator.ts (its CPU is not counted, like a client's). CPU from /proc, from the first add until the last job is done.`);
   L();
-  L('| # | run | jobs | jobs/s | CPU ms per job: producer or API / worker / Redis | total | other processes % of a core |');
-  L('|---|---|---|---|---|---|---|');
-  c.runs.forEach((x, i) => L(`| ${i + 1} | ${x.kind} | ${fmt(x.jobs)} | ${fmt(x.jobsPerS)} | ${fmt(x.cpuMsPerJob.front, 3)} / ${fmt(x.cpuMsPerJob.worker, 3)} / ${fmt(x.cpuMsPerJob.redis, 3)} | ${fmt(x.cpuMsPerJob.total, 3)} | ${x.otherPct} |`));
+  L('| # | run | jobs | jobs/s | CPU ms per job: producer or API / worker / Redis | total | Redis commands per job | other processes % of a core |');
+  L('|---|---|---|---|---|---|---|---|');
+  c.runs.forEach((x, i) => L(`| ${i + 1} | ${x.kind} | ${fmt(x.jobs)} | ${fmt(x.jobsPerS)} | ${fmt(x.cpuMsPerJob.front, 3)} / ${fmt(x.cpuMsPerJob.worker, 3)} / ${fmt(x.cpuMsPerJob.redis, 3)} | ${fmt(x.cpuMsPerJob.total, 3)} | ${fmt(redisCommandsTotal(x), 1)} | ${x.otherPct} |`));
   L();
+  // Commands per job are counted, not timed: the same on a busy machine, so the first run of each kind stands for all.
+  const firstOf = (kind: CostRun['kind']) => c.runs.find((x) => x.kind === kind && x.redisCommandsPerJob);
+  const counted = (['plain', 'bare', 'default', 'disabled'] as const).map(firstOf).filter((x): x is CostRun => x !== undefined);
+  if (counted.length) {
+    const commands = [...new Set(counted.flatMap((x) => Object.keys(x.redisCommandsPerJob!)))];
+    L('Redis commands per job by command (INFO commandstats over the measured window of the first run of each kind; counted, not timed):');
+    L();
+    L(`| command | ${counted.map((x) => x.kind).join(' | ')} |`);
+    L(`|---|${counted.map(() => '---').join('|')}|`);
+    for (const cmd of commands) L(`| ${cmd} | ${counted.map((x) => fmt(x.redisCommandsPerJob![cmd] ?? 0, 2)).join(' | ')} |`);
+    L(`| **total** | ${counted.map((x) => `**${fmt(redisCommandsTotal(x), 2)}**`).join(' | ')} |`);
+    L();
+  }
   L(`Medians: plain ${fmt(c.median.plain.total, 3)}, bare ${fmt(c.median.bare?.total, 3)}, typical ${fmt(c.median.typical?.total, 3)}, default ${fmt(c.median.default.total, 3)}, disabled ${fmt(c.median.disabled.total, 3)} ms per job → product ÷ plain ${fmt(c.ratio, 2)}; telemetry's share ${fmt(c.telemetryShare * 100, 1)} %.`);
   L();
   const roles = (Object.keys(ROLE_NAMES) as Role[]).filter((k) => c.components?.[k]);

@@ -93,6 +93,8 @@ export interface CostRun {
   cpuMsPerJob: { front: number; worker: number; redis: number; total: number };
   /** Other processes' CPU during the run, % of one core (contamination). */
   otherPct: number;
+  /** Redis commands per job by command (INFO commandstats over the measured window); absent in older results. */
+  redisCommandsPerJob?: Record<string, number>;
 }
 
 export interface CostMedian {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ManagedProcess } from '../../scripts/lib/process';
 import { every } from '../../scripts/lib/wait';
-import { counts, cpuReading, drain, noteContended, waitQuiet } from '../measure';
+import { commandCalls, commandsPerJob, counts, cpuReading, drain, noteContended, waitQuiet } from '../measure';
 import { COST_IN_FLIGHT, MAX_OTHER_CPU, RETRY_LIMIT } from '../plan';
 import { cpuSeconds } from '../proc';
 import { componentShares } from '../profile';
@@ -54,12 +54,14 @@ async function plainRun(ctx: BenchContext, profileDir?: string): Promise<CostRun
     try {
       await Promise.race([producer.warmed, producer.result]);
       const producerAtStart = cpuSeconds(producer.proc.pid);
+      const calls0 = await commandCalls(ctx.redis);
       const close = cpuReading({ front: () => 0, worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
       const t0 = performance.now();
       const added = await producer.result;
       const seconds = await untilDone(ctx, worker, warm + ctx.plan.costJobs, t0);
       const { used, wall, other } = close(Math.max(0, producerTotal - producerAtStart - added.cpuMs / 1000), { front: added.cpuMs / 1000 });
-      return toRun('plain', ctx.plan.costJobs, seconds, used, pctOfCore(other, wall));
+      const run = toRun('plain', ctx.plan.costJobs, seconds, used, pctOfCore(other, wall));
+      return { ...run, redisCommandsPerJob: commandsPerJob(calls0, await commandCalls(ctx.redis), run.jobs) };
     } finally {
       await sampler.stop();
     }
@@ -83,6 +85,7 @@ async function productRun(ctx: BenchContext, kind: 'bare' | 'typical' | 'default
     const worker = services.workers[0]!;
     const redisPid = ctx.redisServer.managed.pid;
     const c0 = await counts(ctx.redis, undefined, QUEUES);
+    const calls0 = await commandCalls(ctx.redis);
     const close = cpuReading({ front: () => cpuSeconds(api.pid), worker: () => cpuSeconds(worker.pid), redis: () => cpuSeconds(redisPid) });
     const t0 = performance.now();
     const load = await runLoad({ targets, seconds: ctx.plan.costS, rate: 0, concurrency: COST_IN_FLIGHT, connections: COST_IN_FLIGHT });
@@ -91,7 +94,8 @@ async function productRun(ctx: BenchContext, kind: 'bare' | 'typical' | 'default
     const { used, wall, other } = close(load.cpuSeconds);
     const c1 = await counts(ctx.redis, undefined, QUEUES);
     if (backlog > 0) ctx.contention.push(`cost run (${kind}): ${backlog} jobs still outstanding 60 s after the load stopped`);
-    return toRun(kind, c1.added - c0.added, seconds, used, pctOfCore(other, wall));
+    const run = toRun(kind, c1.added - c0.added, seconds, used, pctOfCore(other, wall));
+    return { ...run, redisCommandsPerJob: commandsPerJob(calls0, await commandCalls(ctx.redis), run.jobs) };
   } finally {
     await services.stop();
   }
@@ -99,8 +103,12 @@ async function productRun(ctx: BenchContext, kind: 'bare' | 'typical' | 'default
 
 const runOnce = (ctx: BenchContext, kind: Kind, profileDir?: string) => (kind === 'plain' ? plainRun(ctx, profileDir) : productRun(ctx, kind, profileDir));
 
+/** Total Redis commands per job of a run; NaN for results from before the bench counted them. */
+export const redisCommandsTotal = (r: CostRun): number =>
+  r.redisCommandsPerJob ? Object.values(r.redisCommandsPerJob).reduce((a, x) => a + x, 0) : NaN;
+
 const describe = (r: CostRun) =>
-  `${r.kind}: ${fmt(r.jobs)} jobs, ${fmt(r.jobsPerS)} jobs/s; CPU ms/job ${r.kind === 'plain' ? 'producer' : 'api'} ${fmt(r.cpuMsPerJob.front, 3)}, worker ${fmt(r.cpuMsPerJob.worker, 3)}, redis ${fmt(r.cpuMsPerJob.redis, 3)} = ${fmt(r.cpuMsPerJob.total, 3)} (other processes ${r.otherPct} % of a core)`;
+  `${r.kind}: ${fmt(r.jobs)} jobs, ${fmt(r.jobsPerS)} jobs/s; CPU ms/job ${r.kind === 'plain' ? 'producer' : 'api'} ${fmt(r.cpuMsPerJob.front, 3)}, worker ${fmt(r.cpuMsPerJob.worker, 3)}, redis ${fmt(r.cpuMsPerJob.redis, 3)} = ${fmt(r.cpuMsPerJob.total, 3)}; Redis commands/job ${fmt(redisCommandsTotal(r), 1)} (other processes ${r.otherPct} % of a core)`;
 
 const spread = (xs: number[] | undefined) => (xs?.length ? ` (rounds ${fmt(Math.min(...xs), 2)}–${fmt(Math.max(...xs), 2)})` : '');
 

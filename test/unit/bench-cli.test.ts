@@ -5,8 +5,8 @@
 import t from 'tap';
 import { STAGES, parseBenchArgs } from '../../bench/cli';
 
-t.test('--quick runs the cost stage alone unless --only says otherwise; a full run every stage', async (t) => {
-  t.same(parseBenchArgs(['--quick'])?.stages, ['cost']);
+t.test('--quick runs the cost and outbound stages unless --only says otherwise; a full run every stage', async (t) => {
+  t.same(parseBenchArgs(['--quick'])?.stages, ['cost', 'outbound']);
   t.same(parseBenchArgs(['--quick', '--only', 'fixed,cost'])?.stages, ['fixed', 'cost']);
   t.same(parseBenchArgs([])?.stages, [...STAGES]);
 });
