@@ -4,11 +4,13 @@
  * GET /admin/queues/api/queues — synchronously — so the console's scope refreshes ConsoleCircuits before that one
  * route's handler (a preHandler), and CircuitAwareAdapter answers from it:
  *
- * - description (the queue page's subtitle, the overview card's ⓘ tooltip):
- *   `<catalog description> — ⚠ circuit open: payment_provider (since 14:02:11 UTC, half-open probe at
- *   14:02:41 UTC, 12 recent failures)`; webhooks name each host (at most MAX_LISTED, then how many more);
- * - display name (the overview card's title and the queue page's heading, beside bull-board's own `[ Paused ]`):
- *   `payments [ ⚠ circuit open ]`. bull-board's menu lists queues by name only, so the menu stays as it is.
+ * - description (the queue page's one-line subtitle, the queue info dialog, the overview card's ⓘ tooltip):
+ *   `⚠ circuit open: payment_provider (since 14:02:11 UTC, half-open probe at 14:02:41 UTC, 12 recent failures)
+ *   — <catalog description>`; webhooks name each host (at most MAX_LISTED, then how many more). The circuit
+ *   comes first because bull-board cuts the subtitle to one line with an ellipsis;
+ * - display name (the overview card's title and the queue page's heading): `⚠ payments · circuit open`. The sign
+ *   comes first because the card cuts its title to its width (bull-board's own `[ Paused ]` is a badge of its own,
+ *   which an adapter cannot add); bull-board's menu lists queues by name only, so the menu stays as it is.
  *
  * The circuits come from the API's queue snapshot (queue-snapshot.ts): the same read, at most once per second per
  * API process, that makes /queue/status and /queue/health call the queue degraded, so they agree. When that read
@@ -47,11 +49,11 @@ export function circuitNote(circuits: readonly CircuitInfo[]): string {
   return `⚠ ${circuits.length} circuits open: ${listed.join('; ')}${more}`;
 }
 
-/** The short marker appended to a queue's display name ('' while every circuit is closed). */
-export function circuitMarker(circuits: readonly CircuitInfo[]): string {
+/** A queue's display name while circuits of its dependency are not closed ('' while every one is closed). */
+export function circuitDisplayName(queue: QueueName, circuits: readonly CircuitInfo[]): string {
   if (circuits.length === 0) return '';
-  if (circuits.length === 1) return `[ ⚠ circuit ${stateWord(circuits[0]!)} ]`;
-  return `[ ⚠ ${circuits.length} circuits open ]`;
+  if (circuits.length === 1) return `⚠ ${queue} · circuit ${stateWord(circuits[0]!)}`;
+  return `⚠ ${queue} · ${circuits.length} circuits open`;
 }
 
 /** The latest circuits per queue, as the console's last refresh read them. */
@@ -94,11 +96,10 @@ export class CircuitAwareAdapter extends BullMQAdapter {
 
   override getDescription(): string {
     const note = circuitNote(this.circuits.of(this.queueName));
-    return note ? `${super.getDescription()} — ${note}` : super.getDescription();
+    return note ? `${note} — ${super.getDescription()}` : super.getDescription();
   }
 
   override getDisplayName(): string {
-    const marker = circuitMarker(this.circuits.of(this.queueName));
-    return marker ? `${this.queueName} ${marker}` : super.getDisplayName();
+    return circuitDisplayName(this.queueName, this.circuits.of(this.queueName)) || super.getDisplayName();
   }
 }

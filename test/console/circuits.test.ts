@@ -49,11 +49,11 @@ t.test('payments shows its open payment_provider circuit, notifications does not
   const open = await listed(app, adminAuth);
   t.equal(
     open.payments!.description,
-    `${QUEUE_CATALOG.payments.description} — ⚠ circuit open: payment_provider (since ${new Date(opened.openedAt).toISOString().slice(11, 19)} UTC, ` +
-      `half-open probe at ${probeAt} UTC, 5 recent failures)`,
-    'payments: target, state, next probe, recent failures',
+    `⚠ circuit open: payment_provider (since ${new Date(opened.openedAt).toISOString().slice(11, 19)} UTC, ` +
+      `half-open probe at ${probeAt} UTC, 5 recent failures) — ${QUEUE_CATALOG.payments.description}`,
+    'payments: target, state, next probe, recent failures — first, as bull-board cuts the subtitle to one line',
   );
-  t.equal(open.payments!.displayName, 'payments [ ⚠ circuit open ]', 'payments: marked at a glance, like bull-board\'s [ Paused ]');
+  t.equal(open.payments!.displayName, '⚠ payments · circuit open', 'payments: marked at a glance (overview card, page heading)');
   t.equal(open.notifications!.description, QUEUE_CATALOG.notifications.description, 'notifications: its dependency is closed');
   t.equal(open.notifications!.displayName, undefined);
   t.equal(open.webhooks!.description, QUEUE_CATALOG.webhooks.description);
@@ -88,17 +88,17 @@ t.test('half-open and several webhook hosts: each target named with its state; t
   const queues = await listed(app, adminAuth);
   t.match(
     queues.notifications!.description,
-    new RegExp(String.raw`— ⚠ circuit half-open: notification_provider \(since ${CLOCK}, probe under way, 6 recent failures\)$`),
+    new RegExp(String.raw`^⚠ circuit half-open: notification_provider \(since ${CLOCK}, probe under way, 6 recent failures\) — `),
   );
-  t.equal(queues.notifications!.displayName, 'notifications [ ⚠ circuit half-open ]');
+  t.equal(queues.notifications!.displayName, '⚠ notifications · circuit half-open');
   const webhooks = queues.webhooks!.description!;
-  t.ok(webhooks.startsWith(`${QUEUE_CATALOG.webhooks.description} — ⚠ 4 circuits open: a.example:443 (open since `), webhooks);
+  t.ok(webhooks.startsWith('⚠ 4 circuits open: a.example:443 (open since '), webhooks);
+  t.ok(webhooks.endsWith(`; and 1 more — ${QUEUE_CATALOG.webhooks.description}`), '…the others counted (GET /v1/admin/circuits lists them all)');
   for (const host of hosts.slice(0, 3)) {
     t.match(webhooks, new RegExp(String.raw`${host.replace('.', '\\.')} \(open since ${CLOCK}, half-open probe at ${CLOCK}, 4 recent failures\)`), `${host} named`);
   }
   t.notMatch(webhooks, /d\.example/, 'at most three hosts named…');
-  t.match(webhooks, /; and 1 more$/, '…the others counted (GET /v1/admin/circuits lists them all)');
-  t.equal(queues.webhooks!.displayName, 'webhooks [ ⚠ 4 circuits open ]');
+  t.equal(queues.webhooks!.displayName, '⚠ webhooks · 4 circuits open');
   t.equal(queues.payments!.description, QUEUE_CATALOG.payments.description, 'payments: its dependency is closed');
 });
 
