@@ -4,11 +4,12 @@
  * let a poller slow enqueues down: whatever the call rate, one API process reads Redis for them at most once per
  * SNAPSHOT_TTL_MS. Concurrent callers share the read in flight; everyone within the TTL gets the same snapshot
  * (its `timestamp` says when it was read). A failed read is remembered for the TTL too, so an outage is not
- * hammered either.
+ * hammered either. The operator console reads it too, for the circuits it shows per queue (console-circuits.ts),
+ * so the console and /queue/health agree on which queues are degraded by an open circuit.
  */
 import type { Queue } from 'bullmq';
 import { OUTBOUND_DEPENDENCIES, QUEUE_CATALOG, QUEUE_NAMES, type OutboundDependency, type QueueName } from '../common/queue-catalog';
-import type { CircuitStore } from '../common/outbound-circuits';
+import type { CircuitInfo, CircuitStore } from '../common/outbound-circuits';
 import { type LatencySummary, type QueueStateSnapshot, queueRedisClient, readLatencySummary, readQueueState } from '../common/queue-stats';
 
 export const SNAPSHOT_TTL_MS = 1_000;
@@ -19,6 +20,8 @@ export interface QueueSnapshot {
   stalledCount: number;
   /** Circuits of this queue's outbound dependency (catalog) that are not closed: the queue is degraded meanwhile. */
   openCircuits: number;
+  /** Those circuits (target, state, next probe, recent failures), oldest opened first: what the console shows. */
+  circuits: CircuitInfo[];
 }
 
 export interface QueuesSnapshot {
@@ -27,7 +30,7 @@ export interface QueuesSnapshot {
   readAt: Date;
 }
 
-async function readQueue(queue: Queue): Promise<Omit<QueueSnapshot, 'openCircuits'>> {
+async function readQueue(queue: Queue): Promise<Omit<QueueSnapshot, 'openCircuits' | 'circuits'>> {
   const client = await queueRedisClient(queue);
   const [state, latency, stalledCount] = await Promise.all([
     readQueueState(queue),
@@ -56,12 +59,15 @@ export class CachedQueueSnapshot {
     const value = this.read(async () => {
       const [list, open] = await Promise.all([
         Promise.all(QUEUE_NAMES.map((q) => readQueue(this.queues[q]))),
-        Promise.all(OUTBOUND_DEPENDENCIES.map(async (d) => (this.circuits ? (await this.circuits.list(d)).length : 0))),
+        Promise.all(OUTBOUND_DEPENDENCIES.map(async (d) => (this.circuits ? this.circuits.list(d) : []))),
       ]);
       const openOf = (d: OutboundDependency) => open[OUTBOUND_DEPENDENCIES.indexOf(d)]!;
       return {
         queues: Object.fromEntries(
-          QUEUE_NAMES.map((q, i) => [q, { ...list[i]!, openCircuits: openOf(QUEUE_CATALOG[q].outbound.dependency) }]),
+          QUEUE_NAMES.map((q, i) => {
+            const circuits = openOf(QUEUE_CATALOG[q].outbound.dependency);
+            return [q, { ...list[i]!, openCircuits: circuits.length, circuits }];
+          }),
         ) as Record<QueueName, QueueSnapshot>,
         readAt: new Date(),
       };

@@ -2,8 +2,9 @@
  * The real console in a real browser: Debian's Chromium (installed by scripts/setup.sh) driven by playwright-core
  * (which never downloads a browser), headless with the flags of a sandboxed root user, against a real API
  * process and a real worker process. An operator logs in with HTTP Basic, opens payments → failed, sees the job
- * this test made fail, clicks Retry after the fault is cleared, and sees the job completed. Screenshots go to
- * .tap/console/ (the test output directory; docs/img/console-failed.png is one of them).
+ * this test made fail, clicks Retry after the fault is cleared, and sees the job completed; with the payment
+ * provider's circuit open, the payments queue says so. Screenshots go to .tap/console/ (the test output directory;
+ * docs/img/console-failed.png is one of them).
  */
 import t from 'tap';
 import { mkdirSync } from 'node:fs';
@@ -11,7 +12,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { chromium, type Browser } from 'playwright-core';
 import { ADMIN_KEY, API_KEY, ROOT, baseEnv, startApi, startWorker } from '../helpers/services';
-import { SHARED_REDIS_URL, deletePrefix, uniquePrefix } from '../helpers/redis';
+import { SHARED_REDIS_URL, assertionClient, deletePrefix, uniquePrefix } from '../helpers/redis';
+import { CircuitStore } from '../../services/common/outbound-circuits';
+import { OUTBOUND_POLICY } from '../../services/common/queue-catalog';
 import { call, parseMetrics, valueOf } from '../helpers/http';
 import { waitFor } from '../helpers/wait';
 
@@ -84,6 +87,36 @@ t.test('console in Chromium: log in, see a failed payment, retry it, see it comp
   const metrics = parseMetrics(await (await fetch(api.metricsUrl)).text());
   t.equal(valueOf(metrics, 'bullmq_jobs_replayed_total', { queue: 'payments' }), 1, 'the console retry counted as a replay');
   t.ok(api.logs.some((l) => l.audit === true && l.action === 'console_change' && typeof l.keyId === 'string'), 'audited with the key id');
+  await context.close();
+});
+
+t.test('console in Chromium: an open payment_provider circuit is shown on the payments queue', async (t) => {
+  const prefix = uniquePrefix('console');
+  const api = await startApi(baseEnv(SHARED_REDIS_URL, prefix));
+  const browser = await launch();
+  const redis = assertionClient(SHARED_REDIS_URL, null);
+  redis.on('error', () => undefined);
+  t.teardown(async () => {
+    await browser.close();
+    await api.stop('SIGKILL');
+    redis.disconnect();
+    await deletePrefix(SHARED_REDIS_URL, prefix);
+  });
+  // What the workers' breaker records on five failed provider calls within its window.
+  const opened = await new CircuitStore(redis, prefix, OUTBOUND_POLICY.breaker).record('payment_provider', 'payment_provider', 0, 5);
+  t.equal(opened.state, 'open');
+
+  const context = await browser.newContext({ httpCredentials: { username: 'admin', password: ADMIN_KEY }, viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${api.url}/admin/queues`);
+  await page.getByText('⚠ payments · circuit open').first().waitFor({ timeout: 15_000 });
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'console-circuit-overview.png') });
+  await page.goto(`${api.url}/admin/queues/queue/payments`);
+  const note = page.getByText(/⚠ circuit open: payment_provider \(since \d\d:\d\d:\d\d UTC, half-open probe at \d\d:\d\d:\d\d UTC, 5 recent failures\)/);
+  await note.waitFor({ timeout: 15_000 });
+  t.ok(await note.isVisible(), 'the payments page shows the circuit, its next probe and its recent failures');
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, 'console-circuit-open.png') });
   await context.close();
 });
 

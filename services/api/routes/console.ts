@@ -17,9 +17,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { QUEUE_CATALOG, QUEUE_NAMES, isQueueName } from '../../common/queue-catalog';
+import { QUEUE_NAMES, isQueueName } from '../../common/queue-catalog';
+import { CircuitAwareAdapter, ConsoleCircuits } from '../console-circuits';
 import { CONSOLE_CHALLENGE } from '../plugins/app/auth';
 import { retryFailedJob } from '../failures/replay';
 import { ApiError, errorBody } from '../errors';
@@ -33,6 +33,8 @@ const REFUSED: Record<string, string> = {
   'PUT /api/queues/:queueName/empty': 'emptying a queue drops accepted jobs; remove or clean jobs one state at a time',
   'PUT /api/queues/:queueName/obliterate': 'obliterating a queue drops accepted jobs and its history',
 };
+/** The one bull-board route that reads the queues' descriptions and display names (its list of queues). */
+const QUEUES_LIST = '/api/queues';
 const RETRY_ONE = '/api/queues/:queueName/:jobId/retry';
 const RETRY_ALL = '/api/queues/:queueName/retry/:queueStatus';
 
@@ -62,8 +64,9 @@ function crossSite(request: FastifyRequest): boolean {
 
 export default async function consoleRoutes(app: FastifyInstance) {
   const serverAdapter = new FastifyAdapter().setBasePath(CONSOLE_PATH);
+  const circuits = new ConsoleCircuits(() => app.queueSnapshot.get());
   createBullBoard({
-    queues: QUEUE_NAMES.map((name) => new BullMQAdapter(app.queues[name], { description: QUEUE_CATALOG[name].description })),
+    queues: QUEUE_NAMES.map((name) => new CircuitAwareAdapter(app.queues[name], name, circuits)),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Job console' } },
   });
@@ -98,6 +101,13 @@ export default async function consoleRoutes(app: FastifyInstance) {
       if (err instanceof ApiError) return sendError(reply, err);
       throw err;
     }
+  });
+
+  // After the guard (a preHandler runs only for requests it let through): the queue list shows each queue's open
+  // circuits, read from the API's 1 s queue snapshot; a failed read shows the queues without them.
+  app.addHook('preHandler', async (request) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return;
+    if ((request.routeOptions.url ?? '').slice(CONSOLE_PATH.length) === QUEUES_LIST) await circuits.refresh(request.log);
   });
 
   app.addHook('onResponse', async (request, reply) => {
