@@ -60,6 +60,19 @@ export const redisUnavailable = (cause: Error) =>
     { 'retry-after': '1' },
   );
 
+/**
+ * A queue whose BullMQ Queue failed to set itself up (plugins/app/queues.ts builds it again): the operation sent
+ * nothing to Redis, it failed on the Queue's stored set-up error.
+ */
+export const queueNotSetUp = (queue: string, cause: Error) =>
+  new ApiError(
+    503,
+    'REDIS_UNAVAILABLE',
+    `the "${queue}" queue cannot reach the job store yet: its set-up failed (${cause.message}) and is being done again; ` +
+      'nothing was stored; retry after Retry-After with the same Idempotency-Key',
+    { 'retry-after': '1' },
+  );
+
 export const notReplicated = (cause: Error) =>
   new ApiError(
     503,

@@ -1,7 +1,9 @@
 /**
  * Probes: /healthz = the process answers; /readyz = Redis reachable, with a safe eviction policy, and accepting
- * writes (503 says which is wrong). The write check is a real write — a short-lived key — because that is what
- * Redis refuses at maxmemory under noeviction; the message carries used/max memory from INFO to name the cause.
+ * writes, and every queue's BullMQ Queue set up (503 says which is wrong). The write check is a real write — a
+ * short-lived key — because that is what Redis refuses at maxmemory under noeviction; the message carries used/max
+ * memory from INFO to name the cause. A queue whose set-up failed (plugins/app/queues.ts rebuilds it) answers its
+ * adds with 503 REDIS_UNAVAILABLE, so /readyz says REDIS_UNAVAILABLE too, naming the queue.
  */
 import type { FastifyInstance } from 'fastify';
 import { assertNoEviction, EvictionPolicyError, isCluster } from '../../common/redis';
@@ -27,7 +29,6 @@ export default async function healthRoutes(app: FastifyInstance) {
       await app.redis.ping();
       await assertNoEviction(app.redis);
       for (const key of probeKeys) await app.redis.set(key, '1', 'PX', 10_000);
-      return { status: 'ready' };
     } catch (err) {
       if (isRedisOom(err)) {
         const info = await app.redis.info('memory').catch(() => '');
@@ -37,5 +38,8 @@ export default async function healthRoutes(app: FastifyInstance) {
       const code = err instanceof EvictionPolicyError ? 'REDIS_EVICTION_POLICY_UNSAFE' : 'REDIS_UNAVAILABLE';
       return reply.status(503).header('retry-after', '1').send(errorBody(503, code, (err as Error).message));
     }
+    const unusable = app.unusableQueues();
+    if (unusable.length > 0) return reply.status(503).header('retry-after', '1').send(errorBody(503, 'REDIS_UNAVAILABLE', unusable.join('; ')));
+    return { status: 'ready' };
   });
 }
