@@ -98,12 +98,13 @@ export function isRedisOom(err: unknown): boolean {
 
 /**
  * Errors that mean "Redis is unreachable, frozen, closing or not (yet) the master" (ioredis / BullMQ messages), as
- * opposed to bugs. READONLY / LOADING / MASTERDOWN are what a node answers during a failover or a restart: the
+ * opposed to bugs. READONLY / LOADING / MASTERDOWN are what a node answers during a failover or a restart, UNBLOCKED what a
+ * blocked command (the enqueue's WAIT) gets when its node turns replica under it: the
  * client must retry, so they are 503s, never 500s (found by the fault campaign, scripts/chaos/).
  */
 export function isRedisError(err: unknown): err is Error {
   const msg = (err as Error)?.message ?? '';
-  return /^(READONLY|LOADING|MASTERDOWN)\b|Connection is closed|CLUSTERDOWN|TRYAGAIN|Cluster redirections|slots cache|startup nodes|Cluster isn't ready|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Command timed out|ETIMEDOUT|max retries|ECONNRESET|connection is (?!ready)/i.test(
+  return /^(READONLY|LOADING|MASTERDOWN|UNBLOCKED)\b|Connection is closed|CLUSTERDOWN|TRYAGAIN|Cluster redirections|slots cache|startup nodes|Cluster isn't ready|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Command timed out|ETIMEDOUT|max retries|ECONNRESET|connection is (?!ready)/i.test(
     msg,
   );
 }
