@@ -6,9 +6,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# The quiet-machine median of stack ÷ bare when this bound was set (docs/benchmarks.md) is ≈ 2.0, and one quick run's
-# median of three rounds moves by ±15 %: 2.5 lets noise pass and stops a ≥ 25 % regression of the median.
-ratio="${BENCH_GUARD_RATIO:-2.5}"
+# When this bound was set (2026-12-03, Node 24, BullMQ 6) quick runs on a quiet machine gave stack ÷ bare 2.0–2.2
+# (medians of three rounds; single rounds 1.5–2.4): 2.8 lets that noise pass and stops a regression of ≥ 30 %.
+# Lower it as the cost per job comes down (docs/benchmarks.md).
+ratio="${BENCH_GUARD_RATIO:-2.8}"
 mkdir -p .tap/test-results
 log=.tap/bench-guard.log
 npm run bench -- --quick --fail-above "$ratio" >"$log" 2>&1
