@@ -84,14 +84,20 @@ export class ConsoleCircuits {
   }
 }
 
-/** bull-board's BullMQ adapter, whose description and display name carry the queue's open circuits. */
+/**
+ * bull-board's BullMQ adapter, whose description and display name carry the queue's open circuits. It reads the
+ * queue's Queue at each use (`current`): the API replaces a Queue whose set-up failed (plugins/app/queues.ts), and
+ * bull-board's adapter would otherwise keep the broken one for the life of the process.
+ */
 export class CircuitAwareAdapter extends BullMQAdapter {
   constructor(
-    queue: Queue,
+    current: () => Queue,
     private readonly queueName: QueueName,
     private readonly circuits: ConsoleCircuits,
   ) {
-    super(queue, { description: QUEUE_CATALOG[queueName].description });
+    super(current(), { description: QUEUE_CATALOG[queueName].description });
+    // Every operation of the base adapter goes through `this.queue` (@bull-board/api queueAdapters/bullMQ.js).
+    Object.defineProperty(this, 'queue', { get: current, configurable: true, enumerable: false });
   }
 
   override getDescription(): string {

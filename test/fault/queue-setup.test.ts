@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { buildTestApp } from '../helpers/app';
 import { type RedisServer, startRedisServer } from '../helpers/redis';
-import { API_KEY } from '../helpers/services';
+import { ADMIN_KEY, API_KEY } from '../helpers/services';
 import { captureLogs } from '../helpers/log-capture';
 import { waitFor } from '../helpers/wait';
 import { ms, notification, payment, paymentKey } from './lib';
@@ -91,6 +91,11 @@ t.test('Redis frozen while the API sets its queues up: 503 meanwhile, then the A
   t.equal(retried.statusCode, 202, 'the payment answered 503 during the freeze, retried with its key → 202');
   t.equal((await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: auth, payload: notification(1) })).statusCode, 202, 'notifications too');
   t.same(app.unusableQueues(), [], 'every queue usable');
+  // The console's adapters read the rebuilt Queue, not the broken one they were built with (console-circuits.ts).
+  const board = await app.inject({ url: '/admin/queues/api/queues?activeQueue=payments&status=latest', headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  t.equal(board.statusCode, 200, 'the console answers after the rebuild');
+  const boardPayments = board.json<{ queues: { name: string; counts: Record<string, number> }[] }>().queues.find((q) => q.name === 'payments');
+  t.ok(boardPayments && Object.values(boardPayments.counts).reduce((a, x) => a + x, 0) >= 2, 'and counts the payments accepted after it');
 
   const failed = lines.filter((l) => l.msg === 'queue set-up failed: building the queue again');
   const again = lines.filter((l) => l.msg === 'queue set up again: accepting jobs');

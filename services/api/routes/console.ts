@@ -66,7 +66,7 @@ export default async function consoleRoutes(app: FastifyInstance) {
   const serverAdapter = new FastifyAdapter().setBasePath(CONSOLE_PATH);
   const circuits = new ConsoleCircuits(() => app.queueSnapshot.get());
   createBullBoard({
-    queues: QUEUE_NAMES.map((name) => new CircuitAwareAdapter(app.queues[name], name, circuits)),
+    queues: QUEUE_NAMES.map((name) => new CircuitAwareAdapter(() => app.queues[name], name, circuits)),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'Job console' } },
   });
