@@ -10,11 +10,17 @@
  * stores two jobs under one id: a request that finds the record claimed but not yet marked "added" (the first
  * add still running, or timed out with an unknown outcome) adds again under the same id — a no-op when the job
  * exists — and so never answers 202 for a job that was not stored.
+ *
+ * A record can also outlive its job: a failover that promotes a replica which had the record but not the job
+ * (asynchronous replication), or a job that finished and was removed by retention. A replay therefore checks that
+ * the job still exists (any state), and when it does not asks `missingJobEvidence` which of the two it was: a
+ * lost job is added again under the same id (services/api/enqueue.ts), one that ran never is.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { RedisClient } from '../common/redis';
 import { DEFAULT_PRIORITY, type PriorityName, type QueueName } from '../common/queue-catalog';
+import { LEDGER_TTL_SECONDS, ledgerEntryKey, ledgerKeyFor } from '../common/ledger-keys';
 import { ApiError } from './errors';
 
 /** What a client asks to enqueue (the body of POST /v1/queues/<queue>/jobs): what an intent's fingerprint covers. */
@@ -70,6 +76,14 @@ export type Claim =
   /** Same intent seen before; `added` says whether its job is known to be stored. */
   | { kind: 'replay'; record: IdempotencyRecord };
 
+/**
+ * What Redis holds about an intent whose job is gone: `processed` — it ran (a payment's ledger entry), so retention
+ * removed it after it finished; `lost` — it provably never ran (a payment with no ledger entry while any entry
+ * written for it would still be kept); `unknown` — nothing tells (notifications and webhooks keep no record of
+ * having run; a payment whose record is older than the ledger's TTL).
+ */
+export type MissingJobEvidence = 'processed' | 'lost' | 'unknown';
+
 export class IdempotencyStore {
   /**
    * @param keyPrefix The queue's key prefix (services/common/queue-keys.ts): QUEUE_PREFIX on one node; on a Redis
@@ -80,6 +94,8 @@ export class IdempotencyStore {
     private readonly redis: RedisClient,
     private readonly keyPrefix: (queue: QueueName) => string,
     private readonly ttlS: number,
+    /** QUEUE_PREFIX, under which the worker keeps the payments ledger (common/ledger-keys.ts). */
+    private readonly ledgerPrefix: string,
   ) {}
 
   private recordKey(queue: QueueName, digest: string): string {
@@ -97,6 +113,22 @@ export class IdempotencyStore {
     const stored = JSON.parse(previous) as IdempotencyRecord;
     if (stored.fp !== fp) throw idempotencyKeyReused(key);
     return { kind: 'replay', record: stored };
+  }
+
+  /**
+   * For an intent whose job is in no state of its queue: did it run (removed by retention after it finished) or was
+   * it lost before it ran? Only payments leave a record of having run — the ledger entry every completed payment
+   * has (the charge, or the earlier charge it found), kept LEDGER_TTL_SECONDS from the charge, so from after the
+   * claim: while the intent's record is younger than that, no entry means the payment never ran.
+   */
+  async missingJobEvidence(queue: QueueName, clientId: string, key: string): Promise<MissingJobEvidence> {
+    if (queue !== 'payments') return 'unknown';
+    const entry = await this.redis.exists(ledgerEntryKey(this.ledgerPrefix, ledgerKeyFor({}, { clientId, idempotencyKey: key })));
+    if (entry > 0) return 'processed';
+    const remainingMs = await this.redis.pttl(this.recordKey(queue, intentDigest(clientId, key)));
+    if (remainingMs < 0) return 'unknown';
+    const ageS = this.ttlS - remainingMs / 1000;
+    return ageS < LEDGER_TTL_SECONDS ? 'lost' : 'unknown';
   }
 
   /** Records that the intent's job is stored (best effort: a replay re-adds under the same id otherwise). */

@@ -20,9 +20,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { RedisClient } from '../common/redis';
-import type { JobMeta } from '../common/job-envelope';
+import { LEDGER_TTL_SECONDS, ledgerEntryKey } from '../common/ledger-keys';
 
-export const LEDGER_TTL_SECONDS = 8 * 24 * 3600;
+// Key names and TTL live in common/ledger-keys.ts: the API reads the ledger too (a replay of a lost job).
+export { LEDGER_TTL_SECONDS, ledgerKeyFor } from '../common/ledger-keys';
 
 /** What binds an intent: the same intent with other details is a different payment, never merged. */
 export interface PaymentDetails {
@@ -51,21 +52,19 @@ export function sameDetails(a: Partial<PaymentDetails>, b: PaymentDetails): bool
 }
 
 export class PaymentLedger {
-  private readonly prefix: string;
   private readonly referencePrefix: string;
-  constructor(private readonly redis: RedisClient, prefix: string) {
-    this.prefix = `${prefix}:ledger:payments:`;
+  constructor(private readonly redis: RedisClient, private readonly prefix: string) {
     this.referencePrefix = `${prefix}:ledger:references:`;
   }
 
   async get(ledgerKey: string): Promise<LedgerEntry | undefined> {
-    const raw = await this.redis.get(this.prefix + ledgerKey);
+    const raw = await this.redis.get(ledgerEntryKey(this.prefix, ledgerKey));
     return raw ? (JSON.parse(raw) as LedgerEntry) : undefined;
   }
 
   /** Records the charge unless one is already recorded for this key; returns the entry that stands. */
   async record(ledgerKey: string, entry: LedgerEntry): Promise<LedgerEntry> {
-    const created = await this.redis.set(this.prefix + ledgerKey, JSON.stringify(entry), 'EX', LEDGER_TTL_SECONDS, 'NX');
+    const created = await this.redis.set(ledgerEntryKey(this.prefix, ledgerKey), JSON.stringify(entry), 'EX', LEDGER_TTL_SECONDS, 'NX');
     return created === 'OK' ? entry : ((await this.get(ledgerKey)) ?? entry);
   }
 
@@ -88,13 +87,4 @@ export class PaymentLedger {
 /** Account and reference are free text (':' included): a digest keeps the Redis key unambiguous and bounded. */
 function referenceDigest(account: string, reference: string): string {
   return createHash('sha256').update(JSON.stringify([account, reference])).digest('hex');
-}
-
-/**
- * The intent's ledger key, also the provider's idempotency key: `idem:<clientId>:<Idempotency-Key>`
- * (`idem:-:<key>` for jobs enqueued before the API recorded the client), else `job:<job id>`.
- */
-export function ledgerKeyFor(job: { id?: string }, meta: Pick<JobMeta, 'idempotencyKey' | 'clientId'>): string {
-  if (meta.idempotencyKey) return `idem:${meta.clientId ?? '-'}:${meta.idempotencyKey}`;
-  return `job:${job.id}`;
 }

@@ -78,7 +78,7 @@ function registerEnqueueRoute(app: FastifyInstance, name: QueueName) {
       if (problem) throw new ApiError(400, 'VALIDATION_ERROR', problem);
       const key = request.headers['idempotency-key'];
       const parent = contextWith(request.otelSpan);
-      const deps = { queue: app.queues[name], idempotency: app.idempotency, metrics: app.apiMetrics };
+      const deps = { queue: app.queues[name], idempotency: app.idempotency, metrics: app.apiMetrics, log: request.log };
       // One deadline (withRedis) for the whole Redis part: the add, then the replication check.
       const result = await app.withRedis(async () => {
         const enqueued = await enqueueJob(deps, name, request.body, { clientId: request.keyId!, idempotencyKey: key }, parent);

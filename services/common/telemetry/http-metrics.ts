@@ -14,6 +14,8 @@ export type RejectionReason = (typeof REJECTION_REASONS)[number];
 export interface ApiMetrics {
   observeRequest(method: string, route: string, statusCode: number, seconds: number, traceId?: string): void;
   enqueued(queue: string): void;
+  /** A job an idempotent replay found lost from Redis and added again under its id (services/api/enqueue.ts). */
+  readded(queue: string): void;
   rejected(reason: RejectionReason): void;
 }
 
@@ -25,6 +27,12 @@ export function createApiMetrics(registry: MetricsRegistry, queues: readonly str
     buckets: BUCKETS.http,
   });
   const enqueued = boundedCounter(registry, 'bullmq_jobs_enqueued_total', 'Jobs accepted by the API and added to their queue.', { queue: queues });
+  const readded = boundedCounter(
+    registry,
+    'bullmq_jobs_readded_total',
+    'Jobs an idempotent replay found missing from Redis although they never ran (lost, e.g. in a failover) and added again under their id.',
+    { queue: queues },
+  );
   const rejected = boundedCounter(registry, 'api_requests_rejected_total', 'Requests refused before reaching a route: per-key rate limit or failed-auth limit (429), load shedding (503).', { reason: REJECTION_REASONS });
 
   return {
@@ -35,6 +43,7 @@ export function createApiMetrics(registry: MetricsRegistry, queues: readonly str
         exemplarLabels: traceExemplar(traceId),
       }),
     enqueued: (queue) => enqueued.inc({ queue }),
+    readded: (queue) => readded.inc({ queue }),
     rejected: (reason) => rejected.inc({ reason }),
   };
 }
@@ -42,5 +51,6 @@ export function createApiMetrics(registry: MetricsRegistry, queues: readonly str
 export const noopApiMetrics: ApiMetrics = {
   observeRequest: () => undefined,
   enqueued: () => undefined,
+  readded: () => undefined,
   rejected: () => undefined,
 };

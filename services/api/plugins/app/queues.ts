@@ -203,7 +203,7 @@ export default fp(
     const circuitStore = new CircuitStore(redis, app.config.queuePrefix, OUTBOUND_POLICY.breaker);
     app.decorate('circuitStore', circuitStore);
     app.decorate('queueSnapshot', new CachedQueueSnapshot(queues, (op) => app.withRedis(op), circuitStore));
-    app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS));
+    app.decorate('idempotency', new IdempotencyStore(redis, (queue) => queueKeyPrefix(app.config, queue), app.config.api.idempotencyTtlS, app.config.queuePrefix));
 
     app.addHook('onClose', async () => {
       closing = true;
