@@ -1,4 +1,4 @@
-/* global require, process, console, __dirname, setTimeout */
+/* global console, setTimeout, process, __dirname */
 /**
  * Experiment (not part of the campaign): the cluster campaign's failover sequence twice, ~4–10 s apart, on the
  * local 3+3 cluster of scripts/lib/redis-cluster.ts, while a writer loads the payments slot. Prints, at every

@@ -1,4 +1,4 @@
-/* global require, process, console, __dirname */
+/* global console, process, __dirname */
 /**
  * Experiment (not part of the campaign): the campaign's own cluster failover (scripts/chaos/topology.ts) three
  * times back to back, as the redis lane does when failovers queue up, under a writer on the payments slot.
