@@ -6,7 +6,7 @@
  */
 import type { Attempt, Intent } from './load';
 import type { Delivery } from './receiver';
-import type { FaultRecord } from './faults';
+import { LANE_BUSY, type FaultRecord } from './faults';
 import type { FaultKind } from './schedule';
 
 export interface FinalJob {
@@ -261,7 +261,7 @@ export function check(input: CheckInput): CheckResult {
         : 'none',
     },
     { name: 'every scheduled fault was applied', ok: faultErrors.length === 0,
-      detail: `${input.faults.filter((f) => !f.skipped && !f.error).length} applied, ${input.faults.filter((f) => f.skipped).length} skipped (lane busy past the load)` +
+      detail: `${input.faults.filter((f) => !f.skipped && !f.error).length} applied, ${skippedDetail(input.faults)}` +
         (faultErrors.length ? `; failed: ${faultErrors.map((f) => `${f.kind}: ${f.error?.split('\n')[0]}`).join('; ')}` : ''),
     },
   ];
@@ -291,4 +291,16 @@ export function check(input: CheckInput): CheckResult {
     invariants,
     firstFailure,
   };
+}
+
+/** "3 skipped (lane busy past the load ×2; redis_failover: payments master :7001 not failed over: …)". */
+function skippedDetail(faults: readonly FaultRecord[]): string {
+  const skipped = faults.filter((f) => f.skipped);
+  if (!skipped.length) return '0 skipped';
+  const reasons = new Map<string, number>();
+  for (const f of skipped) {
+    const reason = f.skipReason === undefined || f.skipReason === LANE_BUSY ? LANE_BUSY : `${f.kind}: ${f.skipReason.split('\n')[0]}`;
+    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+  }
+  return `${skipped.length} skipped (${[...reasons].map(([r, n]) => (n > 1 ? `${r} ×${n}` : r)).join('; ')})`;
 }

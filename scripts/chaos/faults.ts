@@ -18,9 +18,23 @@ export interface FaultRecord {
   startedMs: number;
   healedMs?: number;
   error?: string;
-  /** Not injected: its lane was still busy with earlier faults when the load ended (a slow, loaded machine). */
+  /**
+   * Not injected: its lane was still busy with earlier faults when the load ended (a slow, loaded machine), or
+   * its precondition did not hold (a cluster failover whose master has no replica in sync): see skipReason.
+   */
   skipped?: boolean;
+  skipReason?: string;
 }
+
+/**
+ * Thrown by a fault that must not be injected now (its precondition does not hold, e.g. no replica in sync to
+ * fail over to): recorded as skipped with the reason, not as an error.
+ */
+export class FaultSkipped extends Error {
+  override name = 'FaultSkipped';
+}
+
+export const LANE_BUSY = 'lane busy past the load';
 
 export interface FaultTargets {
   redis: CampaignRedis;
@@ -127,6 +141,7 @@ export async function runFaults(
         records.push(rec);
         if (rec.startedMs > lastStartMs) {
           rec.skipped = true;
+          rec.skipReason = LANE_BUSY;
           t.log(`fault ${f.kind} planned at ${f.atS} s skipped: its lane was busy until after the load`);
           continue;
         }
@@ -134,6 +149,13 @@ export async function runFaults(
         try {
           await apply(f, t, () => (rec.healedMs = Date.now() - startMs));
         } catch (err) {
+          if (err instanceof FaultSkipped) {
+            rec.skipped = true;
+            rec.skipReason = err.message;
+            rec.healedMs ??= Date.now() - startMs;
+            t.log(`fault ${f.kind} skipped: ${err.message}`);
+            continue;
+          }
           rec.error = (err as Error).message;
           rec.healedMs ??= Date.now() - startMs;
           t.log(`fault ${f.kind} failed: ${rec.error}`);

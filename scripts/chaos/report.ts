@@ -115,7 +115,7 @@ export function renderMarkdown(r: CampaignReport): string {
     '## What happened',
     '',
     '```',
-    ...r.faultLog.map((f) => `${(f.startedMs / 1000).toFixed(1).padStart(6)}–${((f.healedMs ?? f.startedMs) / 1000).toFixed(1).padStart(6)} s  ${f.kind.padEnd(15)} ${f.target}${f.skipped ? '  skipped (lane busy past the load)' : ''}${f.error ? `  ERROR ${f.error.split('\n')[0]}` : ''}`),
+    ...r.faultLog.map((f) => `${(f.startedMs / 1000).toFixed(1).padStart(6)}–${((f.healedMs ?? f.startedMs) / 1000).toFixed(1).padStart(6)} s  ${f.kind.padEnd(15)} ${f.target}${f.skipped ? `  skipped (${f.skipReason ?? 'lane busy past the load'})` : ''}${f.error ? `  ERROR ${f.error.split('\n')[0]}` : ''}`),
     '```',
     '',
   );

@@ -22,6 +22,7 @@ import { waitFor, delay } from '../lib/wait';
 import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { createRedisNamespace, type RedisNamespace } from './netns';
 import type { Topology } from './schedule';
+import { FaultSkipped } from './faults';
 
 export interface CampaignRedis {
   topology: Topology;
@@ -61,6 +62,9 @@ function ping(host: string, port: number): Promise<boolean> {
     sock.once('error', () => resolve(false));
   });
 }
+
+/** How long a cluster failover waits for the payments master's replica to be in sync before it is skipped. */
+const REPLICA_SYNC_WAIT_MS = 30_000;
 
 const REDIS_ARGS = ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory', '512mb', '--maxmemory-policy', 'noeviction'];
 
@@ -233,14 +237,41 @@ async function startCluster(queuePrefix: string): Promise<CampaignRedis> {
     freeze: async (ms) => freezeFor(await target(paymentsKey), ms),
     failover: async (ms) => {
       const m = await target(paymentsKey);
+      // Redis Cluster promotes only a replica that has synced with its master (cluster-replica-validity-factor):
+      // the payments master's one replica is often the node the previous failover restarted, whose full sync
+      // (delayed 5 s by repl-diskless-sync-delay) may not be done yet. Killing the master then takes the slot down
+      // with nobody to promote it (seed 102: from 172 s on), which no operator would do: wait for the replica to
+      // catch up, or skip the fault and say why.
+      try {
+        await cluster.waitReplicaInSync(m, { timeoutMs: REPLICA_SYNC_WAIT_MS });
+      } catch (err) {
+        throw new FaultSkipped(`payments master :${m.port} not failed over: ${(err as Error).message}`);
+      }
       m.signal('SIGKILL');
       await m.managed.exited;
+      let promoted: RedisServer | undefined;
+      let failure: Error | undefined;
       try {
-        await waitFor(async () => (await target(paymentsKey)).port !== m.port, { timeoutMs: 30_000, intervalMs: 200, what: 'a replica promoted for the payments slot' });
+        promoted = await waitFor(async () => {
+          const now = await target(paymentsKey);
+          return now.port !== m.port ? now : undefined;
+        }, { timeoutMs: 30_000, intervalMs: 200, what: 'a replica promoted for the payments slot' });
         await delay(ms);
-      } finally {
-        await m.restart();
+      } catch (err) {
+        failure = err as Error;
       }
+      await m.restart();
+      if (promoted) {
+        // Healed once the old master is back as a replica in sync: the next failover has someone to promote.
+        await cluster.waitReplicaInSync(promoted, { timeoutMs: 60_000 });
+        return;
+      }
+      // Nobody was promoted: the slot is down until the old master, restarted from its AOF and nodes.conf, serves
+      // it again. Wait for that so the campaign goes on with a whole cluster, then report the failure.
+      const back = await waitFor(async () => (await target(paymentsKey)).port === m.port, {
+        timeoutMs: 30_000, intervalMs: 200, what: `the restarted :${m.port} serving the payments slot again`,
+      }).then(() => 'the restarted old master serves the slot again', (err: Error) => err.message);
+      throw new Error(`${failure?.message ?? 'no replica promoted'}; ${back}`);
     },
     partition: () => Promise.reject(new Error('cluster topology: no partition (Redis is not in its own namespace)')),
     stop: async () => {

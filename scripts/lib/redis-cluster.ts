@@ -54,6 +54,16 @@ export interface RedisClusterHandle {
    * `replicas` (default true) every master must also have one (false after a failover left a master alone).
    */
   waitHealthy(opts?: { timeoutMs?: number; replicas?: boolean }): Promise<void>;
+  /**
+   * Why `master` has no replica that Redis Cluster could promote right now (undefined when one is in sync): a
+   * replica counts once its link is up, its initial sync is done and its offset has reached the master's. A
+   * replica that has not completed a sync since it started (e.g. just restarted: Redis 7 delays a diskless full
+   * sync by repl-diskless-sync-delay, 5 s) refuses to fail over ("Disconnected from master for longer than
+   * allowed", cluster-replica-validity-factor), and the slot then stays down until the master itself returns.
+   */
+  replicaNotInSync(master: RedisServer): Promise<string | undefined>;
+  /** Polls replicaNotInSync until `master` has an in-sync replica; rejects with the last reason on timeout. */
+  waitReplicaInSync(master: RedisServer, opts?: { timeoutMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -173,6 +183,38 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
         },
         { timeoutMs, intervalMs: 200, what: 'Redis Cluster healthy (cluster_state:ok, replicas in sync)' },
       );
+    },
+    replicaNotInSync: async (master) => {
+      const masterRepl = await info(master.port, 'replication');
+      if (!/role:master/.test(masterRepl)) return `:${master.port} is not a master`;
+      const masterOffset = Number(/master_repl_offset:(\d+)/.exec(masterRepl)?.[1] ?? 0);
+      const replicaPorts = [...masterRepl.matchAll(/^slave\d+:.*\bport=(\d+)/gm)].map((m) => Number(m[1]));
+      if (!replicaPorts.length) return `:${master.port} has no replica connected`;
+      const reasons: string[] = [];
+      for (const port of replicaPorts) {
+        const replica = servers.find((s) => s.port === port);
+        if (!replica || replica.process.exitCode !== null || replica.process.signalCode !== null) {
+          reasons.push(`:${port} not running`);
+          continue;
+        }
+        const repl = await info(port, 'replication').catch((err: Error) => `unreachable: ${err.message}`);
+        const field = (name: string) => new RegExp(`${name}:([^\\r\\n]*)`).exec(repl)?.[1];
+        const offset = Number(field('slave_repl_offset') ?? -1);
+        if (field('master_port') !== String(master.port)) reasons.push(`:${port} is not its replica (${field('role') ?? repl})`);
+        else if (field('master_link_status') !== 'up') reasons.push(`:${port} master_link_status:${field('master_link_status')}`);
+        else if (field('master_sync_in_progress') !== '0') reasons.push(`:${port} full sync in progress`);
+        else if (offset < masterOffset) reasons.push(`:${port} at offset ${offset} of ${masterOffset}`);
+        else return undefined;
+      }
+      return `no replica of :${master.port} in sync (${reasons.join('; ')})`;
+    },
+    waitReplicaInSync: async (master, { timeoutMs = 30_000 } = {}) => {
+      let reason: string | undefined = 'not checked yet';
+      await waitFor(async () => (reason = await handle.replicaNotInSync(master)) === undefined, {
+        timeoutMs, intervalMs: 200, what: `a replica of :${master.port} in sync`,
+      }).catch((err: Error) => {
+        throw new Error(`${err.message}: ${reason}`);
+      });
     },
     stop: async () => {
       for (const c of clients) c.disconnect();

@@ -121,3 +121,19 @@ t.test('a campaign in which nothing was accepted fails (it proves nothing)', asy
   t.same(failed(r), ['the stack accepted most requests (≥ 50 %)']);
   t.same(r.requests.refusedReasons, { gave_up: 9 });
 });
+
+t.test('a skipped fault (its precondition did not hold) passes and is counted with its reason; an error fails', async (t) => {
+  const input = cleanHistory();
+  const why = 'payments master :7001 not failed over: timed out after 30000 ms waiting for a replica of :7001 in sync: no replica of :7001 in sync (:7004 master_link_status:down)';
+  input.faults.push(
+    { kind: 'redis_failover', target: 'redis', plannedAtS: 4, startedMs: 4_000, healedMs: 34_000, skipped: true, skipReason: why },
+    { kind: 'redis_freeze', target: 'redis', plannedAtS: 9, startedMs: 11_000, skipped: true, skipReason: 'lane busy past the load' },
+  );
+  let r = check(input);
+  t.same(failed(r), [], 'a skip is not a failure');
+  const applied = r.invariants.find((i) => i.name === 'every scheduled fault was applied');
+  t.match(applied?.detail, /1 applied, 2 skipped \(redis_failover: payments master :7001 not failed over: .*master_link_status:down\); lane busy past the load\)/);
+  input.faults.push({ kind: 'redis_failover', target: 'redis', plannedAtS: 40, startedMs: 40_000, healedMs: 70_000, error: 'timed out' });
+  r = check(input);
+  t.same(failed(r), ['every scheduled fault was applied']);
+});
