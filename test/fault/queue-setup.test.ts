@@ -113,8 +113,12 @@ t.test('a Queue whose set-up keeps failing (INFO refused by an ACL): /readyz 503
   const admin = new Redis(redis.url);
   t.teardown(() => admin.disconnect());
   // Everything the API needs but a bare INFO (the one BullMQ's set-up sends; ioredis skips its ready check on NOPERM).
-  await admin.call('ACL', 'SETUSER', 'api', 'on', '>api-secret', '~*', '&*', '+@all', '-info', '+info|memory', '+info|replication');
-  const { app } = await buildTestApp(t, { REDIS_URL: `redis://api:api-secret@127.0.0.1:${redis.port}` });
+  const password = `pw-${process.pid}`; // a throwaway ACL user of this private Redis
+  await admin.call('ACL', 'SETUSER', 'api', 'on', `>${password}`, '~*', '&*', '+@all', '-info', '+info|memory', '+info|replication');
+  const url = new URL(redis.url);
+  url.username = 'api';
+  url.password = password;
+  const { app } = await buildTestApp(t, { REDIS_URL: url.toString() });
 
   const notReady = await readyz(app);
   t.equal(notReady.statusCode, 503, '/readyz 503: Redis answers, but no queue is set up');
