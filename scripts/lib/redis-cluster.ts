@@ -13,10 +13,10 @@ import { waitFor } from './wait';
 
 const exec = promisify(execFile);
 
-/** Cluster bus port = port + 10000, so data ports must stay below 55536 and both must be free. */
+/** Cluster bus port = port + 10000: both must be free, and both below the ephemeral range (ports.ts). */
 async function clusterPort(taken: Set<number>): Promise<number> {
   for (;;) {
-    const port = await freePort();
+    const port = await freePort(10_000);
     if (port >= 55_536 || taken.has(port) || taken.has(port + 10_000)) continue;
     const bus = port + 10_000;
     if (await isFree(bus)) {
