@@ -26,7 +26,7 @@ export interface Plan {
   costS: number;
   /** One profiled run of each kind after the measured rounds splits the CPU by component (bench/profile.ts). */
   costProfile: boolean;
-  /** Interleaved rounds (direct / through the boundary) of the outbound stage, and no-op calls per run. */
+  /** Interleaved rounds (direct / through the boundary) of the outbound stage, and provider calls (no work, 15 ms each) per run. */
   outboundRounds: number;
   outboundCalls: number;
   /** Closed-loop window of one single-node / cluster run, and interleaved rounds. */
@@ -38,8 +38,8 @@ export interface Plan {
 
 export function planFor(quick: boolean): Plan {
   return quick
-    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, costRounds: 3, costJobs: 10_000, costS: 4, costProfile: false, outboundRounds: 3, outboundCalls: 10_000, clusterS: 6, clusterRounds: 1, budgetMs: 0 }
-    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, costRounds: 3, costJobs: 40_000, costS: 12, costProfile: true, outboundRounds: 5, outboundCalls: 30_000, clusterS: 12, clusterRounds: 2, budgetMs: 600_000 };
+    ? { baselineJobs: 15_000, warmS: 2, probeS: 6, maxProbes: 4, fixedS: 10, abS: 6, abFixedS: 5, abPairs: 2, idleScrapes: 60, topologies: [[1, 1]], fixedAlt: false, costRounds: 3, costJobs: 10_000, costS: 4, costProfile: false, outboundRounds: 3, outboundCalls: 15_000, clusterS: 6, clusterRounds: 1, budgetMs: 0 }
+    : { baselineJobs: 30_000, warmS: 3, probeS: 10, maxProbes: 4, fixedS: 30, abS: 15, abFixedS: 10, abPairs: 3, idleScrapes: 200, topologies: [[1, 1], [1, 2], [2, 2]], fixedAlt: true, costRounds: 3, costJobs: 40_000, costS: 12, costProfile: true, outboundRounds: 5, outboundCalls: 40_000, clusterS: 12, clusterRounds: 2, budgetMs: 600_000 };
 }
 
 export const FIXED_RATE = 2000;

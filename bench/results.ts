@@ -123,7 +123,7 @@ export interface Cost {
   components?: { plainProducer?: ComponentShares; plainWorker?: ComponentShares; api?: ComponentShares; worker?: ComponentShares; apiDisabled?: ComponentShares; workerDisabled?: ComponentShares };
 }
 
-/** CPU per call of one outbound run: no-op provider calls made directly or through the outbound boundary. */
+/** CPU per call of one outbound run: provider calls (no work, 15 ms each) made directly or through the outbound boundary. */
 export interface OutboundRun {
   mode: 'direct' | 'guarded';
   calls: number;

@@ -3,11 +3,14 @@
  * record) costs per call on its closed path — every circuit closed, the quota not binding — against the same
  * calls made directly. It runs the worker's own classes, wired as services/worker/main.ts wires them (shared
  * circuit state and quota leases in the bench's Redis, prom-client metrics), in this process: the provider
- * call is a no-op, so what is left is the boundary itself, in this process and in Redis.
+ * call does no work but takes PROVIDER_LATENCY_MS, so the calls come at a worker's pace (the boundary's Redis work
+ * is per time — leases per validity, syncs per interval — so a free-running loop would hide it), and what is left
+ * after subtracting the direct calls is the boundary itself, in this process and in Redis.
  * Rounds are interleaved (direct / guarded) with the same in-flight count as a worker's concurrency; the
  * figure is median(guarded − direct) CPU per call, and its share of the stack's CPU per job from the cost
  * stage of the same run (goal ≤ 3 %).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { Redis } from 'ioredis';
 import { CircuitStore } from '../../services/common/outbound-circuits';
@@ -29,7 +32,16 @@ const IN_FLIGHT = 50;
 /** Far above what one process can start: the quota is taken (leases, Lua) but never makes a call wait. */
 const UNBINDING: QuotaPolicy = { limit: 1_000_000, windowMs: 1_000 };
 
-const callProvider = async (): Promise<string> => 'sent';
+/**
+ * 50 in flight ÷ 15 ms ≈ 3,300 calls/s: the pace of one saturated worker process on this machine class
+ * (docs/benchmarks.md, capacity), where the boundary's per-interval Redis work weighs most per call.
+ */
+const PROVIDER_LATENCY_MS = 15;
+
+const callProvider = async (): Promise<string> => {
+  await sleep(PROVIDER_LATENCY_MS);
+  return 'sent';
+};
 
 async function closedLoop(calls: number, one: () => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -68,7 +80,7 @@ export async function stageOutbound(ctx: BenchContext, stackCpuMsPerJob: number 
     createTelemetryGuard((_what, err) => failures.push(err)),
   );
   const guarded = () => boundary.call(DEPENDENCY, DEPENDENCY, callProvider);
-  ctx.log(`outbound: ${plan.outboundRounds} interleaved rounds (direct / through the boundary), ${fmt(plan.outboundCalls)} no-op provider calls each, ${IN_FLIGHT} in flight, circuits closed, quota not binding`);
+  ctx.log(`outbound: ${plan.outboundRounds} interleaved rounds (direct / through the boundary), ${fmt(plan.outboundCalls)} provider calls each (no work, ${PROVIDER_LATENCY_MS} ms), ${IN_FLIGHT} in flight, circuits closed, quota not binding`);
   const runs: OutboundRun[] = [];
   try {
     // Warm-up: JIT, the Lua scripts loaded, the local circuit state cached.

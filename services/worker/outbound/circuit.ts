@@ -3,8 +3,10 @@
  * the closed path costs no Redis round trip per call. Per circuit (dependency, target) this process keeps the
  * last state it read and the outcomes not yet sent; it syncs with Redis (send the batch, read the state back):
  * - at once after a failure (an outage opens the circuit within a few calls),
- * - when BATCH_SIZE successes are pending, and before using a state older than REFRESH_MS (so a circuit another
- *   replica opened, or an operator reset, is seen within half a second).
+ * - when BATCH_SIZE successes are pending and the last sync is SUCCESS_SYNC_MS old (a busy healthy dependency
+ *   costs this process ≤ 1 / SUCCESS_SYNC_MS syncs per circuit, whatever its call rate: the bench's outbound stage),
+ *   and before using a state older than REFRESH_MS (so a circuit another replica opened, or an operator reset, is
+ *   seen within half a second).
  * An open circuit short-circuits locally until its next probe time; then exactly one call across all replicas
  * gets the probe lease (SET NX PX in the script) and its outcome closes or re-opens the circuit.
  * Redis unreachable: the breaker lets calls through (it protects the dependency, it must not add an outage).
@@ -15,6 +17,8 @@ import type { BreakerPolicy, OutboundDependency } from '../../common/queue-catal
 
 export const REFRESH_MS = 500;
 export const BATCH_SIZE = 20;
+/** Pending successes wait at most this long for company: a tenth of a second of a 10 s breaker window. */
+export const SUCCESS_SYNC_MS = 100;
 /** Local entries unused this long are dropped (webhook hosts are unbounded). */
 const IDLE_MS = 60_000;
 
@@ -40,6 +44,9 @@ interface LocalCircuit {
 export interface CircuitEvents {
   transition(dependency: OutboundDependency, to: CircuitTransition): void;
 }
+
+/** The closed path's admission: one shared object, nothing allocated per call. */
+export const PASS: Admission = Object.freeze({ kind: 'pass' });
 
 export class CircuitBreakers {
   private readonly circuits = new Map<string, LocalCircuit>();
@@ -99,50 +106,70 @@ export class CircuitBreakers {
     return c.syncing;
   }
 
+  /**
+   * The closed path without a promise: PASS when the cached state is closed and fresh and the dependency has not
+   * failed lately; undefined when admit() must decide (it may read Redis).
+   */
+  admitCached(dependency: OutboundDependency, target: string): Admission | undefined {
+    if (!this.enabled) return PASS;
+    const c = this.circuits.get(`${dependency}\u0000${target}`);
+    if (!c || c.state !== 'closed') return undefined;
+    const now = Date.now();
+    if (now - c.syncedAt > REFRESH_MS || now - c.failedAt < this.policy.windowMs) return undefined;
+    c.usedAt = now;
+    return PASS;
+  }
+
   /** May this call go out? Closed: yes, from memory. Open: no, until its probe time; then one probe across replicas. */
   async admit(dependency: OutboundDependency, target: string): Promise<Admission> {
-    if (!this.enabled) return { kind: 'pass' };
+    if (!this.enabled) return PASS;
     const now = Date.now();
     const c = this.local(dependency, target, now);
     // Healthy: the cached state (≤ REFRESH_MS old) decides, no round trip. Failing lately: the circuit may have
     // opened on another replica a moment ago, so the shared state decides every admission until the window passes.
     if (now - c.syncedAt > REFRESH_MS || now - c.failedAt < this.policy.windowMs) await this.sync(dependency, target, c);
-    if (c.state === 'closed') return { kind: 'pass' };
+    if (c.state === 'closed') return PASS;
     if (c.state === 'open' && Date.now() < c.nextProbeAt) return { kind: 'open', retryAt: c.nextProbeAt, state: 'open' };
     const token = randomUUID();
     try {
       const reply = await this.store.probe(dependency, target, token);
       this.apply(dependency, c, reply);
       if (reply.granted) return { kind: 'probe', token };
-      if (reply.state === 'closed') return { kind: 'pass' };
+      if (reply.state === 'closed') return PASS;
       // Half-open with another replica's probe in flight: its answer comes within a call's time.
       const retryAt = reply.state === 'open' ? c.nextProbeAt : Date.now() + this.policy.openMs;
       return { kind: 'open', retryAt, state: reply.state };
     } catch (err) {
       this.onError(err);
-      return { kind: 'pass' };
+      return PASS;
     }
   }
 
-  /** The call's outcome for the breaker: `true` the dependency answered, `false` it failed (5xx, 408, timeout, network). */
-  async record(dependency: OutboundDependency, target: string, admission: Admission, ok: boolean): Promise<void> {
-    if (!this.enabled) return;
+  /**
+   * The call's outcome for the breaker: `true` the dependency answered, `false` it failed (5xx, 408, timeout,
+   * network). Returns a promise only when it syncs with Redis (a failure, a full batch, a probe's result), so the
+   * closed path's success costs no promise.
+   */
+  record(dependency: OutboundDependency, target: string, admission: Admission, ok: boolean): Promise<void> | undefined {
+    if (!this.enabled) return undefined;
     const c = this.local(dependency, target, Date.now());
-    if (admission.kind === 'probe') {
-      try {
-        this.apply(dependency, c, await this.store.probeResult(dependency, target, admission.token, ok));
-      } catch (err) {
-        this.onError(err);
-      }
-      return;
-    }
-    if (admission.kind !== 'pass') return;
+    if (admission.kind === 'probe') return this.recordProbe(dependency, target, c, admission.token, ok);
+    if (admission.kind !== 'pass') return undefined;
     if (ok) c.ok++;
     else {
       c.fail++;
       c.failedAt = Date.now();
     }
-    if (!ok || c.ok >= BATCH_SIZE) await this.sync(dependency, target, c);
+    if (!ok || (c.ok >= BATCH_SIZE && Date.now() - c.syncedAt >= SUCCESS_SYNC_MS)) return this.sync(dependency, target, c);
+    return undefined;
+  }
+
+  private async recordProbe(dependency: OutboundDependency, target: string, c: LocalCircuit, token: string, ok: boolean): Promise<void> {
+    try {
+      this.apply(dependency, c, await this.store.probeResult(dependency, target, token, ok));
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   /** When an open circuit (as last read) lets its next probe through; undefined unless open. */
