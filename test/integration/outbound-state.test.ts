@@ -8,7 +8,7 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CircuitStore } from '../../services/common/outbound-circuits';
 import { OUTBOUND_POLICY, type BreakerPolicy, type OutboundDependency } from '../../services/common/queue-catalog';
-import { OutboundQuotas } from '../../services/worker/outbound/quota';
+import { LEASE_VALIDITY_MS, OutboundQuotas } from '../../services/worker/outbound/quota';
 import { CircuitBreakers } from '../../services/worker/outbound/circuit';
 import { verdictOf } from '../../services/worker/outbound/call';
 import { ProviderError, RateLimitedError, UnrecoverableError, JobTimeoutError } from '../../services/worker/errors';
@@ -191,6 +191,29 @@ t.test('quota: at most N starts in any window across replicas, the quota used', 
   if (!refused.ok) t.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 600, `with the time until a token frees up (${refused.retryAfterMs} ms)`);
   const other = await replicas[0]!.take('webhook_host', 'other:80', 0);
   t.equal(other.ok, true, 'the webhook quota is per host');
+});
+
+t.test('quota: leases follow the pace, and the log counts starts — a lease\'s unstarted tokens go back with the next', async (t) => {
+  const { prefix, redis } = setup(t);
+  const quotas = { ...OUTBOUND_POLICY.quotas, notification_provider: { limit: 1_000, windowMs: 2_000 } };
+  const q = new OutboundQuotas(redis, prefix, quotas, OUTBOUND_POLICY.aimd, { rate: () => undefined });
+  const log = `{${prefix}:outbound:notification_provider}:quota:notification_provider`;
+  const total = `{${prefix}:outbound:notification_provider}:quota-used:notification_provider`;
+  const leased = () => (q as unknown as { buckets: Map<string, { tokens: number }> }).buckets.get('notification_provider\u0000notification_provider')?.tokens ?? 0;
+  let started = 0;
+  for (let i = 0; i < 120; i++) if ((await q.take('notification_provider', 'notification_provider', 1_000)).ok) started++;
+  t.equal(started, 120, '120 calls started');
+  const leases = await redis.zcard(log);
+  t.ok(leases <= 10, `a fast caller asks for batches, not one token per call (${leases} leases for 120 starts)`);
+  t.equal(Number(await redis.get(total)), started + leased(), 'the log holds the starts and the tokens still leased');
+  await sleep(LEASE_VALIDITY_MS + 30);
+  const unstarted = leased();
+  t.ok(unstarted > 0, `the last lease expired with ${unstarted} tokens not started`);
+  if ((await q.take('notification_provider', 'notification_provider', 1_000)).ok) started++;
+  t.equal(Number(await redis.get(total)), started + leased(), 'after the next lease the expired tokens are gone: only starts (and the new lease) are counted');
+  const members = await redis.zrange(log, 0, -1);
+  const sum = members.reduce((n, m) => n + Number(m.slice(m.lastIndexOf(':') + 1)), 0);
+  t.equal(sum, Number(await redis.get(total)), 'the running total is the sum of the lease members');
 });
 
 t.test('AIMD: a burst of 429s cuts the shared rate, clean windows raise it back to the quota; 429s to everything ask for a pause', async (t) => {
