@@ -76,7 +76,7 @@ export async function enqueueJob(
     // running, or its outcome unknown): added again unless it provably ran.
     if (evidence === 'processed' || (record.added && evidence === 'unknown')) {
       if (record.added && evidence === 'unknown') {
-        deps.log?.warn({ queue: name, jobId: record.jobId }, 'idempotent replay: the job is in no state and nothing tells whether it ran (removed by retention, or lost); not added again');
+        deps.log?.warn({ queue: name, jobId: record.jobId }, 'idempotent replay: the job is in no state and nothing tells whether it ran (its record is older than what would prove it); not added again');
       }
       return { id: record.jobId, state, replayed: true };
     }

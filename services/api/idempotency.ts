@@ -19,7 +19,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import stringify from 'safe-stable-stringify';
 import type { RedisClient } from '../common/redis';
-import { DEFAULT_PRIORITY, type PriorityName, type QueueName } from '../common/queue-catalog';
+import { DEFAULT_PRIORITY, RETENTION, type PriorityName, type QueueName } from '../common/queue-catalog';
 import { LEDGER_TTL_SECONDS, ledgerEntryKey, ledgerKeyFor } from '../common/ledger-keys';
 import { ApiError } from './errors';
 
@@ -79,8 +79,8 @@ export type Claim =
 /**
  * What Redis holds about an intent whose job is gone: `processed` — it ran (a payment's ledger entry), so retention
  * removed it after it finished; `lost` — it provably never ran (a payment with no ledger entry while any entry
- * written for it would still be kept); `unknown` — nothing tells (notifications and webhooks keep no record of
- * having run; a payment whose record is older than the ledger's TTL).
+ * written for it would still be kept), or, for the at-least-once queues, it would still be kept had it finished;
+ * `unknown` — nothing tells (a record older than what would have kept the proof).
  */
 export type MissingJobEvidence = 'processed' | 'lost' | 'unknown';
 
@@ -117,18 +117,25 @@ export class IdempotencyStore {
 
   /**
    * For an intent whose job is in no state of its queue: did it run (removed by retention after it finished) or was
-   * it lost before it ran? Only payments leave a record of having run — the ledger entry every completed payment
-   * has (the charge, or the earlier charge it found), kept LEDGER_TTL_SECONDS from the charge, so from after the
-   * claim: while the intent's record is younger than that, no entry means the payment never ran.
+   * it lost before it ran?
+   * - payments leave a record of having run — the ledger entry every completed payment has (the charge, or the
+   *   earlier charge it found), kept LEDGER_TTL_SECONDS from the charge, so from after the claim: while the intent's
+   *   record is younger than that, no entry means the payment never ran;
+   * - notifications and webhooks keep none, but a finished job is kept RETENTION.completed.age (a failed one far
+   *   longer): while the record is younger than that, a missing job was lost — unless the count bound trimmed it
+   *   early, and then the re-run is a duplicate, which their at-least-once contract allows (a webhook's delivery
+   *   id is its job id: receivers dedupe by it). Losing an accepted job is the failure that contract forbids.
    */
   async missingJobEvidence(queue: QueueName, clientId: string, key: string): Promise<MissingJobEvidence> {
-    if (queue !== 'payments') return 'unknown';
-    const entry = await this.redis.exists(ledgerEntryKey(this.ledgerPrefix, ledgerKeyFor({}, { clientId, idempotencyKey: key })));
-    if (entry > 0) return 'processed';
+    if (queue === 'payments') {
+      const entry = await this.redis.exists(ledgerEntryKey(this.ledgerPrefix, ledgerKeyFor({}, { clientId, idempotencyKey: key })));
+      if (entry > 0) return 'processed';
+    }
     const remainingMs = await this.redis.pttl(this.recordKey(queue, intentDigest(clientId, key)));
     if (remainingMs < 0) return 'unknown';
     const ageS = this.ttlS - remainingMs / 1000;
-    return ageS < LEDGER_TTL_SECONDS ? 'lost' : 'unknown';
+    const keptS = queue === 'payments' ? LEDGER_TTL_SECONDS : RETENTION.completed.age;
+    return ageS < keptS ? 'lost' : 'unknown';
   }
 
   /** Records that the intent's job is stored (best effort: a replay re-adds under the same id otherwise). */

@@ -20,6 +20,7 @@ import { parseMetrics, valueOf } from '../helpers/http';
 import { SHARED_REDIS_URL } from '../helpers/redis';
 import { ledgerEntries, providerCharges } from '../helpers/charges';
 import { notification, payment, redisClient } from './lib';
+import { RETENTION } from '../../services/common/queue-catalog';
 
 interface Snapshot {
   pattern: string;
@@ -157,7 +158,7 @@ t.test('a payment charged whose job and ledger entry were both lost: added again
   t.equal(Object.keys(await ledgerEntries(redis, p.prefix)).length, 1, 'the ledger has it again');
 });
 
-t.test('a keyed notification lost from Redis: nothing tells whether it ran, so it is not added again (logged)', async (t) => {
+t.test('a keyed notification lost from Redis: within the completed retention the replay adds it again (at-least-once); past it, nothing tells and it is not (logged)', async (t) => {
   const { p, logs, redis } = await setUp(t);
   const queue = p.app.queues.notifications;
   const body = notification(4);
@@ -168,8 +169,33 @@ t.test('a keyed notification lost from Redis: nothing tells whether it ran, so i
   await restoreQueue(redis, before);
 
   const replay = await post(p, 'notifications', body, key);
-  t.same([replay.status, replay.body.id, replay.body.state], [202, id, 'unknown'], 'the replay → 202, state unknown');
-  t.equal(await queue.getJob(id), undefined, 'not added again: a notification that ran and was removed looks the same');
-  t.equal(await metric(p, 'bullmq_jobs_readded_total', 'notifications'), 0);
-  t.ok(logs.lines.some((l) => l.level === 40 && l.jobId === id && /nothing tells whether it ran/.test(String(l.msg))), 'a warning names the job');
+  t.same([replay.status, replay.body.id], [202, id], 'the replay → 202 with the first id');
+  t.ok((await queue.getJob(id))?.data, 'added again: had it finished, retention would still keep it');
+  t.same((await queue.getJob(id))!.data.payload, (body as { data: unknown }).data, 'with the data the key is bound to');
+  t.equal(await metric(p, 'bullmq_jobs_readded_total', 'notifications'), 1, 'counted as re-added');
+  await p.startWorker({ WORKER_QUEUES: 'notifications' });
+  await p.waitForState('notifications', id, 'completed');
+
+  // An older intent: its record has lived longer than a completed job is kept, so a missing job may have run.
+  const oldBody = notification(5);
+  const oldKey = 'notify-old-5';
+  const beforeOld = await snapshotQueue(redis, queue);
+  const oldFirst = await post(p, 'notifications', oldBody, oldKey);
+  const oldId = String(oldFirst.body.id);
+  await restoreQueue(redis, beforeOld);
+  const recordKeys = await redis.keys(`*idempotency:notifications:*`);
+  let aged = 0;
+  for (const k of recordKeys) {
+    const record = JSON.parse((await redis.get(k)) ?? '{}') as { jobId?: string };
+    if (record.jobId !== oldId) continue;
+    // age = IDEMPOTENCY_TTL_S − remaining: leave less than that minus the completed retention
+    await redis.pexpire(k, (86_400 - RETENTION.completed.age - 60) * 1000);
+    aged++;
+  }
+  t.equal(aged, 1, 'the older intent\'s record found and aged');
+  const oldReplay = await post(p, 'notifications', oldBody, oldKey);
+  t.same([oldReplay.status, oldReplay.body.id, oldReplay.body.state], [202, oldId, 'unknown'], 'the replay → 202, state unknown');
+  t.equal(await queue.getJob(oldId), undefined, 'not added again: it may have run and been removed');
+  t.equal(await metric(p, 'bullmq_jobs_readded_total', 'notifications'), 1, 'not counted');
+  t.ok(logs.lines.some((l) => l.level === 40 && l.jobId === oldId && /nothing tells whether it ran/.test(String(l.msg))), 'a warning names the job');
 });
