@@ -19,6 +19,7 @@ import { startProcess, type ManagedProcess } from '../lib/process';
 import { startRedisServer, type RedisServer } from '../lib/redis-server';
 import { startRedisCluster, type RedisClusterHandle } from '../lib/redis-cluster';
 import { waitFor, delay } from '../lib/wait';
+import { replicaNotInSync, waitReplicaInSync } from '../lib/replica-sync';
 import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { createRedisNamespace, type RedisNamespace } from './netns';
 import type { Topology } from './schedule';
@@ -63,8 +64,10 @@ function ping(host: string, port: number): Promise<boolean> {
   });
 }
 
-/** How long a cluster failover waits for the payments master's replica to be in sync before it is skipped. */
+/** How long a failover waits for the master's replica to be in sync before it is skipped (cluster, replicated). */
 const REPLICA_SYNC_WAIT_MS = 30_000;
+/** Sentinel's down-after-milliseconds in the replicated topology: a master frozen longer is failed over. */
+const SENTINEL_DOWN_AFTER_MS = 3_000;
 
 const REDIS_ARGS = ['--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory', '512mb', '--maxmemory-policy', 'noeviction'];
 
@@ -158,7 +161,7 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
     writeFileSync(conf, [
       `port ${sentinelPort}`, 'bind 127.0.0.1', `dir ${dir}`,
       `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${primary.port} 1`,
-      `sentinel down-after-milliseconds ${MASTER_NAME} 3000`,
+      `sentinel down-after-milliseconds ${MASTER_NAME} ${SENTINEL_DOWN_AFTER_MS}`,
       // Sentinel waits 2 × failover-timeout before it tries a failover of the same master again.
       `sentinel failover-timeout ${MASTER_NAME} 4000`,
       `sentinel parallel-syncs ${MASTER_NAME} 1`, '',
@@ -170,6 +173,11 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
       ready: { probe: () => ping('127.0.0.1', sentinelPort) },
     });
     void sentinel.exited.then(() => sentinelLog.end());
+    // The campaign's decisions about Redis faults, beside Sentinel's own lines and in the run's output.
+    const log = (line: string) => {
+      sentinelLog.write(`campaign: ${line}\n`);
+      process.stdout.write(`${line}\n`);
+    };
     const s = new Redis(sentinelPort, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
     s.on('error', () => undefined);
     await waitFor(async () => {
@@ -195,15 +203,46 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
       if (!m) throw new Error(`Sentinel names master :${port}, not one of ours`);
       return m;
     };
+    /** After a failover: Sentinel has turned the old master into a replica of the new one and its sync is done. */
+    const healed = async () => {
+      const master = await waitFor(async () => {
+        const m = await currentMaster().catch(() => undefined);
+        return m && !(await replicaNotInSync(m, started).catch(() => 'unreachable')) ? m : undefined;
+      }, { timeoutMs: 90_000, intervalMs: 250, what: 'a replica in sync with the master Sentinel names' });
+      return master;
+    };
     return {
       topology: 'replicated',
       apiEnv: { REDIS_URL: url, REDIS_WAIT_REPLICAS: '1' },
       workerEnv: { REDIS_URL: url },
       checkerTarget: { url, clusterNodes: [] },
       describe: () => `primary :${primary.port} + replica :${replica.port} (AOF everysec) + Sentinel :${sentinelPort}; clients via the master-following proxy :${proxyPort}`,
-      freeze: async (ms) => freezeFor(await currentMaster(), ms),
+      // Sentinel, unlike Redis Cluster, promotes a replica whose full sync is not done: the new master then holds
+      // whatever that node had (seed 105: with failovers every 10–20 s, both nodes were masters with their own data
+      // most of the run, the proxy flipping between them — jobs vanished and came back). An operator does not kill a
+      // master whose replica is not in sync, so a failover waits for one or is skipped with the reason; a freeze
+      // longer than down-after is a failover too, so without an in-sync replica it is shortened to stay a freeze.
+      // Each ends only once a replica is in sync again, so the next one finds the pair whole.
+      freeze: async (ms) => {
+        const m = await currentMaster();
+        let frozenMs = ms;
+        if (ms >= SENTINEL_DOWN_AFTER_MS) {
+          const notInSync = await replicaNotInSync(m, started).catch((err: Error) => err.message);
+          if (notInSync) {
+            frozenMs = SENTINEL_DOWN_AFTER_MS - 1_000;
+            log(`fault redis_freeze shortened from ${(ms / 1000).toFixed(1)} s to ${frozenMs / 1000} s (below Sentinel's down-after): ${notInSync}`);
+          }
+        }
+        await freezeFor(m, frozenMs);
+        if (frozenMs >= SENTINEL_DOWN_AFTER_MS) await healed();
+      },
       failover: async (ms) => {
         const m = await currentMaster();
+        try {
+          await waitReplicaInSync(m, started, { timeoutMs: REPLICA_SYNC_WAIT_MS });
+        } catch (err) {
+          throw new FaultSkipped(`master :${m.port} not failed over: ${(err as Error).message}`);
+        }
         m.signal('SIGKILL');
         await m.managed.exited;
         try {
@@ -212,6 +251,7 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
         } finally {
           await m.restart();
         }
+        await healed();
       },
       partition: () => Promise.reject(new Error('replicated topology: no partition (Redis is not in its own namespace)')),
       stop,

@@ -10,6 +10,7 @@ import { Cluster, Redis } from 'ioredis';
 import { freePort } from './ports';
 import { startRedisServer, type RedisServer } from './redis-server';
 import { waitFor } from './wait';
+import { redisInfo, replicaNotInSync, waitReplicaInSync } from './replica-sync';
 
 const exec = promisify(execFile);
 
@@ -82,16 +83,7 @@ export interface RedisClusterOptions {
   replicasPerMaster?: 0 | 1;
 }
 
-async function info(port: number, section: string): Promise<string> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return section === 'cluster' ? await r.cluster('INFO') : await r.info(section);
-  } finally {
-    r.disconnect();
-  }
-}
+const info = redisInfo;
 
 export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
   const taken = new Set<number>();
@@ -184,38 +176,8 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
         { timeoutMs, intervalMs: 200, what: 'Redis Cluster healthy (cluster_state:ok, replicas in sync)' },
       );
     },
-    replicaNotInSync: async (master) => {
-      const masterRepl = await info(master.port, 'replication');
-      if (!/role:master/.test(masterRepl)) return `:${master.port} is not a master`;
-      const masterOffset = Number(/master_repl_offset:(\d+)/.exec(masterRepl)?.[1] ?? 0);
-      const replicaPorts = [...masterRepl.matchAll(/^slave\d+:.*\bport=(\d+)/gm)].map((m) => Number(m[1]));
-      if (!replicaPorts.length) return `:${master.port} has no replica connected`;
-      const reasons: string[] = [];
-      for (const port of replicaPorts) {
-        const replica = servers.find((s) => s.port === port);
-        if (!replica || replica.process.exitCode !== null || replica.process.signalCode !== null) {
-          reasons.push(`:${port} not running`);
-          continue;
-        }
-        const repl = await info(port, 'replication').catch((err: Error) => `unreachable: ${err.message}`);
-        const field = (name: string) => new RegExp(`${name}:([^\\r\\n]*)`).exec(repl)?.[1];
-        const offset = Number(field('slave_repl_offset') ?? -1);
-        if (field('master_port') !== String(master.port)) reasons.push(`:${port} is not its replica (${field('role') ?? repl})`);
-        else if (field('master_link_status') !== 'up') reasons.push(`:${port} master_link_status:${field('master_link_status')}`);
-        else if (field('master_sync_in_progress') !== '0') reasons.push(`:${port} full sync in progress`);
-        else if (offset < masterOffset) reasons.push(`:${port} at offset ${offset} of ${masterOffset}`);
-        else return undefined;
-      }
-      return `no replica of :${master.port} in sync (${reasons.join('; ')})`;
-    },
-    waitReplicaInSync: async (master, { timeoutMs = 30_000 } = {}) => {
-      let reason: string | undefined = 'not checked yet';
-      await waitFor(async () => (reason = await handle.replicaNotInSync(master)) === undefined, {
-        timeoutMs, intervalMs: 200, what: `a replica of :${master.port} in sync`,
-      }).catch((err: Error) => {
-        throw new Error(`${err.message}: ${reason}`);
-      });
-    },
+    replicaNotInSync: (master) => replicaNotInSync(master, servers),
+    waitReplicaInSync: (master, opts) => waitReplicaInSync(master, servers, opts),
     stop: async () => {
       for (const c of clients) c.disconnect();
       await Promise.all(servers.map((s) => s.stop()));
