@@ -101,20 +101,10 @@ export function keyPlacement(client: Cluster, key: string): string {
 
 export class ReplicationTimeoutError extends Error {
   override name = 'ReplicationTimeoutError';
-  constructor(readonly acknowledged: number, readonly wanted: number, readonly timeoutMs: number) {
-    super(`write acknowledged by ${acknowledged} of ${wanted} replicas within ${timeoutMs} ms`);
+  /** @param reason why no WAIT was sent (services/api/replication-gate.ts knew it would fall short). */
+  constructor(readonly acknowledged: number, readonly wanted: number, readonly timeoutMs: number, reason?: string) {
+    super(reason ?? `write acknowledged by ${acknowledged} of ${wanted} replicas within ${timeoutMs} ms`);
   }
-}
-
-/**
- * Redis WAIT on the node that took the write to `key`: resolves once `replicas` replicas have acknowledged every
- * earlier write on that connection, throws ReplicationTimeoutError when fewer did within `timeoutMs`. Redis
- * replication is asynchronous; this narrows (not closes) the window in which a failover loses an acknowledged
- * write — see docs/reliability.md.
- */
-export async function waitForReplicas(client: RedisClient, key: string, replicas: number, timeoutMs: number): Promise<void> {
-  const acknowledged = await nodeForKey(client, key).wait(replicas, timeoutMs);
-  if (acknowledged < replicas) throw new ReplicationTimeoutError(acknowledged, replicas, timeoutMs);
 }
 
 export class EvictionPolicyError extends Error {

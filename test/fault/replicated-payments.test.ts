@@ -12,7 +12,8 @@ import { startRedisServer } from '../helpers/redis';
 import { API_KEY } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 import { notification, payment } from './lib';
-import { onlineReplicas } from '../../services/api/replication-gate';
+import { onlineReplicas, SHORT_HOLD_MS } from '../../services/api/replication-gate';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const auth = { authorization: `Bearer ${API_KEY}` };
 
@@ -51,10 +52,40 @@ t.test('with a replica: payments wait for it, notifications do not; a frozen rep
   t.match(refused.json().message, /same Idempotency-Key/, 'the message says the outcome is unknown and how to retry');
   t.equal(refused.headers['retry-after'], '1');
   t.equal((await notify(1)).statusCode, 202, 'a notification does not wait for the replica (durability 0)');
+  const held = await pay(3);
+  t.same([held.statusCode, held.json().code], [503, 'REDIS_NOT_REPLICATED'], 'within Retry-After of the shortfall: refused without a WAIT');
+  t.match(held.json().message, /fell short less than 1000 ms ago/);
   replica.signal('SIGCONT');
+  await sleep(SHORT_HOLD_MS); // the client honours Retry-After: 1
   const retried = await pay(2);
   t.equal(retried.statusCode, 202, 'the retry with the same Idempotency-Key after the replica is back → 202');
-  t.equal((await app.queues.payments.getJobCounts()).prioritized, 2, 'two payments, the retried one stored once');
+  t.equal((await app.queues.payments.getJobCounts()).prioritized, 3, 'three payments (the refused ones were stored: outcome unknown), the retried one stored once');
+});
+
+t.test('no replica online: payments are refused without a WAIT, so the shared connection keeps serving everything else', async (t) => {
+  const { master, replica } = await replicatedRedis(t);
+  const { app } = await buildTestApp(t, { REDIS_URL: master.url, REDIS_WAIT_REPLICAS: '1' });
+  const pay = (i: number) => app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': `gone-${i}` }, payload: payment(i, 'gone') });
+  t.equal((await pay(0)).statusCode, 202, 'with the replica: 202');
+  await replica.stop();
+  const admin = new Redis(master.url);
+  t.teardown(() => admin.disconnect());
+  await waitFor(async () => onlineReplicas(await admin.info('replication')) === 0, { what: 'replica gone', timeoutMs: 10_000 });
+  // The gate still counts one replica (its count is 5 s fresh): before WAITs were grouped, each of these WAITed
+  // 200 ms on the one producer connection, one after the other, and the commands queued behind them timed out
+  // (400 ms): 19 of 20 answered REDIS_UNAVAILABLE, and /readyz failed with them.
+  const burst = await Promise.all([...Array.from({ length: 20 }, (_, i) => pay(i + 1)), app.inject({ method: 'GET', url: '/readyz' })]);
+  const readyz = burst.pop()!;
+  const codes = burst.map((r) => `${r.statusCode} ${r.json().code}`);
+  t.same([...new Set(codes)], ['503 REDIS_NOT_REPLICATED'], `20 concurrent payments: each told it is not replicated (${codes.filter((c) => c.includes('UNAVAILABLE')).length} REDIS_UNAVAILABLE)`);
+  t.equal(readyz.statusCode, 200, '/readyz on the same connection answers meanwhile');
+  // The shortfall made the gate read the count again: from now on it refuses from the count, sending no WAIT.
+  const counted = await waitFor(async () => {
+    const res = await pay(100);
+    return /0 of 1 replicas online/.test(res.json().message) ? res : undefined;
+  }, { what: 'a refusal from the replica count', timeoutMs: 5_000, intervalMs: 50 });
+  t.equal(counted.statusCode, 503, 'refused from the count: "0 of 1 replicas online"');
+  t.equal((await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: { ...auth, 'idempotency-key': 'n-gone' }, payload: notification(1) })).statusCode, 503, 'REDIS_WAIT_REPLICAS=1 asks it of every queue');
 });
 
 t.test('REDIS_WAIT_REPLICAS=0 turns the wait off for every queue', async (t) => {
