@@ -68,7 +68,11 @@ export async function enqueueJob(
   if (claim.kind === 'replay') {
     const state = await queue.getJobState(record.jobId);
     if (state !== 'unknown') {
-      if (!record.added) markAdded();
+      // Written even when already marked: the replication check after this (routes/jobs.ts → confirmReplicated)
+      // is a WAIT, which covers this connection's writes only, and the job's add may have come through another
+      // API whose WAIT fell short (503). This write comes after that add in the master's replication stream, so
+      // the WAIT covers it (campaign seed 105: a payment answered 202 on such a replay was lost by a failover).
+      markAdded();
       return { id: record.jobId, state, replayed: true };
     }
     const evidence = await idempotency.missingJobEvidence(name, intent.clientId, key);

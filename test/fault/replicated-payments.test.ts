@@ -88,6 +88,25 @@ t.test('no replica online: payments are refused without a WAIT, so the shared co
   t.equal((await app.inject({ method: 'POST', url: '/v1/queues/notifications/jobs', headers: { ...auth, 'idempotency-key': 'n-gone' }, payload: notification(1) })).statusCode, 503, 'REDIS_WAIT_REPLICAS=1 asks it of every queue');
 });
 
+t.test('a replay through another API waits for the replica too: its WAIT covers the add that API did not make', async (t) => {
+  const { master, replica } = await replicatedRedis(t);
+  const first = await buildTestApp(t, { REDIS_URL: master.url });
+  const other = await buildTestApp(t, { REDIS_URL: master.url, QUEUE_PREFIX: first.prefix });
+  const pay = (app: typeof first.app) => app.inject({ method: 'POST', url: '/v1/queues/payments/jobs', headers: { ...auth, 'idempotency-key': 'via-two' }, payload: payment(7, 'two') });
+  replica.signal('SIGSTOP');
+  const refused = await pay(first.app);
+  t.same([refused.statusCode, refused.json().code], [503, 'REDIS_NOT_REPLICATED'], 'first API: stored on the master, not confirmed');
+  // The other API's connection has written nothing: a WAIT on it alone would count the frozen replica as caught up
+  // (its acknowledged offset covers that connection's writes) and answer 202 for a job only the master holds.
+  const replay = await pay(other.app);
+  t.same([replay.statusCode, replay.json().code], [503, 'REDIS_NOT_REPLICATED'], 'the replay elsewhere, replica still frozen: not confirmed either');
+  replica.signal('SIGCONT');
+  await sleep(SHORT_HOLD_MS);
+  const confirmed = await pay(other.app);
+  t.same([confirmed.statusCode, confirmed.headers['idempotent-replayed']], [202, 'true'], 'replica back: the replay → 202, the same job');
+  t.equal((await other.app.queues.payments.getJobCounts()).prioritized, 1, 'stored once');
+});
+
 t.test('REDIS_WAIT_REPLICAS=0 turns the wait off for every queue', async (t) => {
   const { master, replica } = await replicatedRedis(t);
   const { app } = await buildTestApp(t, { REDIS_URL: master.url, REDIS_WAIT_REPLICAS: '0' });
