@@ -15,7 +15,7 @@ import { queueKeyPrefix } from '../../services/common/queue-keys';
 import { every, waitFor } from '../lib/wait';
 import { startCampaignRedis, type CampaignRedis } from './topology';
 import { startRecordingReceiver } from './receiver';
-import { startService, type Crash, type ServiceInstance } from './services';
+import { startService, type Crash, type Restart, type ServiceInstance } from './services';
 import { runLoad } from './load';
 import { runFaults, setProviderFaults } from './faults';
 import { buildSchedule, QUIET_TAIL_S, type Topology } from './schedule';
@@ -120,11 +120,12 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
   };
   const services: ServiceInstance[] = [];
   const crashes: Crash[] = [];
+  const restarts: Restart[] = [];
   cleanup.add(() => Promise.all(services.map((s) => s.shutdown())));
   const logDir = path.join(o.reportDir, 'logs');
-  const apis = await Promise.all(Array.from({ length: apisN }, (_, i) => startService('api', i, { ...common, ...redis.apiEnv }, logDir, streams, crashes)));
+  const apis = await Promise.all(Array.from({ length: apisN }, (_, i) => startService('api', i, { ...common, ...redis.apiEnv }, logDir, streams, crashes, restarts)));
   services.push(...apis);
-  const workers = await Promise.all(Array.from({ length: workersN }, (_, i) => startService('worker', i, { ...common, ...WORKER_STALL, ...redis.workerEnv }, logDir, streams, crashes)));
+  const workers = await Promise.all(Array.from({ length: workersN }, (_, i) => startService('worker', i, { ...common, ...WORKER_STALL, ...redis.workerEnv }, logDir, streams, crashes, restarts)));
   services.push(...workers);
   log(`chaos: ${apisN} APIs, ${workersN} workers ready`);
 
@@ -246,6 +247,7 @@ export async function runCampaign(o: CampaignOptions, cleanup: Cleanup): Promise
   const result = check({ intents: load.intents, history: load.history, jobs, charges, deliveries: receiver.deliveries, counters, countTolerance, allFinished, faults: faultLog, loadEndMs, loadStartMs: loadStart, crashes: crashes.map((c) => ({ ...c, atMs: c.atMs - loadStart })) });
   const report = buildReport({
     seed: o.seed, topology: o.topology, durationS: o.durationS, schedule, faultLog, result, drainS, redis: redis.describe(),
+    restarts: restarts.map((r) => ({ ...r, atMs: r.atMs - loadStart })),
     settings: { apis: apisN, workers: workersN, ratePerS, ...WORKER_STALL, REDIS_WAIT_REPLICAS: redis.apiEnv.REDIS_WAIT_REPLICAS ?? '0' },
   });
   writeReport(o.reportDir, report);

@@ -27,11 +27,18 @@ export interface CampaignReport {
   drainS: number;
   redis: string;
   settings: Record<string, string | number>;
+  /**
+   * Starts the supervisor had to repeat (scripts/chaos/services.ts): a process that exited while starting or was not
+   * ready within 45 s. Not an invariant (the API exits by design when Redis is unreachable at boot); atMs is ms since
+   * the load started (negative: before it).
+   */
+  restarts: { name: string; atMs: number; why: string; lastOutput: string }[];
 }
 
 export function buildReport(o: {
   seed: number; topology: Topology; durationS: number; schedule: ScheduledFault[]; faultLog: FaultRecord[];
   result: CheckResult; drainS: number; redis: string; settings: Record<string, string | number>;
+  restarts?: CampaignReport['restarts'];
 }): CampaignReport {
   const faults: CampaignReport['faults'] = {};
   for (const f of o.faultLog.filter((x) => !x.skipped)) faults[f.kind] = (faults[f.kind] ?? 0) + 1;
@@ -56,12 +63,13 @@ export function buildReport(o: {
     drainS: o.drainS,
     redis: o.redis,
     settings: o.settings,
+    restarts: o.restarts ?? [],
   };
 }
 
 export function summaryLine(r: CampaignReport): string {
   const faults = Object.values(r.faults).reduce((s, n) => s + (n ?? 0), 0);
-  const head = `chaos ${r.ok ? 'PASS' : 'FAIL'} seed=${r.seed} topology=${r.topology} ${r.durationS}s: ${faults} faults, ${r.requests.sent} sent / ${r.requests.accepted} accepted / ${r.requests.refused} refused, lost ${r.lost}, double-charged ${r.doubleCharged}, orphan ${r.orphanCharges}, duplicate deliveries ${r.duplicateDeliveries}`;
+  const head = `chaos ${r.ok ? 'PASS' : 'FAIL'} seed=${r.seed} topology=${r.topology} ${r.durationS}s: ${faults} faults, ${r.requests.sent} sent / ${r.requests.accepted} accepted / ${r.requests.refused} refused, lost ${r.lost}, double-charged ${r.doubleCharged}, orphan ${r.orphanCharges}, duplicate deliveries ${r.duplicateDeliveries}${r.restarts?.length ? `, supervisor restarts ${r.restarts.length}` : ''}`;
   if (r.ok || !r.firstFailure) return head;
   const f = r.firstFailure;
   return `${head}; first failing job ${f.jobId ?? '(none)'} (${f.queue} intent ${f.intent}, sent at ${f.sentAtS} s): ${f.why}; faults around it: ${f.faultsAround.join(', ') || 'none'}`;
@@ -105,6 +113,12 @@ export function renderMarkdown(r: CampaignReport): string {
     '| kind | injected | recovery p95 (s) | recovery max (s) |',
     '|---|---|---|---|',
     ...FAULT_KINDS.filter((k) => r.faults[k]).map((k) => `| ${k} | ${r.faults[k]} | ${r.recoveryS[k]?.p95 ?? '–'} | ${r.recoveryS[k]?.max ?? '–'} |`),
+    '',
+    '## Restarts by the supervisor',
+    '',
+    ...(r.restarts.length
+      ? r.restarts.map((x) => `- ${(x.atMs / 1000).toFixed(1)} s ${x.name}: ${x.why} — ${x.lastOutput.split('\n').at(-1)?.slice(0, 200) ?? ''}`)
+      : ['none: every start was ready first time']),
     '',
     '## Schedule (a function of the seed)',
     '',

@@ -123,17 +123,54 @@ async function evictionPolicy(node: Redis): Promise<string> {
   return /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'unknown';
 }
 
+export interface EvictionCheckOptions {
+  /**
+   * How long to wait for a Redis Cluster client to be ready before giving up with an error that says why. Unset:
+   * wait as long as it takes. While the cluster answers `cluster_state:fail` (CLUSTERDOWN: a slot has no master)
+   * ioredis never reports ready — its ready check fails and it reconnects, again and again — so an unbounded wait
+   * is silent for the whole outage; the worker's start-up (services/worker/startup.ts) bounds it to log and retry.
+   */
+  readyTimeoutMs?: number;
+}
+
+/** Resolves once a Cluster client is ready; rejects on 'end', or after `timeoutMs` naming its status and last error. */
+async function clusterReady(client: Cluster, timeoutMs?: number): Promise<void> {
+  if (client.status === 'ready') return;
+  let lastError: string | undefined;
+  let onReady!: () => void;
+  let onEnd!: () => void;
+  const onError = (err: Error) => (lastError = err.message);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      onEnd = () => reject(new Error('Redis Cluster connection ended before it was ready'));
+      client.once('ready', onReady);
+      client.once('end', onEnd);
+      client.on('error', onError);
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => reject(new Error(`Redis Cluster not ready within ${timeoutMs} ms (client ${client.status}${lastError ? `; last error: ${lastError}` : ''})`)),
+          timeoutMs,
+        );
+      }
+    });
+  } finally {
+    clearTimeout(timer);
+    client.off('ready', onReady);
+    client.off('end', onEnd);
+    client.off('error', onError);
+  }
+}
+
 /**
  * Reads the policy from INFO (works where CONFIG is disabled, e.g. managed Redis) — on every master of a
  * cluster, since each holds its own share of the queues. Throws EvictionPolicyError when one is not noeviction.
+ * Any other error (a master that is down: "Connection is closed."; a cluster not ready in time) means Redis is
+ * not reachable yet, not that it is misconfigured.
  */
-export async function assertNoEviction(client: RedisClient): Promise<void> {
-  if (isCluster(client) && client.status !== 'ready') {
-    await new Promise<void>((resolve, reject) => {
-      client.once('ready', resolve);
-      client.once('end', () => reject(new Error('Redis Cluster connection ended before it was ready')));
-    });
-  }
+export async function assertNoEviction(client: RedisClient, opts: EvictionCheckOptions = {}): Promise<void> {
+  if (isCluster(client)) await clusterReady(client, opts.readyTimeoutMs);
   for (const node of masterNodes(client)) {
     // A cluster's node connections are lazy; a fail-fast one refuses commands before it has connected.
     if (node.status === 'wait') await node.connect();
