@@ -27,7 +27,8 @@ export default async function healthRoutes(app: FastifyInstance) {
   app.get('/readyz', async (_request, reply) => {
     try {
       await app.redis.ping();
-      await assertNoEviction(app.redis);
+      // Bounded: a probe must answer, and while a cluster is down ioredis never reports it ready (no limit = a hang).
+      await assertNoEviction(app.redis, { readyTimeoutMs: 1_000 });
       for (const key of probeKeys) await app.redis.set(key, '1', 'PX', 10_000);
     } catch (err) {
       if (isRedisOom(err)) {
