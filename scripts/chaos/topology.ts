@@ -144,12 +144,14 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const primary = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir });
+    // One replica, so no full sync waits for a second one to join it: start it at once (the default waits 5 s).
+    const nodeArgs = ['--repl-diskless-sync-delay', '0'];
+    const primary = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir, extraArgs: nodeArgs });
     started.push(primary);
     // No --replicaof on the command line: a restarted node must come back as whatever Sentinel says (it boots as
     // a master no client reaches, the proxy following Sentinel, and Sentinel turns it into a replica), never as a
     // replica of a node that meanwhile became a replica itself.
-    const replica = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir });
+    const replica = await startRedisServer({ appendonly: true, appendfsync: 'everysec', maxmemory: '512mb', parentDir: dir, extraArgs: nodeArgs });
     started.push(replica);
     const r = new Redis(replica.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
     r.on('error', () => undefined);
@@ -249,7 +251,11 @@ async function startReplicated(logDir: string): Promise<CampaignRedis> {
           await waitFor(async () => (await masterPort()) !== m.port, { timeoutMs: 60_000, intervalMs: 100, what: 'Sentinel promotes the replica' });
           await delay(ms);
         } finally {
-          await m.restart();
+          // As an orchestrator starts a Sentinel-managed node: as a replica of the master Sentinel names now (it
+          // would reconfigure it anyway, ≈ 10 s later: seed 105 refused payments `0 of 1 replicas online` ≈ 20 s
+          // per failover with REDIS_WAIT_REPLICAS=1).
+          const now = await masterPort().catch(() => undefined);
+          await m.restart(now && now !== m.port ? ['--replicaof', '127.0.0.1', String(now)] : []);
         }
         await healed();
       },

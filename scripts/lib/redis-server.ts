@@ -36,7 +36,8 @@ export interface RedisServer {
   /** Sends a signal to the current process (SIGKILL, SIGSTOP, SIGCONT, SIGTERM). */
   signal(sig: NodeJS.Signals): void;
   /** Starts the server again on the same port and directory (AOF replayed when enabled). */
-  restart(): Promise<void>;
+  /** Starts the server again on the same port and data directory; `extraArgs` are added to this start only. */
+  restart(extraArgs?: readonly string[]): Promise<void>;
   /** Kills the server (SIGKILL) and removes its directory. */
   stop(): Promise<void>;
 }
@@ -62,11 +63,11 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     ...(opts.maxmemory ? ['--maxmemory', opts.maxmemory] : []),
     ...(opts.extraArgs ?? []),
   ];
-  const launch = () =>
+  const launch = (extra: readonly string[] = []) =>
     startProcess({
       name: `redis-server :${port}`,
       command: 'redis-server',
-      args,
+      args: [...args, ...extra],
       ready: { probe: () => pingRedis(port) },
       readyTimeoutMs: 10_000,
     });
@@ -88,8 +89,8 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
       return current;
     },
     signal: (sig) => current.signal(sig),
-    restart: async () => {
-      current = await launch();
+    restart: async (extraArgs) => {
+      current = await launch(extraArgs);
     },
     stop: async () => {
       await current.stop({ signal: 'SIGKILL' });
