@@ -71,6 +71,9 @@ async function failoverBurst(
           firstUnavailable ||= performance.now();
           lastUnavailable = performance.now();
         }
+        // A client pauses before it retries: refusals that need no WAIT come back in a millisecond, and four
+        // clients spinning on them would only measure the per-key rate limit (429).
+        await new Promise((r) => setTimeout(r, 25));
       }
       if (!killedAt && performance.now() - started > 1_000) {
         killedAt = performance.now();
@@ -156,7 +159,8 @@ t.test('failover of the payments master during a burst', async (t) => {
     const { env, api, worker, queue } = await start(extra);
     const r = await failoverBurst(t, cluster, env, api, worker, queue, restartKilledAfterMs);
     report(t, label, r);
-    t.same(Object.keys(r.statuses).filter((s) => s !== '202' && s !== '503'), [], 'only 202 and 503 — never a 500');
+    // 429 is the per-key rate limit (documented, Retry-After), not the failover's doing; a 5xx other than 503 would be.
+    t.same(Object.keys(r.statuses).filter((s) => s !== '202' && s !== '503' && s !== '429'), [], 'only 202, 503 (and the per-key 429) — never a 500');
     t.ok(r.statuses[503]! > 0, 'the API answered 503 while the slot had no master');
     // A liveness bound, not a speed target: a POST left hanging behind the dead master would take the client's
     // timeout. How long answers took (≈ 0.5–1.1 s max on this box) is the printed figure in docs/reliability.md, row 28.
